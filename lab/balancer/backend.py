@@ -1,0 +1,78 @@
+"""A backend as the balancer sees it: address, weight and the live numbers algorithms read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# Seconds over which a response time fades out of the peak EWMA (Finagle uses 10 s;
+# a shorter window lets a learner see the lab react within a few seconds).
+EWMA_DECAY_S = 5.0
+
+# Upper bounds (ms) of the latency histogram buckets in /metrics.
+LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+@dataclass(eq=False, slots=True)
+class Backend:
+    """One upstream server and the shared state every algorithm reads.
+
+    The pool owns these numbers, not the algorithms, so switching algorithm
+    mid-run keeps in-flight counts and response-time history.
+    """
+
+    name: str
+    host: str
+    port: int
+    weight: int = 1
+    healthy: bool = True
+    active: int = 0  # requests (L7) or connections (L4) in flight now
+    total: int = 0  # requests or connections routed here since start or reset
+    failures: int = 0  # connect errors, resets and 5xx answers seen on real traffic
+    ewma_ms: float = 0.0  # peak EWMA of response time; 0 until the first response
+    ewma_at: float = 0.0  # clock time of the last EWMA update
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    latency_sum_ms: float = 0.0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def observe_latency(self, ms: float, now: float) -> None:
+        """Fold one response time into the peak EWMA and the histogram.
+
+        Peak EWMA jumps straight up to a slow sample and decays slowly down,
+        so one slow answer is noticed at once but one fast answer does not
+        make a struggling backend look healthy.
+        """
+        if self.ewma_at == 0.0 or ms > self.ewma_ms:
+            self.ewma_ms = ms
+        else:
+            keep = math.exp(-max(now - self.ewma_at, 0.0) / EWMA_DECAY_S)
+            self.ewma_ms = self.ewma_ms * keep + ms * (1.0 - keep)
+        self.ewma_at = now
+        self.latency_sum_ms += ms
+        buckets = self.latency_buckets
+        for i, bound in enumerate(LATENCY_BUCKETS_MS):
+            if ms <= bound:
+                buckets[i] += 1
+                return
+        buckets[-1] += 1
+
+    def reset_counters(self) -> None:
+        self.total = 0
+        self.failures = 0
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.latency_sum_ms = 0.0
+
+    def snapshot(self) -> dict:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "weight": self.weight,
+            "healthy": self.healthy,
+            "active": self.active,
+            "total": self.total,
+            "failures": self.failures,
+            "ewma_ms": round(self.ewma_ms, 3),
+        }

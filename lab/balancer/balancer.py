@@ -1,0 +1,128 @@
+"""The balancer's shared state: config, pool, upstream connections, event stream and counters.
+
+The Layer 4 and Layer 7 front ends both route through `route()` and report
+through the `publish_*` helpers, so both modes tell the same story.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import Collection
+
+from lab.balancer.algorithms import Decision, RequestInfo
+from lab.balancer.backend import Backend
+from lab.balancer.config import BalancerConfig, apply_update, format_address
+from lab.balancer.events import EventBus
+from lab.balancer.pool import Pool
+from lab.balancer.upstream import UpstreamPool
+
+CONNECT_TIMEOUT_S = 3.0
+
+
+class Balancer:
+    def __init__(self, config: BalancerConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.upstreams = UpstreamPool()
+        self.pool = Pool(config.backends, config.algorithm, config.hash_key, self.rng,
+                         on_removed=self.upstreams.forget)
+        self.events = EventBus()
+        self.errors: Counter[str] = Counter()  # by status we answered, or "retry", "refused"
+        self.listen_address = format_address(config.listen)
+        self.admin_address = format_address(config.admin)
+        self._ids = itertools.count(1)
+
+    # -- routing -------------------------------------------------------------------------
+
+    def next_id(self) -> str:
+        return f"r{next(self._ids)}"
+
+    def route(self, request: RequestInfo, exclude: Collection[Backend] = ()) -> Decision | None:
+        decision = self.pool.choose(request, exclude)
+        if decision is not None:
+            backend = decision.backend
+            backend.active += 1
+            backend.total += 1
+        return decision
+
+    def release(self, backend: Backend, ms: float | None, failed: bool = False) -> None:
+        """A request (L7) or connection (L4) on `backend` has ended."""
+        backend.active -= 1
+        if failed:
+            backend.failures += 1
+        elif ms is not None:
+            backend.observe_latency(ms, time.monotonic())
+
+    # -- events --------------------------------------------------------------------------
+
+    def publish_route(self, rid: str, request: RequestInfo, decision: Decision, retry: int = 0) -> None:
+        if not self.events.listening:
+            return
+        event = {
+            "type": "route", "id": rid, "t": time.time(), "mode": self.config.mode,
+            "client": request.client, "backend": decision.backend.name,
+            "algorithm": self.pool.algorithm.name, "reason": decision.reason,
+        }
+        if request.method:
+            event["method"] = request.method
+            event["path"] = request.path
+        if retry:
+            event["retry"] = retry
+        self.events.publish(event)
+
+    def publish_done(self, rid: str, backend: Backend, status: int | None, ms: float,
+                     sent: int, received: int) -> None:
+        if not self.events.listening:
+            return
+        self.events.publish({
+            "type": "done", "id": rid, "t": time.time(), "backend": backend.name,
+            "status": status, "ms": round(ms, 3), "bytes": sent, "bytes_up": received,
+        })
+
+    def publish_error(self, rid: str, status: int | None, reason: str,
+                      backend: Backend | None = None, kind: str = "") -> None:
+        """Count and report a request that went wrong; `kind` labels it in /metrics."""
+        self.errors[kind or str(status)] += 1
+        if self.events.listening:
+            event = {"type": "error", "id": rid, "t": time.time(), "status": status, "reason": reason}
+            if backend is not None:
+                event["backend"] = backend.name
+            self.events.publish(event)
+
+    # -- admin ---------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "mode": self.config.mode,
+            "listen": self.listen_address,
+            "admin": self.admin_address,
+            "algorithm": self.pool.algorithm.name,
+            "hash_key": self.config.hash_key,
+            "backends": self.pool.snapshot(),
+            "errors": dict(self.errors),
+            "events": {
+                "subscribers": len(self.events.subscribers),
+                "published": self.events.published,
+                "dropped": self.events.dropped,
+            },
+        }
+
+    async def update(self, update: object) -> dict:
+        """Apply a validated partial config; raises ConfigError before changing anything."""
+        new, changes = apply_update(self.config, update)
+        self.config = new  # the listener reads config.mode for each new connection
+        if "backends" in changes:
+            self.pool.sync(new.backends)
+        if "algorithm" in changes or "hash_key" in changes:
+            self.pool.set_algorithm(new.algorithm, new.hash_key)
+        if changes:
+            self.events.publish({"type": "config", "t": time.time(), "changes": changes})
+        return changes
+
+    def reset_counters(self) -> None:
+        for backend in self.pool.backends.values():
+            backend.reset_counters()
+        self.errors.clear()

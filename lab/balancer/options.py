@@ -1,0 +1,60 @@
+"""`lb-lab balancer`: command-line flags, merged over an optional TOML file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_ADMIN = "127.0.0.1:8081"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run the load balancer daemon alone. Flags override the TOML file. "
+        "Example: lb-lab balancer --backend b1=127.0.0.1:9001 --backend b2=127.0.0.1:9002,weight=2"
+    )
+    parser.add_argument("--config", metavar="FILE.toml", help="settings file (same keys as PUT /config)")
+    parser.add_argument("--mode", choices=("http", "tcp"), help="http = Layer 7 (default), tcp = Layer 4")
+    parser.add_argument("--listen", metavar="HOST:PORT", help=f"traffic address (default {DEFAULT_LISTEN})")
+    parser.add_argument("--admin", metavar="HOST:PORT", help=f"admin API address (default {DEFAULT_ADMIN})")
+    parser.add_argument("--algorithm", metavar="NAME", help="round-robin (default), least-connections, ...")
+    parser.add_argument("--hash-key", metavar="KEY",
+                        help="consistent-hash key: client-ip, path, header:NAME or cookie:NAME")
+    parser.add_argument("--seed", type=int, help="seed the balancer's random choices (replayable runs)")
+    parser.add_argument("--backend", action="append", default=[], metavar="NAME=HOST:PORT[,weight=W]",
+                        help="a backend; repeat for more")
+    parser.set_defaults(run=run, parser=parser)
+
+
+def config_from_options(options: argparse.Namespace):
+    """Build the whole config; raises ConfigError naming the bad field."""
+    from lab.balancer.config import BalancerConfig, from_dict, load_toml, parse_backend_flag
+
+    base = load_toml(options.config) if options.config else BalancerConfig()
+    data: dict = {}
+    for key in ("mode", "listen", "admin", "algorithm", "hash_key", "seed"):
+        value = getattr(options, key)
+        if value is not None:
+            data[key] = value
+    if not options.config:
+        data.setdefault("listen", DEFAULT_LISTEN)
+        data.setdefault("admin", DEFAULT_ADMIN)
+    if options.backend:
+        data["backends"] = [parse_backend_flag(text) for text in options.backend]
+    return from_dict(data, base=base)
+
+
+def run(options: argparse.Namespace) -> int:
+    from lab.balancer.config import ConfigError
+    from lab.balancer.daemon import Daemon
+    from lab.lifecycle import run_daemon
+
+    try:
+        config = config_from_options(options)
+    except ConfigError as exc:
+        options.parser.error(str(exc))
+    if not config.backends:
+        print("lb-lab balancer: note: no backends yet; add them with PUT /config or POST /backends",
+              file=sys.stderr)
+    return run_daemon(Daemon(config).run)

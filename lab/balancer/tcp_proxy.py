@@ -1,0 +1,167 @@
+"""Layer 4: a TCP proxy that makes one routing decision per connection.
+
+It sees only addresses and bytes. Whatever a client sends on one connection,
+every request in it goes to the backend chosen when the connection opened:
+the classic difference from Layer 7.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+
+from lab.balancer.algorithms import RequestInfo
+from lab.balancer.balancer import CONNECT_TIMEOUT_S, Balancer
+
+
+class TcpUpstream(asyncio.Protocol):
+    """The balancer's connection to the chosen backend; pipes bytes back to the client."""
+
+    def __init__(self, client: TcpClientConnection) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if not client.sent:
+            # Time to the backend's first byte: the closest thing to a response time at L4.
+            client.first_byte_ms = (perf_counter() - client.started) * 1000.0
+        client.sent += len(data)
+        client.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self.client.upstream_eof()
+        return True  # keep our write side: the client may still be sending
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.upstream_closed(exc)
+
+    def pause_writing(self) -> None:
+        self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client.transport.resume_reading()
+
+
+class TcpClientConnection(asyncio.Protocol):
+    def __init__(self, balancer: Balancer) -> None:
+        self.balancer = balancer
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.upstream: TcpUpstream | None = None
+        self.backend = None
+        self.tried: list = []
+        self.info: RequestInfo | None = None
+        self.id = ""
+        self.started = 0.0
+        self.sent = 0  # bytes to the client
+        self.received = 0  # bytes from the client
+        self.first_byte_ms: float | None = None
+        self.client_eof = False  # the client sent FIN
+        self.backend_eof = False  # the backend sent FIN
+        self.finished = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.pause_reading()  # nothing to pipe to until the backend answers
+        peer = transport.get_extra_info("peername")
+        self.info = RequestInfo(peer[0] if peer else "unknown")
+        self.id = self.balancer.next_id()
+        self.started = perf_counter()
+        self.route()
+
+    def route(self) -> None:
+        decision = self.balancer.route(self.info, self.tried)
+        if decision is None:
+            why = "no healthy backend" if not self.tried else "every backend refused the connection"
+            self.balancer.publish_error(self.id, None, why, kind="refused")
+            self.finished = True
+            self.transport.close()
+            return
+        self.backend = decision.backend
+        self.balancer.publish_route(self.id, self.info, decision, retry=len(self.tried))
+        self.loop.create_task(self.connect(self.backend))
+
+    async def connect(self, backend) -> None:
+        try:
+            _, upstream = await asyncio.wait_for(
+                self.loop.create_connection(lambda: TcpUpstream(self), backend.host, backend.port),
+                CONNECT_TIMEOUT_S,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            if self.finished:
+                return
+            self.balancer.release(backend, None, failed=True)
+            self.tried.append(backend)
+            why = "timed out" if isinstance(exc, asyncio.TimeoutError) else "refused the connection"
+            self.balancer.publish_error(
+                self.id, None, f"{backend.name} {why}; trying another", backend, kind="retry")
+            self.backend = None
+            self.route()
+            return
+        if self.finished:  # the client left while we were connecting
+            upstream.transport.close()
+            return
+        self.upstream = upstream
+        if self.client_eof and upstream.transport.can_write_eof():
+            upstream.transport.write_eof()
+        self.transport.resume_reading()
+
+    # -- client side -------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        self.upstream.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self.client_eof = True  # half-close: pass it on, keep reading the backend's answer
+        if self.upstream is not None and self.upstream.transport.can_write_eof():
+            self.upstream.transport.write_eof()
+        if self.backend_eof:
+            self.close_both()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.close()
+        self.finish(failed=False)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.resume_reading()
+
+    # -- backend side ------------------------------------------------------------------
+
+    def upstream_eof(self) -> None:
+        self.backend_eof = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self.client_eof:
+            self.close_both()
+
+    def close_both(self) -> None:
+        """Both sides said they are done sending: the conversation is over."""
+        self.transport.close()
+        if self.upstream is not None:
+            self.upstream.transport.close()
+
+    def upstream_closed(self, exc: Exception | None) -> None:
+        self.transport.close()  # flushes what the backend already sent
+        self.finish(failed=exc is not None)
+
+    def finish(self, failed: bool) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.backend is None:
+            return
+        ms = (perf_counter() - self.started) * 1000.0
+        self.balancer.release(self.backend, None if failed else self.first_byte_ms, failed=failed)
+        self.balancer.publish_done(self.id, self.backend, None, ms, self.sent, self.received)

@@ -1,0 +1,112 @@
+"""Fixtures that start real lab processes on free loopback ports and stop every one of them."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from lab.supervisor import Supervisor
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.02, what: str = ""):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+class Http:
+    """A tiny keep-alive HTTP client for one address, returning (status, headers, body)."""
+
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
+        self.conn = http.client.HTTPConnection(*split(address), timeout=timeout)
+
+    def request(self, method: str, path: str, body=None, headers=None):
+        self.conn.request(method, path, body=body, headers=headers or {})
+        response = self.conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+    def get(self, path: str = "/", headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def json(self, method: str, path: str, payload=None):
+        body = None if payload is None else json.dumps(payload)
+        status, _, data = self.request(method, path, body=body)
+        return status, json.loads(data)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def raw_exchange(address: str, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, half-close, and read until the server closes."""
+    with socket.create_connection(split(address), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Lab:
+    """Real backend processes and a real balancer between them."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.backends: dict[str, str] = {}  # name -> address
+        self.listen = ""
+        self.admin_address = ""
+
+    def start_backend(self, name: str, *flags: str) -> str:
+        child = self.supervisor.start(name, ["backend", "--name", name, "--port", "0", *flags])
+        self.backends[name] = child.addresses["listen"]
+        return self.backends[name]
+
+    def start_balancer(self, *flags: str, backends: list[str] | None = None) -> None:
+        args = ["balancer", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", *flags]
+        for name in backends if backends is not None else self.backends:
+            args += ["--backend", f"{name}={self.backends[name]}"]
+        child = self.supervisor.start("balancer", args)
+        self.listen, self.admin_address = child.addresses["listen"], child.addresses["admin"]
+
+    def admin(self, method: str, path: str, payload=None):
+        client = Http(self.admin_address)
+        try:
+            return client.json(method, path, payload)
+        finally:
+            client.close()
+
+    def state(self) -> dict:
+        return self.admin("GET", "/state")[1]
+
+    def backend_state(self, name: str) -> dict:
+        return next(b for b in self.state()["backends"] if b["name"] == name)
+
+    def kill(self, name: str) -> None:
+        self.supervisor.kill(name)
+
+
+@pytest.fixture
+def lab():
+    """Three toy backends, b1..b3; the test starts the balancer with the flags it needs."""
+    with Supervisor() as supervisor:
+        lab = Lab(supervisor)
+        for name in ("b1", "b2", "b3"):
+            lab.start_backend(name)
+        yield lab
