@@ -22,7 +22,9 @@ def build_parser() -> Parser:
     from lab.bench import add_arguments as add_bench_arguments
     from lab.serve import add_arguments as add_serve_arguments
 
-    parser = Parser(prog="lb-lab", description="Load Balancing Lab: watch a real load balancer work.")
+    parser = Parser(
+        prog="lb-lab", description="Load Balancing Lab: watch a real load balancer work."
+    )
     parser.add_argument("--version", action="version", version=f"lb-lab {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     add_serve_arguments(commands.add_parser("serve", help="start the whole lab (the default)"))

@@ -74,7 +74,8 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             env=env,
             text=True,
-            start_new_session=True,  # a Ctrl-C in the terminal goes to the lab, which stops us in order
+            # A Ctrl-C in the terminal goes to the lab alone, which then stops us in order.
+            start_new_session=True,
         )
         child = Child(name, argv, process)
         self.children[name] = child
@@ -91,7 +92,7 @@ class Supervisor:
                 process.wait()
                 raise StartError(f"{name} exited: {''.join(child.output[-5:]).strip()}")
             if line.startswith(READY_PREFIX):
-                child.addresses = json.loads(line[len(READY_PREFIX):])
+                child.addresses = json.loads(line[len(READY_PREFIX) :])
                 return child
 
     def stop(self, name: str, timeout: float = 5.0) -> None:

@@ -13,7 +13,9 @@ import pytest
 from lab.supervisor import Supervisor
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.02, what: str = ""):
+def wait_for(
+    condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.02, what: str = ""
+):
     """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

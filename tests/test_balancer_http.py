@@ -79,7 +79,10 @@ def test_head_request_keeps_the_connection_usable(lab):
 def test_pipelined_requests_are_answered_in_order(lab):
     lab.start_balancer()
     request = b"GET /p%d HTTP/1.1\r\nHost: lab\r\n\r\n"
-    data = b"".join(request % i for i in range(3)) + b"GET /last HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
+    data = (
+        b"".join(request % i for i in range(3))
+        + b"GET /last HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
+    )
     reply = raw_exchange(lab.listen, data)
     paths = re.findall(rb'"path":"([^"]*)"', reply)
     assert reply.count(b"HTTP/1.1 200 OK") == 4
@@ -90,7 +93,8 @@ def test_bad_requests_get_clear_status_codes_and_the_balancer_keeps_serving(lab)
     lab.start_balancer()
     cases = {
         b"NOT HTTP AT ALL\r\n\r\n": b"400",
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n": b"400",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n": b"400",
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc": b"400",
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17000 + b"\r\n\r\n": b"431",
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17000: b"431",  # never-ending head
@@ -136,7 +140,9 @@ def test_adding_and_removing_backends_live(lab):
 
 def test_bad_config_is_rejected_whole_with_the_field_named(lab):
     lab.start_balancer()
-    status, reply = lab.admin("PUT", "/config", {"algorithm": "least-connections", "weights": {"b7": 2}})
+    status, reply = lab.admin(
+        "PUT", "/config", {"algorithm": "least-connections", "weights": {"b7": 2}}
+    )
     assert status == 400
     assert reply["field"] == "weights.b7"
     assert lab.state()["algorithm"] == "round-robin"  # nothing changed

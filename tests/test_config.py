@@ -14,16 +14,23 @@ from lab.balancer.config import (
 
 
 def three_backends() -> BalancerConfig:
-    return from_dict({"backends": [
-        {"name": "b1", "address": "127.0.0.1:9001"},
-        {"name": "b2", "address": "127.0.0.1:9002", "weight": 2},
-        {"name": "b3", "address": "127.0.0.1:9003"},
-    ]})
+    return from_dict(
+        {
+            "backends": [
+                {"name": "b1", "address": "127.0.0.1:9001"},
+                {"name": "b2", "address": "127.0.0.1:9002", "weight": 2},
+                {"name": "b3", "address": "127.0.0.1:9003"},
+            ]
+        }
+    )
 
 
 def test_backend_flag_with_weight():
     assert parse_backend_flag("b2=127.0.0.1:9002,weight=3") == {
-        "name": "b2", "address": "127.0.0.1:9002", "weight": 3}
+        "name": "b2",
+        "address": "127.0.0.1:9002",
+        "weight": 3,
+    }
 
 
 @pytest.mark.parametrize("text", ["b1", "b1=127.0.0.1:9001,speed=3", "b1=127.0.0.1:9001,weight=x"])
@@ -47,7 +54,11 @@ def test_toml_file(tmp_path):
         '[[backends]]\nname = "b1"\naddress = "127.0.0.1:9001"\nweight = 4\n'
     )
     config = load_toml(str(path))
-    assert (config.mode, config.algorithm, config.listen) == ("tcp", "least-connections", ("127.0.0.1", 7000))
+    assert (config.mode, config.algorithm, config.listen) == (
+        "tcp",
+        "least-connections",
+        ("127.0.0.1", 7000),
+    )
     assert config.backends[0].weight == 4
 
 
@@ -64,20 +75,26 @@ def test_toml_errors_are_clear(tmp_path):
         load_toml(str(tmp_path / "missing.toml"))
 
 
-@pytest.mark.parametrize(("update", "field"), [
-    ({"algorithm": "fastest"}, "algorithm"),
-    ({"mode": "udp"}, "mode"),
-    ({"weights": {"b9": 2}}, "weights.b9"),
-    ({"weights": {"b1": 0}}, "weights.b1"),
-    ({"weights": {"b1": True}}, "weights.b1"),
-    ({"listen": "127.0.0.1:1"}, "listen"),
-    ({"hash_key": "header:"}, "hash_key"),
-    ({"backends": [{"name": "b1", "address": "x:1"}, {"name": "b1", "address": "x:2"}]}, "backends[1].name"),
-    ({"backends": [{"name": "bad name!", "address": "x:1"}]}, "backends[0].name"),
-    ({"backends": [{"name": "b1", "address": "x:0"}]}, "backends[0].address"),
-    ({}, "config"),
-    ([1, 2], "config"),
-])
+@pytest.mark.parametrize(
+    ("update", "field"),
+    [
+        ({"algorithm": "fastest"}, "algorithm"),
+        ({"mode": "udp"}, "mode"),
+        ({"weights": {"b9": 2}}, "weights.b9"),
+        ({"weights": {"b1": 0}}, "weights.b1"),
+        ({"weights": {"b1": True}}, "weights.b1"),
+        ({"listen": "127.0.0.1:1"}, "listen"),
+        ({"hash_key": "header:"}, "hash_key"),
+        (
+            {"backends": [{"name": "b1", "address": "x:1"}, {"name": "b1", "address": "x:2"}]},
+            "backends[1].name",
+        ),
+        ({"backends": [{"name": "bad name!", "address": "x:1"}]}, "backends[0].name"),
+        ({"backends": [{"name": "b1", "address": "x:0"}]}, "backends[0].address"),
+        ({}, "config"),
+        ([1, 2], "config"),
+    ],
+)
 def test_bad_live_update_names_the_field_and_changes_nothing(update, field):
     config = three_backends()
     with pytest.raises(ConfigError) as err:
@@ -93,7 +110,9 @@ def test_one_bad_field_rejects_the_whole_update():
 
 
 def test_live_update_reports_only_what_changed():
-    config, changes = apply_update(three_backends(), {"algorithm": "round-robin", "weights": {"b3": 5}})
+    config, changes = apply_update(
+        three_backends(), {"algorithm": "round-robin", "weights": {"b3": 5}}
+    )
     assert "algorithm" not in changes  # it was already round-robin
     assert [b["weight"] for b in changes["backends"]] == [1, 2, 5]
     assert config.backends[2].weight == 5

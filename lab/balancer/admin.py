@@ -1,13 +1,13 @@
-"""The admin API: JSON over HTTP on its own loopback port (like Envoy's admin or HAProxy's runtime API).
+"""The admin API: JSON over HTTP on its own loopback port, like Envoy's admin or HAProxy's.
 
-    GET  /state              the whole picture: mode, algorithm, every backend's numbers
-    PUT  /config             partial update, validated whole first; 400 {"error", "field"}
-    GET  /events             newline-delimited JSON events until the client leaves
-    GET  /metrics            Prometheus text format
-    POST /backends           add one backend: {"name", "address", "weight"}
-    PUT  /backends/NAME      change one backend: {"weight"} or {"address"}
-    DELETE /backends/NAME    remove one backend (in-flight requests finish)
-    POST /reset              zero the counters (totals, failures, histograms)
+GET  /state              the whole picture: mode, algorithm, every backend's numbers
+PUT  /config             partial update, validated whole first; 400 {"error", "field"}
+GET  /events             newline-delimited JSON events until the client leaves
+GET  /metrics            Prometheus text format
+POST /backends           add one backend: {"name", "address", "weight"}
+PUT  /backends/NAME      change one backend: {"weight"} or {"address"}
+DELETE /backends/NAME    remove one backend (in-flight requests finish)
+POST /reset              zero the counters (totals, failures, histograms)
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.config import ConfigError
 
 BODY_LIMIT = 1 << 20
-STATUS_TEXT = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-               413: "Content Too Large", 431: "Request Header Fields Too Large"}
+STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+}
 
 
 class AdminError(Exception):
@@ -138,13 +144,17 @@ class AdminConnection(asyncio.Protocol):
         else:
             patch = parse_json(body)
             if not isinstance(patch, dict) or not set(patch) <= {"weight", "address"}:
-                raise AdminError(400, "expected {\"weight\": W} and/or {\"address\": \"HOST:PORT\"}", "backend")
+                raise AdminError(
+                    400, 'expected {"weight": W} and/or {"address": "HOST:PORT"}', "backend"
+                )
             match[0].update(patch)
         return await self.balancer.update({"backends": backends})
 
     def start_event_stream(self) -> None:
-        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
-                b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n")
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        )
         self.transport.write(head)
         self.subscriber = self.balancer.events.subscribe(self.transport)
 
@@ -154,9 +164,16 @@ class AdminConnection(asyncio.Protocol):
     def send(self, status: int, body: bytes, content_type: bytes, close: bool) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n" % (
-            status, STATUS_TEXT.get(status, "").encode(), content_type, len(body),
-            b"close" if close else b"keep-alive")
+        head = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n"
+            % (
+                status,
+                STATUS_TEXT.get(status, "").encode(),
+                content_type,
+                len(body),
+                b"close" if close else b"keep-alive",
+            )
+        )
         self.transport.write(head + body)
         if close:
             self.transport.close()

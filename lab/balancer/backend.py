@@ -59,6 +59,17 @@ class Backend:
                 return
         buckets[-1] += 1
 
+    def fade(self, now: float, idle_s: float = 1.0) -> None:
+        """Let an old response time fade while no new ones arrive.
+
+        Without this, a backend that was slow once would keep its score forever
+        under least-response-time, because it gets no traffic to prove otherwise.
+        Fading lets the balancer probe it again after a while.
+        """
+        if self.ewma_ms and now - self.ewma_at >= idle_s:
+            self.ewma_ms *= math.exp(-(now - self.ewma_at) / EWMA_DECAY_S)
+            self.ewma_at = now
+
     def reset_counters(self) -> None:
         self.total = 0
         self.failures = 0

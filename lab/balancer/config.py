@@ -139,19 +139,26 @@ def parse_backends(items: object) -> tuple[BackendSpec, ...]:
         host, port = parse_address(item.get("address"), f"{where}.address")
         if port == 0:
             raise ConfigError(f"{where}.address", "a backend needs a real port, not 0")
-        specs.append(BackendSpec(name, host, port, _weight(item.get("weight", 1), f"{where}.weight")))
+        specs.append(
+            BackendSpec(name, host, port, _weight(item.get("weight", 1), f"{where}.weight"))
+        )
     return tuple(specs)
 
 
 def _algorithm(value: object) -> str:
     if value not in ALGORITHM_NAMES:
-        raise ConfigError("algorithm", f"unknown algorithm {value!r}; choose one of: " + ", ".join(ALGORITHM_NAMES))
+        raise ConfigError(
+            "algorithm",
+            f"unknown algorithm {value!r}; choose one of: " + ", ".join(ALGORITHM_NAMES),
+        )
     return value  # type: ignore[return-value]
 
 
 def _mode(value: object) -> str:
     if value not in MODES:
-        raise ConfigError("mode", f"mode must be 'http' (Layer 7) or 'tcp' (Layer 4), got {value!r}")
+        raise ConfigError(
+            "mode", f"mode must be 'http' (Layer 7) or 'tcp' (Layer 4), got {value!r}"
+        )
     return value  # type: ignore[return-value]
 
 
@@ -208,7 +215,11 @@ def apply_update(config: BalancerConfig, update: object) -> tuple[BalancerConfig
         raise ConfigError("config", "expected a JSON object with at least one setting")
     for key in update:
         if key not in LIVE_FIELDS:
-            why = "cannot change while running" if key in ("listen", "admin", "seed") else "unknown setting"
+            why = (
+                "cannot change while running"
+                if key in ("listen", "admin", "seed")
+                else "unknown setting"
+            )
             raise ConfigError(key, why)
     plain = {k: v for k, v in update.items() if k != "weights"}
     new = from_dict(plain, base=config)
@@ -231,6 +242,8 @@ def _reweigh(backends: tuple[BackendSpec, ...], weights: object) -> tuple[Backen
         if name not in names:
             raise ConfigError(f"weights.{name}", f"no backend named {name!r}")
     return tuple(
-        dataclasses.replace(b, weight=_weight(weights[b.name], f"weights.{b.name}")) if b.name in weights else b
+        dataclasses.replace(b, weight=_weight(weights[b.name], f"weights.{b.name}"))
+        if b.name in weights
+        else b
         for b in backends
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from lab.balancer.admin import AdminConnection
 from lab.balancer.balancer import Balancer
@@ -12,6 +13,7 @@ from lab.balancer.tcp_proxy import TcpClientConnection
 from lab.lifecycle import report_ready
 
 BACKLOG = 1024
+TICK_S = 1.0  # housekeeping: response times fade while a backend gets no traffic
 PROTOCOLS = {"http": HttpClientConnection, "tcp": TcpClientConnection}
 
 
@@ -30,9 +32,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         balancer = self.balancer
         balancer.events.loop = loop
-        self.listener = await loop.create_server(self.accept, *balancer.config.listen, backlog=BACKLOG)
-        self.admin = await loop.create_server(lambda: AdminConnection(balancer),
-                                              *balancer.config.admin, backlog=128)
+        self.listener = await loop.create_server(
+            self.accept, *balancer.config.listen, backlog=BACKLOG
+        )
+        self.admin = await loop.create_server(
+            lambda: AdminConnection(balancer), *balancer.config.admin, backlog=128
+        )
         balancer.listen_address = format_address(self.listener.sockets[0].getsockname()[:2])
         balancer.admin_address = format_address(self.admin.sockets[0].getsockname()[:2])
 
@@ -41,11 +46,15 @@ class Daemon:
         config = self.balancer.config
         layer = "Layer 7, HTTP" if config.mode == "http" else "Layer 4, TCP"
         report_ready(
-            f"lb-lab balancer ({layer}, {config.algorithm}) listening on {self.balancer.listen_address}, "
+            f"lb-lab balancer ({layer}, {config.algorithm}) "
+            f"listening on {self.balancer.listen_address}, "
             f"admin API on http://{self.balancer.admin_address}/state",
             listen=self.balancer.listen_address,
             admin=self.balancer.admin_address,
         )
-        await stop.wait()
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+            self.balancer.tick()
         self.listener.close()
         self.admin.close()

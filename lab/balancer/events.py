@@ -30,7 +30,7 @@ class Sink(Protocol):
 class Subscriber:
     def __init__(self, sink: Sink, limit: int) -> None:
         self.sink = sink
-        self.queue: deque[dict] = deque()
+        self.queue: deque[str] = deque()  # events already encoded as JSON text
         self.limit = limit
         self.dropped = 0  # not yet reported to this reader
         self.dropped_total = 0
@@ -62,6 +62,10 @@ class EventBus:
             self.subscribers.remove(subscriber)
 
     def publish(self, event: dict) -> None:
+        self.publish_encoded(_encode(event))
+
+    def publish_encoded(self, line: str) -> None:
+        """Publish an event already encoded as one line of JSON (the per-request hot path)."""
         self.published += 1
         for subscriber in self.subscribers:
             if len(subscriber.queue) >= subscriber.limit:
@@ -69,7 +73,7 @@ class EventBus:
                 subscriber.dropped_total += 1
                 self.dropped += 1
             else:
-                subscriber.queue.append(event)
+                subscriber.queue.append(line)
         if self._flush_handle is None and self.subscribers:
             loop = self.loop or asyncio.get_running_loop()
             self._flush_handle = loop.call_later(FLUSH_EVERY_S, self.flush)
@@ -84,7 +88,7 @@ class EventBus:
             if subscriber.sink.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
                 pending = True  # a slow reader: let its queue fill and drop, never wait
                 continue
-            lines = [_encode(event) for event in subscriber.queue]
+            lines = list(subscriber.queue)
             subscriber.queue.clear()
             if subscriber.dropped:
                 lines.append(_encode({"type": "dropped", "count": subscriber.dropped}))

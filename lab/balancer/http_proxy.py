@@ -9,8 +9,8 @@ buffered whole in either direction.
 from __future__ import annotations
 
 import asyncio
-from time import perf_counter
 from collections import deque
+from time import perf_counter
 
 import httptools
 
@@ -23,11 +23,18 @@ BUFFER_LIMIT = 256 * 1024  # body bytes held while an upstream connects, before 
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
 # Content-Length and Transfer-Encoding are rewritten by us, from what the parser saw.
 NOT_FORWARDED = frozenset(
-    b"connection keep-alive proxy-connection te trailer upgrade transfer-encoding content-length".split()
+    b"connection keep-alive proxy-connection te trailer upgrade".split()
+    + [b"transfer-encoding", b"content-length"]
 )
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large", 499: "Client Closed Request",
-           501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable"}
+REASONS = {
+    400: "Bad Request",
+    431: "Request Header Fields Too Large",
+    499: "Client Closed Request",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 class Reject(Exception):
@@ -43,11 +50,35 @@ class Exchange:
     """One request and its response, from the first header byte to the last response byte."""
 
     __slots__ = (
-        "client", "balancer", "id", "method", "url", "lines", "headers", "head_size",
-        "content_lengths", "transfer_encoding", "chunked", "keep_alive", "is_head",
-        "headers_done", "request_complete", "body", "buffered", "body_sent", "upstream",
-        "backend", "tried", "attempts", "started", "response_started", "sent", "received",
-        "finished", "info", "head",
+        "client",
+        "balancer",
+        "id",
+        "method",
+        "url",
+        "lines",
+        "headers",
+        "head_size",
+        "content_lengths",
+        "transfer_encoding",
+        "chunked",
+        "keep_alive",
+        "is_head",
+        "headers_done",
+        "request_complete",
+        "body",
+        "buffered",
+        "body_sent",
+        "upstream",
+        "backend",
+        "tried",
+        "attempts",
+        "started",
+        "response_started",
+        "sent",
+        "received",
+        "finished",
+        "info",
+        "head",
     )
 
     def __init__(self, client: HttpClientConnection) -> None:
@@ -86,7 +117,9 @@ class Exchange:
     def validate(self) -> None:
         """Refuse what a chain of HTTP parsers could disagree on (request smuggling)."""
         if self.transfer_encoding is not None and self.content_lengths:
-            raise Reject(400, "both Content-Length and Transfer-Encoding sent (request smuggling guard)")
+            raise Reject(
+                400, "both Content-Length and Transfer-Encoding sent (request smuggling guard)"
+            )
         if len(set(self.content_lengths)) > 1:
             raise Reject(400, "conflicting Content-Length headers (request smuggling guard)")
         if "host" not in self.headers and self.client.parser.get_http_version() == "1.1":
@@ -96,12 +129,27 @@ class Exchange:
         client_ip = self.client.client_ip
         forwarded = self.headers.get("x-forwarded-for")
         xff = f"{forwarded}, {client_ip}" if forwarded else client_ip
-        framing = b"Transfer-Encoding: chunked\r\n" if self.chunked else (
-            b"Content-Length: %s\r\n" % self.content_lengths[0] if self.content_lengths else b"")
-        return b"".join((
-            self.method.encode(), b" ", self.url, b" HTTP/1.1\r\n", *self.lines,
-            b"X-Forwarded-For: ", xff.encode(), b"\r\n", framing, b"\r\n",
-        ))
+        framing = (
+            b"Transfer-Encoding: chunked\r\n"
+            if self.chunked
+            else (
+                b"Content-Length: %s\r\n" % self.content_lengths[0] if self.content_lengths else b""
+            )
+        )
+        return b"".join(
+            (
+                self.method.encode(),
+                b" ",
+                self.url,
+                b" HTTP/1.1\r\n",
+                *self.lines,
+                b"X-Forwarded-For: ",
+                xff.encode(),
+                b"\r\n",
+                framing,
+                b"\r\n",
+            )
+        )
 
     def begin(self) -> None:
         """Headers are in and it is this request's turn: choose a backend and go."""
@@ -109,7 +157,14 @@ class Exchange:
         self.id = self.balancer.next_id()
         self.head = self.build_head()
         path = self.url.decode("latin-1")
-        self.info = RequestInfo(self.client.client_ip, self.method, path, self.headers)
+        cookie = self.headers.get("cookie")
+        self.info = RequestInfo(
+            self.client.client_ip,
+            self.method,
+            path,
+            self.headers,
+            parse_cookies(cookie) if cookie else None,
+        )
         self.route()
 
     def route(self) -> None:
@@ -130,9 +185,13 @@ class Exchange:
     async def connect(self, backend) -> None:
         try:
             conn = await self.balancer.upstreams.connect(backend, CONNECT_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             if not self.finished:
-                why = "timed out" if isinstance(exc, asyncio.TimeoutError) else "refused the connection"
+                why = (
+                    "timed out"
+                    if isinstance(exc, asyncio.TimeoutError)
+                    else "refused the connection"
+                )
                 self.failed_before_response(f"{backend.name} {why}", count_failure=True)
             return
         if self.finished or self.backend is not backend:
@@ -181,7 +240,9 @@ class Exchange:
 
     def response_complete(self, conn: UpstreamConnection) -> None:
         if not self.request_complete:
-            conn.keep_alive = False  # the backend answered early; the rest of the body would desync it
+            conn.keep_alive = (
+                False  # the backend answered early; the rest of the body would desync it
+            )
         status = conn.status
         conn.finish()
         self.upstream = None
@@ -206,18 +267,29 @@ class Exchange:
             # A reused keep-alive connection may have been closed by the backend while idle:
             # that is ordinary, not the backend's failure.
             fresh = conn.served == 0
-            self.failed_before_response(f"{conn.backend.name} closed the connection before answering",
-                                        count_failure=fresh, retry_ok=self.method in IDEMPOTENT)
+            self.failed_before_response(
+                f"{conn.backend.name} closed the connection before answering",
+                count_failure=fresh,
+                retry_ok=self.method in IDEMPOTENT,
+            )
 
-    def failed_before_response(self, reason: str, count_failure: bool, retry_ok: bool = True) -> None:
+    def failed_before_response(
+        self, reason: str, count_failure: bool, retry_ok: bool = True
+    ) -> None:
         backend = self.backend
         self.balancer.release(backend, None, failed=count_failure)
         if count_failure:
             self.tried.append(backend)
         self.backend = None
         # Nothing of the body has reached a backend, so sending it again cannot duplicate it.
-        if retry_ok and not self.body_sent and self.attempts <= len(self.balancer.pool.backends) + 1:
-            self.balancer.publish_error(self.id, None, reason + "; trying another", backend, kind="retry")
+        if (
+            retry_ok
+            and not self.body_sent
+            and self.attempts <= len(self.balancer.pool.backends) + 1
+        ):
+            self.balancer.publish_error(
+                self.id, None, reason + "; trying another", backend, kind="retry"
+            )
             self.route()
         else:
             self.answer(502, reason)
@@ -289,7 +361,9 @@ class HttpClientConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.reject(501, "protocol upgrades (such as WebSocket) are not supported at Layer 7 here")
+            self.reject(
+                501, "protocol upgrades (such as WebSocket) are not supported at Layer 7 here"
+            )
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, Reject):
@@ -398,7 +472,8 @@ class HttpClientConnection(asyncio.Protocol):
             return
         body = f"{status} {REASONS.get(status, '')}: {reason}\n".encode()
         head = (
-            f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nX-Balancer: lb-lab\r\n"
             f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
         ).encode()
@@ -431,3 +506,13 @@ class HttpClientConnection(asyncio.Protocol):
             self.read_pauses.discard(why)
             if not self.read_pauses and self.transport is not None and not self.closing:
                 self.transport.resume_reading()
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """'a=1; b=2' -> {'a': '1', 'b': '2'}; lenient, like browsers (RFC 6265 5.2)."""
+    cookies = {}
+    for pair in header.split(";"):
+        name, sep, value = pair.partition("=")
+        if sep:
+            cookies[name.strip()] = value.strip().strip('"')
+    return cookies

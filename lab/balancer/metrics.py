@@ -20,38 +20,76 @@ def render(balancer: Balancer) -> str:
         out.extend(f"{name}{labels} {value:g}" for labels, value in samples)
 
     per = [(f'{{backend="{_label(b.name)}"}}', b) for b in backends]
-    family("lb_requests_total", "counter",
-           "Requests (http mode) or connections (tcp mode) routed to each backend.",
-           [(labels, b.total) for labels, b in per])
-    family("lb_active", "gauge", "Requests or connections in flight to each backend now.",
-           [(labels, b.active) for labels, b in per])
-    family("lb_failures_total", "counter",
-           "Connect errors, resets and 5xx answers seen on real traffic, per backend.",
-           [(labels, b.failures) for labels, b in per])
-    family("lb_backend_healthy", "gauge", "1 if the backend takes new traffic, else 0.",
-           [(labels, int(b.healthy)) for labels, b in per])
-    family("lb_backend_weight", "gauge", "Configured weight of each backend.",
-           [(labels, b.weight) for labels, b in per])
+    family(
+        "lb_requests_total",
+        "counter",
+        "Requests (http mode) or connections (tcp mode) routed to each backend.",
+        [(labels, b.total) for labels, b in per],
+    )
+    family(
+        "lb_active",
+        "gauge",
+        "Requests or connections in flight to each backend now.",
+        [(labels, b.active) for labels, b in per],
+    )
+    family(
+        "lb_failures_total",
+        "counter",
+        "Connect errors, resets and 5xx answers seen on real traffic, per backend.",
+        [(labels, b.failures) for labels, b in per],
+    )
+    family(
+        "lb_backend_healthy",
+        "gauge",
+        "1 if the backend takes new traffic, else 0.",
+        [(labels, int(b.healthy)) for labels, b in per],
+    )
+    family(
+        "lb_backend_weight",
+        "gauge",
+        "Configured weight of each backend.",
+        [(labels, b.weight) for labels, b in per],
+    )
 
-    out.append("# HELP lb_response_seconds Response time per backend (time to first byte at Layer 4).")
+    out.append(
+        "# HELP lb_response_seconds Response time per backend (time to first byte at Layer 4)."
+    )
     out.append("# TYPE lb_response_seconds histogram")
     for b in backends:
         name = _label(b.name)
         running = 0
         for bound, count in zip(LATENCY_BUCKETS_MS, b.latency_buckets, strict=False):
             running += count
-            out.append(f'lb_response_seconds_bucket{{backend="{name}",le="{bound / 1000:g}"}} {running}')
+            out.append(
+                f'lb_response_seconds_bucket{{backend="{name}",le="{bound / 1000:g}"}} {running}'
+            )
         running += b.latency_buckets[-1]
         out.append(f'lb_response_seconds_bucket{{backend="{name}",le="+Inf"}} {running}')
         out.append(f'lb_response_seconds_sum{{backend="{name}"}} {b.latency_sum_ms / 1000:g}')
         out.append(f'lb_response_seconds_count{{backend="{name}"}} {running}')
 
-    family("lb_errors_total", "counter", "Requests the balancer answered itself (by status), retried or refused.",
-           [(f'{{kind="{_label(kind)}"}}', n) for kind, n in sorted(balancer.errors.items())])
-    family("lb_events_published_total", "counter", "Events published on /events.",
-           [("", balancer.events.published)])
-    family("lb_events_dropped_total", "counter", "Events dropped because an /events reader was slow.",
-           [("", balancer.events.dropped)])
-    family("lb_event_subscribers", "gauge", "Readers attached to /events now.",
-           [("", len(balancer.events.subscribers))])
+    family(
+        "lb_errors_total",
+        "counter",
+        "Requests the balancer answered itself (by status), retried or refused.",
+        [(f'{{kind="{_label(kind)}"}}', n) for kind, n in sorted(balancer.errors.items())],
+    )
+    family(
+        "lb_events_published_total",
+        "counter",
+        "Events published on /events.",
+        [("", balancer.events.published)],
+    )
+    family(
+        "lb_events_dropped_total",
+        "counter",
+        "Events dropped because an /events reader was slow.",
+        [("", balancer.events.dropped)],
+    )
+    family(
+        "lb_event_subscribers",
+        "gauge",
+        "Readers attached to /events now.",
+        [("", len(balancer.events.subscribers))],
+    )
     return "\n".join(out) + "\n"

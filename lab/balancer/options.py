@@ -14,16 +14,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Run the load balancer daemon alone. Flags override the TOML file. "
         "Example: lb-lab balancer --backend b1=127.0.0.1:9001 --backend b2=127.0.0.1:9002,weight=2"
     )
-    parser.add_argument("--config", metavar="FILE.toml", help="settings file (same keys as PUT /config)")
-    parser.add_argument("--mode", choices=("http", "tcp"), help="http = Layer 7 (default), tcp = Layer 4")
-    parser.add_argument("--listen", metavar="HOST:PORT", help=f"traffic address (default {DEFAULT_LISTEN})")
-    parser.add_argument("--admin", metavar="HOST:PORT", help=f"admin API address (default {DEFAULT_ADMIN})")
-    parser.add_argument("--algorithm", metavar="NAME", help="round-robin (default), least-connections, ...")
-    parser.add_argument("--hash-key", metavar="KEY",
-                        help="consistent-hash key: client-ip, path, header:NAME or cookie:NAME")
-    parser.add_argument("--seed", type=int, help="seed the balancer's random choices (replayable runs)")
-    parser.add_argument("--backend", action="append", default=[], metavar="NAME=HOST:PORT[,weight=W]",
-                        help="a backend; repeat for more")
+    parser.add_argument(
+        "--config", metavar="FILE.toml", help="settings file (same keys as PUT /config)"
+    )
+    parser.add_argument(
+        "--mode", choices=("http", "tcp"), help="http = Layer 7 (default), tcp = Layer 4"
+    )
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help=f"traffic address (default {DEFAULT_LISTEN})"
+    )
+    parser.add_argument(
+        "--admin", metavar="HOST:PORT", help=f"admin API address (default {DEFAULT_ADMIN})"
+    )
+    parser.add_argument(
+        "--algorithm", metavar="NAME", help="round-robin (default), least-connections, ..."
+    )
+    parser.add_argument(
+        "--hash-key",
+        metavar="KEY",
+        help="consistent-hash key: client-ip, path, header:NAME or cookie:NAME",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed the balancer's random choices (replayable runs)"
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT[,weight=W]",
+        help="a backend; repeat for more",
+    )
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -55,6 +75,8 @@ def run(options: argparse.Namespace) -> int:
     except ConfigError as exc:
         options.parser.error(str(exc))
     if not config.backends:
-        print("lb-lab balancer: note: no backends yet; add them with PUT /config or POST /backends",
-              file=sys.stderr)
+        print(
+            "lb-lab balancer: note: no backends yet; add them with PUT /config or POST /backends",
+            file=sys.stderr,
+        )
     return run_daemon(Daemon(config).run)

@@ -11,8 +11,14 @@ from lab.balancer.config import BackendSpec
 
 
 class Pool:
-    def __init__(self, specs: tuple[BackendSpec, ...], algorithm: str, hash_key: str,
-                 rng: random.Random, on_removed: Callable[[Backend], None] | None = None) -> None:
+    def __init__(
+        self,
+        specs: tuple[BackendSpec, ...],
+        algorithm: str,
+        hash_key: str,
+        rng: random.Random,
+        on_removed: Callable[[Backend], None] | None = None,
+    ) -> None:
         self.rng = rng
         self.backends: dict[str, Backend] = {}
         self.on_removed = on_removed
@@ -25,7 +31,7 @@ class Pool:
         self.algorithm = create(name, rng=self.rng, hash_key=hash_key)
 
     def sync(self, specs: tuple[BackendSpec, ...]) -> None:
-        """Make the pool match `specs`; a backend that keeps its name and address keeps its state."""
+        """Make the pool match `specs`; a backend keeping its name and address keeps its state."""
         old = self.backends
         new: dict[str, Backend] = {}
         for spec in specs:

@@ -60,6 +60,7 @@ class TcpClientConnection(asyncio.Protocol):
         self.sent = 0  # bytes to the client
         self.received = 0  # bytes from the client
         self.first_byte_ms: float | None = None
+        self.early: list[bytes] = []  # client bytes that came before the backend connection
         self.client_eof = False  # the client sent FIN
         self.backend_eof = False  # the backend sent FIN
         self.finished = False
@@ -91,14 +92,15 @@ class TcpClientConnection(asyncio.Protocol):
                 self.loop.create_connection(lambda: TcpUpstream(self), backend.host, backend.port),
                 CONNECT_TIMEOUT_S,
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             if self.finished:
                 return
             self.balancer.release(backend, None, failed=True)
             self.tried.append(backend)
             why = "timed out" if isinstance(exc, asyncio.TimeoutError) else "refused the connection"
             self.balancer.publish_error(
-                self.id, None, f"{backend.name} {why}; trying another", backend, kind="retry")
+                self.id, None, f"{backend.name} {why}; trying another", backend, kind="retry"
+            )
             self.backend = None
             self.route()
             return
@@ -106,6 +108,9 @@ class TcpClientConnection(asyncio.Protocol):
             upstream.transport.close()
             return
         self.upstream = upstream
+        if self.early:
+            upstream.transport.write(b"".join(self.early))
+            self.early.clear()
         if self.client_eof and upstream.transport.can_write_eof():
             upstream.transport.write_eof()
         self.transport.resume_reading()
@@ -114,7 +119,11 @@ class TcpClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        self.upstream.transport.write(data)
+        if self.upstream is None:
+            # uvloop may hand over bytes it read before our pause took effect.
+            self.early.append(data)
+        else:
+            self.upstream.transport.write(data)
 
     def eof_received(self) -> bool:
         self.client_eof = True  # half-close: pass it on, keep reading the backend's answer

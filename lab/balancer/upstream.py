@@ -151,7 +151,9 @@ class UpstreamPool:
     async def connect(self, backend: Backend, timeout: float) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConnection(backend, self), backend.host, backend.port),
+            loop.create_connection(
+                lambda: UpstreamConnection(backend, self), backend.host, backend.port
+            ),
             timeout,
         )
         return conn
