@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import httptools
 
-from lab.balancer import metrics
+from lab.balancer import events, metrics
 from lab.balancer.balancer import Balancer
 from lab.balancer.config import ConfigError
 
@@ -155,6 +156,9 @@ class AdminConnection(asyncio.Protocol):
             b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
             b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
         )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, events.SOCKET_SEND_BUFFER)
         self.transport.write(head)
         self.subscriber = self.balancer.events.subscribe(self.transport)
 

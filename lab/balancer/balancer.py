@@ -35,7 +35,7 @@ class Balancer:
             self.rng,
             on_removed=self.upstreams.forget,
         )
-        self.events = EventBus()
+        self.events = EventBus(limit=config.events_queue)
         self.errors: Counter[str] = Counter()  # by status we answered, or "retry", "refused"
         self.listen_address = format_address(config.listen)
         self.admin_address = format_address(config.admin)

@@ -57,6 +57,8 @@ class BalancerConfig:
     hash_key: str = "client-ip"
     backends: tuple[BackendSpec, ...] = field(default_factory=tuple)
     seed: int | None = None  # seeds the balancer's RNG so a run can be replayed
+    # How far a slow /events reader may fall behind before its events are dropped.
+    events_queue: int = 10_000
 
     def as_json(self) -> dict:
         return {
@@ -191,6 +193,10 @@ def from_dict(data: dict, base: BalancerConfig | None = None) -> BalancerConfig:
         changes["backends"] = parse_backends(data["backends"])
     if "seed" in data:
         changes["seed"] = None if data["seed"] is None else _int(data["seed"], "seed")
+    if "events_queue" in data:
+        changes["events_queue"] = _int(data["events_queue"], "events_queue")
+        if not 10 <= changes["events_queue"] <= 1_000_000:
+            raise ConfigError("events_queue", "must be 10-1000000 events")
     return dataclasses.replace(base, **changes)
 
 
@@ -217,7 +223,7 @@ def apply_update(config: BalancerConfig, update: object) -> tuple[BalancerConfig
         if key not in LIVE_FIELDS:
             why = (
                 "cannot change while running"
-                if key in ("listen", "admin", "seed")
+                if key in ("listen", "admin", "seed", "events_queue")
                 else "unknown setting"
             )
             raise ConfigError(key, why)

@@ -14,7 +14,10 @@ from typing import Protocol
 
 QUEUE_LIMIT = 10_000  # events per subscriber before we start dropping
 FLUSH_EVERY_S = 0.01  # batch serialisation: one write per subscriber per 10 ms
-WRITE_BUFFER_LIMIT = 1 << 20  # bytes unsent to a reader before we stop writing to it
+WRITE_BUFFER_LIMIT = 256 * 1024  # bytes unsent to a reader before we stop writing to it
+# Kernel send buffer for an event stream: small, so a stuck reader shows up as unsent
+# bytes here (and then as dropped events) instead of megabytes hidden in the kernel.
+SOCKET_SEND_BUFFER = 64 * 1024
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 

@@ -1,0 +1,50 @@
+"""Least response time: peak EWMA of response time, scaled by the requests in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lab.balancer.algorithms.base import Algorithm, Decision, RequestInfo
+from lab.balancer.algorithms.common import FairLowest, listing, only_one
+from lab.balancer.backend import Backend
+
+
+class LeastResponseTime(Algorithm):
+    """Pick the lowest ewma_ms * (active + 1), the cost Finagle's peak EWMA balancer uses.
+
+    The `+ 1` counts the request being placed, so a fast but busy backend can
+    lose to a slower idle one. A backend with no response yet scores 0 and is
+    tried first, which is how a new or restarted backend gets measured. Weights
+    are not used. Ties take turns, as in least connections.
+    """
+
+    name = "least-response-time"
+
+    def __init__(self, rng=None, **options: object) -> None:
+        super().__init__(rng, **options)
+        self._ties = FairLowest()
+
+    def choose(self, candidates: Sequence[Backend], request: RequestInfo) -> Decision:
+        scores = [b.ewma_ms * (b.active + 1) for b in candidates]
+        winner, tied = self._ties.pick(candidates, scores)
+        chosen = candidates[winner]
+        if len(candidates) == 1:
+            return Decision(chosen, only_one(chosen))
+        others = listing(
+            f"{b.name}: {_cost(b, score)}"
+            for b, score in zip(candidates, scores, strict=True)
+            if b is not chosen
+        )
+        if chosen.ewma_ms == 0.0:
+            reason = f"{chosen.name} has no response time yet, so it is tried first ({others})"
+        else:
+            reason = f"{chosen.name} scores {_cost(chosen, scores[winner])} ({others})"
+        if tied > 1:
+            reason += f"; {tied} tied, so they take turns"
+        return Decision(chosen, reason)
+
+
+def _cost(backend: Backend, score: float) -> str:
+    if backend.ewma_ms == 0.0:
+        return "no sample yet"
+    return f"{backend.ewma_ms:.1f} ms x {backend.active + 1} = {score:.1f}"

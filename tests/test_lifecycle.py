@@ -1,0 +1,92 @@
+"""The lab never leaves an orphan: its children die with it, however it dies."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import split, wait_for
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def refuses(address: str) -> bool:
+    try:
+        socket.create_connection(split(address), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.fixture
+def running_lab():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve", "--port", "0", "--backends", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = ""
+    for line in process.stdout:
+        output += line
+        if "Press Ctrl-C" in line:
+            break
+    listen = re.search(r"curl -i http://(\S+)/", output).group(1)
+    children = children_of(process.pid)
+    yield process, listen, children
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for pid in children:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_starts_backends_and_a_balancer(running_lab):
+    process, listen, children = running_lab
+    assert len(children) == 3  # two backends and the balancer
+    with socket.create_connection(split(listen), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+        assert b"X-Backend: b1" in sock.recv(65536)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_lab_stops_everything(running_lab, sig):
+    process, listen, children = running_lab
+    process.send_signal(sig)
+    assert process.wait(10) == 0
+    assert not any(alive(pid) for pid in children)
+    assert refuses(listen)
+
+
+def test_children_exit_when_the_lab_is_killed(running_lab):
+    process, listen, children = running_lab
+    process.kill()  # SIGKILL: the lab gets no chance to clean up
+    process.wait()
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=5, what="orphans to exit")
+    assert refuses(listen)
