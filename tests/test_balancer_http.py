@@ -195,3 +195,19 @@ def test_metrics_are_prometheus_text(lab):
     assert 'lb_requests_total{backend="b3"} 1' in text
     assert 'lb_response_seconds_count{backend="b1"} 2' in text
     assert "# TYPE lb_response_seconds histogram" in text
+
+
+def test_switching_algorithm_keeps_in_flight_requests_and_their_counts(lab):
+    lab.start_balancer()
+    slow: list[tuple] = []
+    thread = threading.Thread(target=lambda: slow.append(Http(lab.listen).get("/slow?ms=1500")))
+    thread.start()
+    wait_for(lambda: lab.backend_state("b1")["active"] == 1, what="the slow request on b1")
+    assert lab.admin("PUT", "/config", {"algorithm": "least-connections"})[0] == 200
+    client = Http(lab.listen)
+    picks = served_by(client, 4)
+    assert "b1" not in picks  # b1 still has the slow request in flight, and the new algorithm sees it
+    thread.join(10)
+    status, headers, _ = slow[0]
+    assert status == 200 and headers["x-backend"] == "b1"
+    assert lab.backend_state("b1")["active"] == 0

@@ -1,0 +1,45 @@
+"""`lb-lab backend`: one toy HTTP backend that says who served each request.
+
+The server itself is imported only when the command runs, so `lb-lab --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lab.backend.knobs import argparse_type, count, fraction, milliseconds, name_type
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the backend's flags on its subcommand parser."""
+    parser.description = (
+        "One toy backend: an HTTP/1.1 server whose answers say which backend served them. "
+        "Knobs can also be changed at run time: PUT /_lab/knobs, GET /_lab/state."
+    )
+    parser.add_argument("--name", required=True, type=name_type, help="backend name, e.g. b1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one")
+    add = parser.add_argument
+    add("--latency-ms", type=argparse_type(milliseconds, "latency-ms"), default=0.0, metavar="MS",
+        help="added to every request (default 0)")  # fmt: skip
+    add("--jitter-ms", type=argparse_type(milliseconds, "jitter-ms"), default=0.0, metavar="MS",
+        help="latency varies uniformly by +/- this (default 0)")  # fmt: skip
+    add("--error-rate", type=argparse_type(fraction, "error-rate"), default=0.0, metavar="P",
+        help="fraction of requests answered 500, 0 to 1 (default 0)")  # fmt: skip
+    add("--max-concurrency", type=argparse_type(count, "max-concurrency"), default=0, metavar="N",
+        help="requests in flight at once; more wait in line (default 0: no limit)")  # fmt: skip
+    add("--seed", type=int, default=None, help="seed for jitter and errors, to replay a run")
+    parser.set_defaults(run=run)
+
+
+def run(options: argparse.Namespace) -> int:
+    from lab.backend.server import run as run_server
+
+    return run_server(options)
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {text!r}")
+    return int(text)

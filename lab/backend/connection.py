@@ -1,0 +1,279 @@
+"""One client connection to a toy backend: parse HTTP/1.1, answer in order, keep it alive.
+
+An asyncio Protocol (not streams) fed by httptools. Each complete request goes
+to the app's `answer(request)`, which returns response bytes at once (the
+common case: no task, no await) or an awaitable of them when a knob makes the
+request wait. Pipelined requests queue behind a waiting one, so responses
+always leave in the order the requests came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+import sys
+import traceback
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httptools
+
+from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
+
+EMPTY_SHA256 = hashlib.sha256().hexdigest()
+MAX_HEAD_BYTES = 64 * 1024  # request line plus headers
+MAX_KEPT_BODY = 64 * 1024  # control requests keep their body; everything else is hashed and dropped
+MAX_PIPELINE = 64  # queued requests on one connection before we stop reading from it
+
+
+@dataclass(slots=True)
+class Request:
+    """One parsed request, as the app sees it."""
+
+    method: str
+    target: str  # as sent: path and query
+    path: str
+    query: str
+    version: str  # "1.1" or "1.0"
+    keep_alive: bool
+    client: str
+    body_length: int = 0
+    body_sha256: str = EMPTY_SHA256
+    body: bytes | None = None  # only for /_lab/ requests
+    forwarded_for: str | None = None
+    problem: tuple[int, str] | None = None  # (status, reason) when the bytes were not valid HTTP
+
+    @property
+    def connection_header(self) -> bytes:
+        if not self.keep_alive:
+            return CLOSE
+        return KEEP_ALIVE if self.version == "1.0" else b""
+
+
+class App(Protocol):
+    framer: Framer
+    connections: int
+
+    def answer(self, request: Request) -> bytes | Awaitable[bytes]: ...
+
+
+class HeadTooLarge(Exception):
+    """Raised inside a parser callback to stop a request whose head is too big."""
+
+
+class HttpConnection(asyncio.Protocol):
+    """Serves the HTTP/1.x requests of one TCP connection."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._client = ""
+        self._queue: deque[Request] = deque()
+        self._busy = False  # a response is being waited for; later requests queue
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self._stop_reading = False  # after a malformed request nothing more is read
+        self._write_paused = False
+        self._reading = True
+        self._begin()
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if isinstance(peer, tuple) else ""
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._app.connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+        self._app.connections -= 1
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._stop_reading:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._ignore_upgrade(data, upgrade.args[0])
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._reject(431, str(exc.__context__))
+            else:  # a bug of ours in a callback: say so, keep the process serving
+                traceback.print_exception(exc.__context__ or exc, file=sys.stderr)
+                self._reject(500, "internal error in the toy backend")
+        except httptools.HttpParserError as exc:
+            self._reject(400, f"malformed request: {exc}")
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # -- httptools callbacks
+
+    def _begin(self) -> None:
+        self._url = b""
+        self._head_bytes = 0
+        self._body_length = 0
+        self._hasher = None
+        self._body: bytearray | None = None
+        self._forwarded_for: str | None = None
+        self._expect_continue = False
+
+    def on_message_begin(self) -> None:
+        self._begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        size = len(name)
+        if size == 6 and name.lower() == b"expect":
+            self._expect_continue = value.lower() == b"100-continue"
+        elif size == 15 and name.lower() == b"x-forwarded-for":
+            self._forwarded_for = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        if self._url.startswith(b"/_lab/"):
+            self._body = bytearray()
+        # curl waits for this before sending a large upload. Behind a pending
+        # response it would jump the queue, so then we stay quiet and the
+        # client sends the body after its own short timeout.
+        if self._head_expects_continue() and not (self._busy or self._queue or self._closing):
+            self._transport.write(CONTINUE)
+
+    def on_body(self, chunk: bytes) -> None:
+        self._body_length += len(chunk)
+        if self._hasher is None:
+            self._hasher = hashlib.sha256()
+        self._hasher.update(chunk)
+        if self._body is not None and len(self._body) <= MAX_KEPT_BODY:
+            self._body += chunk
+
+    def on_message_complete(self) -> None:
+        target = self._url.decode("latin-1")
+        path, _, query = target.partition("?")
+        parser = self._parser
+        method = parser.get_method()
+        if method == b"CONNECT":  # a tunnel request; the rest of the stream is not HTTP
+            self._reject(405, "this backend does not tunnel (CONNECT)")
+            return
+        request = Request(
+            method.decode("latin-1"),
+            target,
+            path,
+            query,
+            parser.get_http_version(),
+            parser.should_keep_alive(),
+            self._client,
+            self._body_length,
+            EMPTY_SHA256 if self._hasher is None else self._hasher.hexdigest(),
+            None if self._body is None else bytes(self._body),
+            self._forwarded_for,
+        )
+        self._enqueue(request)
+
+    # -- answering in order
+
+    def _enqueue(self, request: Request) -> None:
+        if self._closing:
+            return
+        if self._busy:
+            self._queue.append(request)
+            self._update_reading()
+        else:
+            self._dispatch(request)
+
+    def _dispatch(self, request: Request) -> None:
+        if request.problem is not None:
+            status, reason = request.problem
+            result = self._app.framer.full(status, json_body({"error": reason}), connection=CLOSE)
+        else:
+            try:
+                result = self._app.answer(request)
+            except Exception:
+                result = self._crashed(request)
+        if isinstance(result, bytes):
+            self._send(result, request.keep_alive)
+        else:
+            self._busy = True
+            self._task = asyncio.ensure_future(self._answer_later(result, request))
+
+    async def _answer_later(self, pending: Awaitable[bytes], request: Request) -> None:
+        try:
+            response = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            response = self._crashed(request)
+        self._busy = False
+        self._task = None
+        self._send(response, request.keep_alive)
+        while self._queue and not self._busy and not self._closing:
+            self._dispatch(self._queue.popleft())
+        self._update_reading()
+
+    def _send(self, response: bytes, keep_alive: bool) -> None:
+        if self._closing:
+            return
+        self._transport.write(response)
+        if not keep_alive:
+            self._closing = True
+            self._transport.close()  # after the buffered response has gone out
+
+    def _crashed(self, request: Request) -> bytes:
+        # Never take the process down for one bad request: log it, answer 500, drop the connection.
+        traceback.print_exc(file=sys.stderr)
+        request.keep_alive = False
+        body = json_body({"error": "internal error in the toy backend", "path": request.path})
+        return self._app.framer.full(500, body, connection=CLOSE)
+
+    # -- the unusual cases
+
+    def _reject(self, status: int, reason: str) -> None:
+        """Answer a request we could not parse (after any earlier ones), then close."""
+        self._stop_reading = True
+        request = Request("", "", "", "", "1.1", False, self._client, problem=(status, reason))
+        self._enqueue(request)
+
+    def _ignore_upgrade(self, data: bytes, offset: int) -> None:
+        # We never switch protocols (no 101), so the client carries on in HTTP/1.1
+        # on a fresh parser. After a CONNECT nothing more is read.
+        self._parser = httptools.HttpRequestParser(self)
+        if offset < len(data):
+            self.data_received(data[offset:])
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge(f"request line and headers are over {MAX_HEAD_BYTES} bytes")
+
+    def _head_expects_continue(self) -> bool:
+        return self._expect_continue and self._parser.get_http_version() == "1.1"
+
+    def _update_reading(self) -> None:
+        want = not self._write_paused and len(self._queue) < MAX_PIPELINE and not self._closing
+        if want != self._reading and self._transport is not None and not self._closing:
+            self._reading = want
+            if want:
+                self._transport.resume_reading()
+            else:
+                self._transport.pause_reading()

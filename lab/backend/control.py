@@ -1,0 +1,75 @@
+"""The backend's control API under /_lab/: read its state, turn its knobs, reset its counters.
+
+    GET  /_lab/state   200 {"backend", "pid", "listen", "knobs": {...}, "counters": {...}}
+    PUT  /_lab/knobs   JSON object, a partial update of latency_ms, jitter_ms,
+                       error_rate, max_concurrency, healthy. Validated whole
+                       before anything changes: 200 with the new state, or
+                       400 {"error": "...", "field": "..."} and nothing changed
+    POST /_lab/reset   zero the counters (served, errors, health_checks); 200 with the state
+
+Control requests are answered at once: no latency, no simulated errors, no
+concurrency limit, and they are not counted in `served`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from lab.backend.knobs import KnobError
+
+if TYPE_CHECKING:
+    from lab.backend.app import ToyBackend
+    from lab.backend.connection import Request
+
+MAX_CONTROL_BODY = 64 * 1024
+ALLOWED = {"/_lab/state": ("GET", "HEAD"), "/_lab/knobs": ("PUT",), "/_lab/reset": ("POST",)}
+
+
+def answer(backend: ToyBackend, request: Request) -> bytes:
+    """Answer one /_lab/ request."""
+    allowed = ALLOWED.get(request.path)
+    if allowed is None:
+        paths = ", ".join(f"{methods[0]} {path}" for path, methods in ALLOWED.items())
+        return backend.reply(
+            request, 404, {"error": f"no such control path; try {paths}", "field": None}
+        )
+    if request.method not in allowed:
+        allow = b"Allow: " + ", ".join(allowed).encode() + b"\r\n"
+        error = {"error": f"{request.path} takes {' or '.join(allowed)}", "field": None}
+        return backend.reply(request, 405, error, extra=allow)
+    if request.path == "/_lab/knobs":
+        try:
+            change_knobs(backend, request.body)
+        except KnobError as exc:
+            return backend.reply(request, 400, exc.as_json())
+    elif request.path == "/_lab/reset":
+        backend.reset()
+    return backend.reply(request, 200, state(backend))
+
+
+def state(backend: ToyBackend) -> dict[str, Any]:
+    return {
+        "backend": backend.name,
+        "pid": backend.pid,
+        "listen": backend.listen,
+        "knobs": backend.knobs.as_json(),
+        "counters": backend.counters(),
+    }
+
+
+def change_knobs(backend: ToyBackend, body: bytes | None) -> None:
+    """Apply a JSON partial update to the knobs, all of it or none of it."""
+    if not body:
+        raise KnobError(None, 'send a JSON object of knobs, e.g. {"latency_ms": 50}')
+    if len(body) > MAX_CONTROL_BODY:
+        raise KnobError(None, f"body is over {MAX_CONTROL_BODY} bytes")
+    try:
+        changes = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KnobError(None, f"body is not valid JSON: {exc}") from None
+    before = backend.knobs
+    after = before.updated(changes)
+    backend.set_knobs(after)
+    said = ", ".join(f"{k} {getattr(before, k)} -> {getattr(after, k)}" for k in changes)
+    print(f"backend {backend.name} knobs: {said}", flush=True)

@@ -1,0 +1,45 @@
+"""Run one toy backend: bind, say where, serve until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+
+from lab.backend.app import ToyBackend
+from lab.backend.connection import HttpConnection
+from lab.backend.knobs import Knobs
+from lab.lifecycle import report_ready, run_daemon
+
+
+def knobs_from(options: argparse.Namespace) -> Knobs:
+    """The starting knobs, from flags that argparse has already validated."""
+    return Knobs(
+        latency_ms=options.latency_ms,
+        jitter_ms=options.jitter_ms,
+        error_rate=options.error_rate,
+        max_concurrency=options.max_concurrency,
+    )
+
+
+async def serve(options: argparse.Namespace, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set."""
+    backend = ToyBackend(options.name, knobs_from(options), rng=random.Random(options.seed))
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: HttpConnection(backend), options.host, options.port, backlog=1024
+    )
+    host, port = server.sockets[0].getsockname()[:2]
+    backend.listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    gc.freeze()  # start-up objects never die; keep the collector from rescanning them
+    human = f"backend {backend.name} listening on http://{backend.listen}"
+    report_ready(human, listen=backend.listen)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+
+
+def run(options: argparse.Namespace) -> int:
+    return run_daemon(lambda stop: serve(options, stop))
