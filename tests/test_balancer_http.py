@@ -206,7 +206,7 @@ def test_switching_algorithm_keeps_in_flight_requests_and_their_counts(lab):
     assert lab.admin("PUT", "/config", {"algorithm": "least-connections"})[0] == 200
     client = Http(lab.listen)
     picks = served_by(client, 4)
-    assert "b1" not in picks  # b1 still has the slow request in flight, and the new algorithm sees it
+    assert "b1" not in picks  # its slow request is still in flight, and the new algorithm sees it
     thread.join(10)
     status, headers, _ = slow[0]
     assert status == 200 and headers["x-backend"] == "b1"
