@@ -211,3 +211,14 @@ def test_switching_algorithm_keeps_in_flight_requests_and_their_counts(lab):
     status, headers, _ = slow[0]
     assert status == 200 and headers["x-backend"] == "b1"
     assert lab.backend_state("b1")["active"] == 0
+
+
+def test_consistent_hash_on_a_header_keeps_each_user_on_one_backend(lab):
+    lab.start_balancer("--algorithm", "consistent-hash", "--hash-key", "header:X-User")
+    client = Http(lab.listen)
+    homes = {}
+    for user in ("ana", "bo", "cy", "di", "ed", "fay"):
+        seen = {client.get(headers={"X-User": user})[1]["x-backend"] for _ in range(4)}
+        assert len(seen) == 1, (user, seen)
+        homes[user] = seen.pop()
+    assert len(set(homes.values())) > 1  # six users do not all hash to one backend

@@ -3,329 +3,29 @@
 The shell is thin: parse (httptools) -> choose (the pool's algorithm) -> send
 the request head and stream the body to a pooled upstream connection ->
 stream the response back byte for byte -> publish events. Bodies are never
-buffered whole in either direction.
+buffered whole in either direction. This module reads requests off a client
+connection; http_exchange carries each one to a backend and back.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from time import perf_counter
 
 import httptools
 
-from lab.balancer.algorithms import RequestInfo
-from lab.balancer.balancer import CONNECT_TIMEOUT_S, Balancer
-from lab.balancer.upstream import UpstreamConnection
+from lab.balancer.balancer import Balancer
+from lab.balancer.http_exchange import REASONS, Exchange, Reject
 
 HEAD_LIMIT = 16 * 1024  # bytes of request line + headers before we answer 431
-BUFFER_LIMIT = 256 * 1024  # body bytes held while an upstream connects, before we stop reading
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
 # Content-Length and Transfer-Encoding are rewritten by us, from what the parser saw.
 NOT_FORWARDED = frozenset(
     b"connection keep-alive proxy-connection te trailer upgrade".split()
     + [b"transfer-encoding", b"content-length"]
 )
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-REASONS = {
-    400: "Bad Request",
-    431: "Request Header Fields Too Large",
-    499: "Client Closed Request",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
-
-
-class Reject(Exception):
-    """A request we refuse to forward, with the status and the learner-readable reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-class Exchange:
-    """One request and its response, from the first header byte to the last response byte."""
-
-    __slots__ = (
-        "client",
-        "balancer",
-        "id",
-        "method",
-        "url",
-        "lines",
-        "headers",
-        "head_size",
-        "content_lengths",
-        "transfer_encoding",
-        "chunked",
-        "keep_alive",
-        "is_head",
-        "headers_done",
-        "request_complete",
-        "body",
-        "buffered",
-        "body_sent",
-        "upstream",
-        "backend",
-        "tried",
-        "attempts",
-        "started",
-        "response_started",
-        "sent",
-        "received",
-        "finished",
-        "info",
-        "head",
-    )
-
-    def __init__(self, client: HttpClientConnection) -> None:
-        self.client = client
-        self.balancer = client.balancer
-        self.id = ""
-        self.method = ""
-        self.url = b""
-        self.lines: list[bytes] = []  # header lines to forward, already framed
-        self.headers: dict[str, str] = {}  # lower-case name -> value, for algorithms
-        self.head_size = 0
-        self.content_lengths: list[bytes] = []
-        self.transfer_encoding: bytes | None = None
-        self.chunked = False
-        self.keep_alive = True
-        self.is_head = False
-        self.headers_done = False
-        self.request_complete = False
-        self.body: list[bytes] = []  # framed body pieces waiting for an upstream
-        self.buffered = 0
-        self.body_sent = False
-        self.upstream: UpstreamConnection | None = None
-        self.backend = None
-        self.tried: list = []  # backends that failed this request
-        self.attempts = 0
-        self.started = 0.0
-        self.response_started = False
-        self.sent = 0  # response bytes to the client
-        self.received = 0  # request body bytes from the client
-        self.finished = False
-        self.info: RequestInfo | None = None
-        self.head = b""
-
-    # -- the request -----------------------------------------------------------------
-
-    def validate(self) -> None:
-        """Refuse what a chain of HTTP parsers could disagree on (request smuggling)."""
-        if self.transfer_encoding is not None and self.content_lengths:
-            raise Reject(
-                400, "both Content-Length and Transfer-Encoding sent (request smuggling guard)"
-            )
-        if len(set(self.content_lengths)) > 1:
-            raise Reject(400, "conflicting Content-Length headers (request smuggling guard)")
-        if "host" not in self.headers and self.client.parser.get_http_version() == "1.1":
-            raise Reject(400, "HTTP/1.1 request without a Host header")
-
-    def build_head(self) -> bytes:
-        client_ip = self.client.client_ip
-        forwarded = self.headers.get("x-forwarded-for")
-        xff = f"{forwarded}, {client_ip}" if forwarded else client_ip
-        framing = (
-            b"Transfer-Encoding: chunked\r\n"
-            if self.chunked
-            else (
-                b"Content-Length: %s\r\n" % self.content_lengths[0] if self.content_lengths else b""
-            )
-        )
-        return b"".join(
-            (
-                self.method.encode(),
-                b" ",
-                self.url,
-                b" HTTP/1.1\r\n",
-                *self.lines,
-                b"X-Forwarded-For: ",
-                xff.encode(),
-                b"\r\n",
-                framing,
-                b"\r\n",
-            )
-        )
-
-    def begin(self) -> None:
-        """Headers are in and it is this request's turn: choose a backend and go."""
-        self.started = perf_counter()
-        self.id = self.balancer.next_id()
-        self.head = self.build_head()
-        path = self.url.decode("latin-1")
-        cookie = self.headers.get("cookie")
-        self.info = RequestInfo(
-            self.client.client_ip,
-            self.method,
-            path,
-            self.headers,
-            parse_cookies(cookie) if cookie else None,
-        )
-        self.route()
-
-    def route(self) -> None:
-        decision = self.balancer.route(self.info, self.tried)
-        if decision is None:
-            why = "no healthy backend" if not self.tried else "every backend failed this request"
-            self.answer(503, why)
-            return
-        self.backend = decision.backend
-        self.attempts += 1
-        self.balancer.publish_route(self.id, self.info, decision, retry=self.attempts - 1)
-        conn = self.balancer.upstreams.take_idle(self.backend)
-        if conn is not None:
-            self.attach(conn)
-        else:
-            self.client.loop.create_task(self.connect(self.backend))
-
-    async def connect(self, backend) -> None:
-        try:
-            conn = await self.balancer.upstreams.connect(backend, CONNECT_TIMEOUT_S)
-        except (TimeoutError, OSError) as exc:
-            if not self.finished:
-                why = (
-                    "timed out"
-                    if isinstance(exc, asyncio.TimeoutError)
-                    else "refused the connection"
-                )
-                self.failed_before_response(f"{backend.name} {why}", count_failure=True)
-            return
-        if self.finished or self.backend is not backend:
-            self.balancer.upstreams.put_idle(conn)
-            return
-        self.attach(conn)
-
-    def attach(self, conn: UpstreamConnection) -> None:
-        self.upstream = conn
-        conn.start(self)
-        parts = [self.head, *self.body]
-        if self.body:
-            self.body_sent = True
-        if self.request_complete and self.chunked:
-            parts.append(b"0\r\n\r\n")
-        self.body.clear()
-        self.buffered = 0
-        conn.transport.write(b"".join(parts))
-        if self.client.write_paused:
-            conn.transport.pause_reading()
-        self.client.resume_reading_for("buffer")
-
-    def send_body(self, data: bytes) -> None:
-        self.received += len(data)
-        framed = b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
-        if self.upstream is not None:
-            self.body_sent = True
-            self.upstream.transport.write(framed)
-        else:
-            self.body.append(framed)
-            self.buffered += len(framed)
-            if self.buffered > BUFFER_LIMIT:
-                self.client.pause_reading_for("buffer")
-
-    def request_done(self) -> None:
-        self.request_complete = True
-        if self.chunked and self.upstream is not None:
-            self.upstream.transport.write(b"0\r\n\r\n")
-
-    # -- the response ----------------------------------------------------------------
-
-    def response_data(self, data: bytes) -> None:
-        self.response_started = True
-        self.sent += len(data)
-        self.client.transport.write(data)
-
-    def response_complete(self, conn: UpstreamConnection) -> None:
-        if not self.request_complete:
-            conn.keep_alive = (
-                False  # the backend answered early; the rest of the body would desync it
-            )
-        status = conn.status
-        conn.finish()
-        self.upstream = None
-        self.end(status, close=not self.request_complete)
-
-    def upstream_failed(self, conn: UpstreamConnection, reason: str) -> None:
-        conn.close()
-        self.upstream = None
-        if self.response_started:
-            self.end(conn.status or 502, close=True, failed=True)
-        else:
-            self.failed_before_response(reason, count_failure=True)
-
-    def upstream_lost(self, conn: UpstreamConnection) -> None:
-        """The backend closed the connection before the response was complete."""
-        self.upstream = None
-        if self.response_started:
-            # A body delimited by close ends here; a truncated one must be seen as truncated.
-            # Either way the client learns it from the connection closing.
-            self.end(conn.status, close=True)
-        else:
-            # A reused keep-alive connection may have been closed by the backend while idle:
-            # that is ordinary, not the backend's failure.
-            fresh = conn.served == 0
-            self.failed_before_response(
-                f"{conn.backend.name} closed the connection before answering",
-                count_failure=fresh,
-                retry_ok=self.method in IDEMPOTENT,
-            )
-
-    def failed_before_response(
-        self, reason: str, count_failure: bool, retry_ok: bool = True
-    ) -> None:
-        backend = self.backend
-        self.balancer.release(backend, None, failed=count_failure)
-        if count_failure:
-            self.tried.append(backend)
-        self.backend = None
-        # Nothing of the body has reached a backend, so sending it again cannot duplicate it.
-        if (
-            retry_ok
-            and not self.body_sent
-            and self.attempts <= len(self.balancer.pool.backends) + 1
-        ):
-            self.balancer.publish_error(
-                self.id, None, reason + "; trying another", backend, kind="retry"
-            )
-            self.route()
-        else:
-            self.answer(502, reason)
-
-    def end(self, status: int, close: bool = False, failed: bool = False) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        ms = (perf_counter() - self.started) * 1000.0
-        backend = self.backend
-        self.balancer.release(backend, ms, failed=failed or status >= 500)
-        self.balancer.publish_done(self.id, backend, status, ms, self.sent, self.received)
-        self.client.exchange_finished(self, close=close or not self.keep_alive)
-
-    def answer(self, status: int, reason: str) -> None:
-        """Answer the client ourselves (no backend involved)."""
-        if self.finished:
-            return
-        self.finished = True
-        close = not (self.keep_alive and self.request_complete)
-        self.client.write_error(status, reason, close)
-        self.balancer.publish_error(self.id or self.balancer.next_id(), status, reason)
-        self.client.exchange_finished(self, close=close)
-
-    def abort(self) -> None:
-        """The client went away mid-exchange."""
-        if self.finished:
-            return
-        self.finished = True
-        if self.upstream is not None:
-            self.upstream.close()  # half a response is left in it; never reuse
-            self.upstream = None
-        if self.backend is not None:
-            ms = (perf_counter() - self.started) * 1000.0
-            self.balancer.release(self.backend, None)
-            self.balancer.publish_done(self.id, self.backend, 499, ms, self.sent, self.received)
+# Headers on_header looks at more closely than "forward it as it is".
+NOTED = NOT_FORWARDED | {b"x-forwarded-for", b"host"}
 
 
 class HttpClientConnection(asyncio.Protocol):
@@ -337,6 +37,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
+        self.client_ip_bytes = b""
         self.exchanges: deque[Exchange] = deque()  # in arrival order; [0] is being served
         self.parsing: Exchange | None = None
         self.in_head = True
@@ -352,6 +53,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else "unknown"
+        self.client_ip_bytes = self.client_ip.encode()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -417,13 +119,19 @@ class HttpClientConnection(asyncio.Protocol):
         if exchange.head_size > HEAD_LIMIT:
             raise Reject(431, f"request head is over {HEAD_LIMIT // 1024} KiB")
         lower = name.lower()
-        if lower == b"content-length":
+        exchange.pairs.append((lower, value))
+        if lower not in NOTED:
+            exchange.lines.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"host":
+            exchange.has_host = True
+            exchange.lines.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"content-length":
             exchange.content_lengths.append(value.strip())
         elif lower == b"transfer-encoding":
             exchange.transfer_encoding = value
-        exchange.headers[lower.decode("latin-1")] = value.decode("latin-1")
-        if lower not in NOT_FORWARDED and lower != b"x-forwarded-for":
-            exchange.lines.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"x-forwarded-for":
+            old = exchange.forwarded
+            exchange.forwarded = old + b", " + value if old else value
 
     def on_headers_complete(self) -> None:
         exchange = self.parsing
@@ -506,13 +214,3 @@ class HttpClientConnection(asyncio.Protocol):
             self.read_pauses.discard(why)
             if not self.read_pauses and self.transport is not None and not self.closing:
                 self.transport.resume_reading()
-
-
-def parse_cookies(header: str) -> dict[str, str]:
-    """'a=1; b=2' -> {'a': '1', 'b': '2'}; lenient, like browsers (RFC 6265 5.2)."""
-    cookies = {}
-    for pair in header.split(";"):
-        name, sep, value = pair.partition("=")
-        if sep:
-            cookies[name.strip()] = value.strip().strip('"')
-    return cookies

@@ -42,6 +42,9 @@ class Algorithm:
     """
 
     name: ClassVar[str] = ""
+    # True when choose() reads request.headers or request.cookies; the proxy skips
+    # decoding them for every other algorithm.
+    reads_headers: bool = False
 
     def __init__(self, rng: random.Random | None = None, **options: object) -> None:
         self.rng = rng or random.Random()

@@ -136,6 +136,7 @@ class ConsistentHash(Algorithm):
         super().__init__(rng, **options)
         self.hash_key = parse_hash_key(hash_key)
         self._lookup_name = self.hash_key.name.lower()  # RequestInfo header names are lower-case
+        self.reads_headers = self.hash_key.kind in ("header", "cookie")
         self._rings: OrderedDict[tuple[tuple[str, int], ...], Ring] = OrderedDict()
 
     def ring(self, candidates: Sequence[Backend]) -> Ring:
