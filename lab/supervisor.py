@@ -97,15 +97,17 @@ class Supervisor:
 
     def stop(self, name: str, timeout: float = 5.0) -> None:
         child = self.children.get(name)
-        if child is None or not child.alive():
+        if child is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            child.process.send_signal(signal.SIGTERM)
-        try:
-            child.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
+        if child.alive():
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        _close_output(child)
 
     def kill(self, name: str) -> None:
         """A real SIGKILL: the process gets no chance to say goodbye."""
@@ -113,6 +115,7 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             child.process.kill()
         child.process.wait()
+        _close_output(child)
 
     def stop_all(self) -> None:
         for child in self.children.values():
@@ -126,9 +129,18 @@ class Supervisor:
 def _pump(child: Child, lines: queue.Queue[str | None]) -> None:
     # Keep reading so a chatty child never blocks on a full pipe.
     assert child.process.stdout is not None
-    for line in child.process.stdout:
-        child.output.append(line)
-        if len(child.output) > 200:
-            del child.output[:100]
-        lines.put(line)
+    with contextlib.suppress(ValueError, OSError):  # closed under us by stop(): we are done
+        for line in child.process.stdout:
+            child.output.append(line)
+            if len(child.output) > 200:
+                del child.output[:100]
+            lines.put(line)
     lines.put(None)
+
+
+def _close_output(child: Child) -> None:
+    # The pump thread sees end-of-file once the process is gone; closing our end
+    # too keeps a long lab session from piling up open pipes.
+    if child.process.stdout is not None and not child.process.stdout.closed:
+        with contextlib.suppress(Exception):
+            child.process.stdout.close()

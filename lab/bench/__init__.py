@@ -1,0 +1,133 @@
+"""`lb-lab bench`: lb-lab against nginx and HAProxy on the same backends, on this machine.
+
+Only argparse lives here; the benchmark itself is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+TARGETS = ("direct", "lb-http", "lb-tcp", "nginx", "haproxy-http", "haproxy-tcp")
+ALIASES = {"lb": ("lb-http", "lb-tcp"), "haproxy": ("haproxy-http", "haproxy-tcp")}
+TOOL_CHOICES = ("auto", "wrk", "hey", "builtin")
+
+
+def _positive(kind: type) -> object:
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _backends(text: str) -> int:
+    value = _positive(int)(text)  # type: ignore[operator]
+    if value > 32:
+        raise argparse.ArgumentTypeError(f"at most 32, not {value}")
+    return value
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """`direct,lb` to ("direct", "lb-http", "lb-tcp"), kept in the standard order."""
+    chosen = set()
+    for word in filter(None, (w.strip() for w in text.split(","))):
+        if word in ALIASES:
+            chosen.update(ALIASES[word])
+        elif word in TARGETS:
+            chosen.add(word)
+        else:
+            names = ", ".join((*TARGETS, *ALIASES))
+            raise argparse.ArgumentTypeError(f"unknown target {word!r} (choose from {names})")
+    if not chosen:
+        raise argparse.ArgumentTypeError("name at least one target")
+    return tuple(t for t in TARGETS if t in chosen)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Benchmark lb-lab at Layer 7 and Layer 4 against direct traffic, nginx and HAProxy "
+        "on the same backends. Runs alternate over rounds; medians are reported. nginx, "
+        "HAProxy, wrk and hey are used when installed and skipped with a note when not."
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=5.0,
+        metavar="S",
+        help="seconds per run (default 5)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive(int),
+        default=3,
+        metavar="N",
+        help="rounds; each runs every target once, in a rotated order (default 3)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=_positive(int),
+        default=64,
+        metavar="C",
+        help="keep-alive connections of the throughput runs (default 64)",
+    )
+    parser.add_argument(
+        "--backends",
+        type=_backends,
+        default=3,
+        metavar="N",
+        help="toy backends behind every proxy (default 3)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_rate,
+        default=1000.0,
+        metavar="R",
+        help="requests/s of the fixed-rate latency runs; 0 skips them (default 1000)",
+    )
+    parser.add_argument(
+        "--rate-connections",
+        type=_positive(int),
+        default=8,
+        metavar="C",
+        help="connections of the fixed-rate latency runs (default 8)",
+    )
+    parser.add_argument(
+        "--tool",
+        choices=TOOL_CHOICES,
+        default="auto",
+        help="throughput load tool; auto = wrk, else hey, else builtin (default auto)",
+    )
+    parser.add_argument(
+        "--only",
+        type=parse_targets,
+        default=TARGETS,
+        metavar="T[,T...]",
+        help=f"targets to run: {', '.join(TARGETS)}; 'lb' and 'haproxy' name both modes",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as JSON (progress goes to stderr)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(options: argparse.Namespace) -> int:
+    from lab.bench.runner import main
+
+    return main(options)
