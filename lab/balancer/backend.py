@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 # Seconds over which a response time fades out of the peak EWMA (Finagle uses 10 s;
@@ -52,12 +53,7 @@ class Backend:
             self.ewma_ms = self.ewma_ms * keep + ms * (1.0 - keep)
         self.ewma_at = now
         self.latency_sum_ms += ms
-        buckets = self.latency_buckets
-        for i, bound in enumerate(LATENCY_BUCKETS_MS):
-            if ms <= bound:
-                buckets[i] += 1
-                return
-        buckets[-1] += 1
+        self.latency_buckets[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
 
     def fade(self, now: float, idle_s: float = 1.0) -> None:
         """Let an old response time fade while no new ones arrive.

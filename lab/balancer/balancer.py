@@ -21,6 +21,15 @@ from lab.balancer.pool import Pool
 from lab.balancer.upstream import UpstreamPool
 
 CONNECT_TIMEOUT_S = 3.0
+ROUTE_EVENT = (
+    '{"type":"route","id":"%s","t":%.6f,"mode":"%s","client":"%s","backend":"%s",'
+    '"algorithm":"%s","reason":%s'
+)
+ROUTE_HTTP = ',"method":"%s","path":%s'
+DONE_EVENT = (
+    '{"type":"done","id":"%s","t":%.6f,"backend":"%s","status":%s,"ms":%.3f,'
+    '"bytes":%d,"bytes_up":%d}'
+)
 
 
 class Balancer:
@@ -71,26 +80,26 @@ class Balancer:
     # -- events --------------------------------------------------------------------------
 
     # Route and done events happen for every request, so they are written as JSON text
-    # directly: four times cheaper than encoding a dict. Text that came from outside
-    # (client, method, path) or that can hold anything (reason) is escaped; names and
-    # ids are validated or ours.
+    # directly, with %-formatting (the cheapest way Python has to print a float):
+    # several times cheaper than encoding a dict. Text that can hold anything (path,
+    # reason) is escaped. The method is a token llhttp has already checked, the client
+    # an address from the kernel, and names and ids are validated or ours: none of
+    # them can hold a quote or a backslash.
 
     def publish_route(
         self, rid: str, request: RequestInfo, decision: Decision, retry: int = 0
     ) -> None:
         if not self.events.listening:
             return
-        http = (
-            f',"method":{_text(request.method)},"path":{_text(request.path)}'
-            if request.method
-            else ""
-        )
-        extra = f',"retry":{retry}' if retry else ""
-        self.events.publish_encoded(
-            f'{{"type":"route","id":"{rid}","t":{time.time()!r},"mode":"{self.config.mode}",'
-            f'"client":{_text(request.client)},"backend":"{decision.backend.name}",'
-            f'"algorithm":"{self.pool.algorithm.name}","reason":{_text(decision.reason)}{http}{extra}}}'
-        )
+        line = ROUTE_EVENT % (
+            rid, time.time(), self.config.mode, request.client, decision.backend.name,
+            self.pool.algorithm.name, _text(decision.reason),
+        )  # fmt: skip
+        if request.method:
+            line += ROUTE_HTTP % (request.method, _text(request.path))
+        if retry:
+            line += f',"retry":{retry}'
+        self.events.publish_encoded(line + "}")
 
     def publish_done(
         self, rid: str, backend: Backend, status: int | None, ms: float, sent: int, received: int
@@ -98,9 +107,7 @@ class Balancer:
         if not self.events.listening:
             return
         self.events.publish_encoded(
-            f'{{"type":"done","id":"{rid}","t":{time.time()!r},"backend":"{backend.name}",'
-            f'"status":{"null" if status is None else status},"ms":{round(ms, 3)!r},'
-            f'"bytes":{sent},"bytes_up":{received}}}'
+            DONE_EVENT % (rid, time.time(), backend.name, status or "null", ms, sent, received)
         )
 
     def publish_error(

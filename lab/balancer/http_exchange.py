@@ -41,84 +41,56 @@ class Reject(Exception):
 
 
 class Exchange:
-    """One request and its response, from the first header byte to the last response byte."""
+    """One request and its response, from the first header byte to the last response byte.
 
-    __slots__ = (
-        "client",
-        "balancer",
-        "id",
-        "method",
-        "url",
-        "lines",
-        "head_size",
-        "content_lengths",
-        "pairs",
-        "forwarded",
-        "has_host",
-        "transfer_encoding",
-        "chunked",
-        "keep_alive",
-        "is_head",
-        "headers_done",
-        "request_complete",
-        "body",
-        "buffered",
-        "body_sent",
-        "upstream",
-        "backend",
-        "tried",
-        "attempts",
-        "started",
-        "response_started",
-        "sent",
-        "received",
-        "finished",
-        "info",
-        "head",
-    )
+    Most fields start as class-level defaults and are set only when a request needs
+    them: this object is made for every request, so its birth must be cheap.
+    """
+
+    id = ""
+    method = ""
+    url = b""
+    head_size = 0
+    content_lengths: list[bytes] | None = None
+    forwarded: bytes | None = None  # X-Forwarded-For from the client, if any
+    has_host = False
+    transfer_encoding: bytes | None = None
+    chunked = False
+    keep_alive = True
+    is_head = False
+    headers_done = False
+    request_complete = False
+    body: list[bytes] | None = None  # framed body pieces waiting for an upstream
+    buffered = 0
+    body_sent = False
+    upstream: UpstreamConnection | None = None
+    backend = None
+    tried: tuple | list = ()  # backends that failed this request
+    attempts = 0
+    started = 0.0
+    response_started = False
+    sent = 0  # response bytes to the client
+    received = 0  # request body bytes from the client
+    finished = False
+    info: RequestInfo | None = None
+    head = b""
 
     def __init__(self, client: HttpClientConnection) -> None:
         self.client = client
         self.balancer = client.balancer
-        self.id = ""
-        self.method = ""
-        self.url = b""
         self.lines: list[bytes] = []  # header lines to forward, already framed
         self.pairs: list[tuple[bytes, bytes]] = []  # (lower-case name, value), as received
-        self.forwarded: bytes | None = None  # X-Forwarded-For from the client, if any
-        self.has_host = False
-        self.head_size = 0
-        self.content_lengths: list[bytes] = []
-        self.transfer_encoding: bytes | None = None
-        self.chunked = False
-        self.keep_alive = True
-        self.is_head = False
-        self.headers_done = False
-        self.request_complete = False
-        self.body: list[bytes] = []  # framed body pieces waiting for an upstream
-        self.buffered = 0
-        self.body_sent = False
-        self.upstream: UpstreamConnection | None = None
-        self.backend = None
-        self.tried: list = []  # backends that failed this request
-        self.attempts = 0
-        self.started = 0.0
-        self.response_started = False
-        self.sent = 0  # response bytes to the client
-        self.received = 0  # request body bytes from the client
-        self.finished = False
-        self.info: RequestInfo | None = None
-        self.head = b""
 
     # -- the request -----------------------------------------------------------------
 
     def validate(self) -> None:
         """Refuse what a chain of HTTP parsers could disagree on (request smuggling)."""
-        if self.transfer_encoding is not None and self.content_lengths:
+        lengths = self.content_lengths
+        if lengths and self.transfer_encoding is not None:
             raise Reject(
                 400, "both Content-Length and Transfer-Encoding sent (request smuggling guard)"
             )
-        if len(set(self.content_lengths)) > 1:
+        if lengths and len(set(lengths)) > 1:
             raise Reject(400, "conflicting Content-Length headers (request smuggling guard)")
         if not self.has_host and self.client.parser.get_http_version() == "1.1":
             raise Reject(400, "HTTP/1.1 request without a Host header")
@@ -151,10 +123,11 @@ class Exchange:
     def begin(self) -> None:
         """Headers are in and it is this request's turn: choose a backend and go."""
         self.started = perf_counter()
-        self.id = self.balancer.next_id()
+        balancer = self.balancer
+        self.id = balancer.next_id()
         self.head = self.build_head()
         path = self.url.decode("latin-1")
-        if self.balancer.pool.algorithm.reads_headers:
+        if balancer.pool.algorithm.reads_headers:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.pairs}
             cookie = headers.get("cookie")
             cookies = parse_cookies(cookie) if cookie else None
@@ -198,17 +171,21 @@ class Exchange:
     def attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         conn.start(self)
-        parts = [self.head, *self.body]
-        if self.body:
-            self.body_sent = True
-        if self.request_complete and self.chunked:
-            parts.append(b"0\r\n\r\n")
-        self.body.clear()
-        self.buffered = 0
-        conn.transport.write(b"".join(parts))
-        if self.client.write_paused:
+        if self.body is None and not self.chunked:  # the common case: a head, and no body yet
+            conn.transport.write(self.head)
+        else:
+            parts = [self.head, *(self.body or ())]
+            self.body_sent = bool(self.body)
+            if self.request_complete and self.chunked:
+                parts.append(b"0\r\n\r\n")
+            self.body = None
+            self.buffered = 0
+            conn.transport.write(b"".join(parts))
+        client = self.client
+        if client.write_paused:
             conn.transport.pause_reading()
-        self.client.resume_reading_for("buffer")
+        if client.read_pauses:
+            client.resume_reading_for("buffer")
 
     def send_body(self, data: bytes) -> None:
         self.received += len(data)
@@ -217,6 +194,8 @@ class Exchange:
             self.body_sent = True
             self.upstream.transport.write(framed)
         else:
+            if self.body is None:
+                self.body = []
             self.body.append(framed)
             self.buffered += len(framed)
             if self.buffered > BUFFER_LIMIT:
@@ -228,11 +207,6 @@ class Exchange:
             self.upstream.transport.write(b"0\r\n\r\n")
 
     # -- the response ----------------------------------------------------------------
-
-    def response_data(self, data: bytes) -> None:
-        self.response_started = True
-        self.sent += len(data)
-        self.client.transport.write(data)
 
     def response_complete(self, conn: UpstreamConnection) -> None:
         if not self.request_complete:
@@ -275,7 +249,7 @@ class Exchange:
         backend = self.backend
         self.balancer.release(backend, None, failed=count_failure)
         if count_failure:
-            self.tried.append(backend)
+            self.tried = [*self.tried, backend]
         self.backend = None
         # Nothing of the body has reached a backend, so sending it again cannot duplicate it.
         if (

@@ -126,6 +126,8 @@ class HttpClientConnection(asyncio.Protocol):
             exchange.has_host = True
             exchange.lines.append(b"%s: %s\r\n" % (name, value))
         elif lower == b"content-length":
+            if exchange.content_lengths is None:
+                exchange.content_lengths = []
             exchange.content_lengths.append(value.strip())
         elif lower == b"transfer-encoding":
             exchange.transfer_encoding = value
@@ -161,18 +163,17 @@ class HttpClientConnection(asyncio.Protocol):
     # -- called by exchanges ---------------------------------------------------------------
 
     def exchange_finished(self, exchange: Exchange, close: bool) -> None:
-        if self.exchanges and self.exchanges[0] is exchange:
-            self.exchanges.popleft()
-        if close or self.closing or (self.client_eof and not self.exchanges):
+        exchanges = self.exchanges
+        if exchanges and exchanges[0] is exchange:
+            exchanges.popleft()
+        if close or self.closing or (self.client_eof and not exchanges):
             self.close()
             return
-        if not self.exchanges:
-            self.resume_reading_for("pipeline")
-            return
-        nxt = self.exchanges[0]
-        if nxt.headers_done and not nxt.finished:
-            nxt.begin()
-        if len(self.exchanges) <= 1:
+        if exchanges:
+            nxt = exchanges[0]
+            if nxt.headers_done and not nxt.finished:
+                nxt.begin()
+        if self.read_pauses and len(exchanges) <= 1:
             self.resume_reading_for("pipeline")
 
     def write_error(self, status: int, reason: str, close: bool) -> None:

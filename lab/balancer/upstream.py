@@ -74,7 +74,10 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             exchange.upstream_failed(self, "the backend sent a malformed response")
             return
-        exchange.response_data(data)
+        # Bytes go to the client as they came: the response is never re-encoded.
+        exchange.response_started = True
+        exchange.sent += len(data)
+        exchange.client.transport.write(data)
         if self.complete:
             exchange.response_complete(self)
 
