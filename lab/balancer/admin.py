@@ -118,7 +118,7 @@ class AdminConnection(asyncio.Protocol):
         if path == "/metrics" and method == "GET":
             return 200, metrics.render(balancer)
         if path == "/config" and method == "PUT":
-            changes = await balancer.update(parse_json(body))
+            changes = balancer.update(parse_json(body))
             return 200, {"ok": True, "changes": changes, "state": balancer.state()}
         if path == "/reset" and method == "POST":
             balancer.reset_counters()
@@ -126,16 +126,16 @@ class AdminConnection(asyncio.Protocol):
         if path == "/backends" and method == "POST":
             spec = parse_json(body)
             backends = [b.as_json() for b in balancer.config.backends] + [spec]
-            return 200, {"ok": True, "changes": await balancer.update({"backends": backends})}
+            return 200, {"ok": True, "changes": balancer.update({"backends": backends})}
         if path.startswith("/backends/") and method in ("PUT", "DELETE"):
-            return 200, {"ok": True, "changes": await self.change_backend(method, path[10:], body)}
+            return 200, {"ok": True, "changes": self.change_backend(method, path[10:], body)}
         if path == "/" and method == "GET":
             return 200, {"endpoints": [line.strip() for line in __doc__.strip().splitlines()[2:]]}
         if path in ("/", "/state", "/metrics", "/config", "/reset", "/backends", "/events"):
             raise AdminError(405, f"{method} is not allowed on {path}")
         raise AdminError(404, f"no admin endpoint {path}; try GET /state")
 
-    async def change_backend(self, method: str, name: str, body: bytes) -> dict:
+    def change_backend(self, method: str, name: str, body: bytes) -> dict:
         backends = [b.as_json() for b in self.balancer.config.backends]
         match = [b for b in backends if b["name"] == name]
         if not match:
@@ -149,7 +149,7 @@ class AdminConnection(asyncio.Protocol):
                     400, 'expected {"weight": W} and/or {"address": "HOST:PORT"}', "backend"
                 )
             match[0].update(patch)
-        return await self.balancer.update({"backends": backends})
+        return self.balancer.update({"backends": backends})
 
     def start_event_stream(self) -> None:
         head = (

@@ -150,7 +150,7 @@ class Balancer:
             },
         }
 
-    async def update(self, update: object) -> dict:
+    def update(self, update: object) -> dict:
         """Apply a validated partial config; raises ConfigError before changing anything."""
         new, changes = apply_update(self.config, update)
         self.config = new  # the listener reads config.mode for each new connection
