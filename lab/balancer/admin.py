@@ -23,6 +23,8 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.config import ConfigError
 
 BODY_LIMIT = 1 << 20
+HEAD_LIMIT = 16 * 1024
+HEAD_TOO_LARGE = f"request head is too large (over {HEAD_LIMIT // 1024} KiB)"
 STATUS_TEXT = {
     200: "OK",
     400: "Bad Request",
@@ -65,7 +67,14 @@ class AdminConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self.send_json(400, {"error": f"malformed request: {exc}"}, close=True)
+            cause = exc.__context__
+            if isinstance(cause, AdminError):
+                self.send_json(cause.status, cause.body, close=True)
+            else:
+                self.send_json(400, {"error": f"malformed request: {exc}"}, close=True)
+        else:
+            if self.head_size + len(self.url) > HEAD_LIMIT:  # a head that never ends
+                self.send_json(431, {"error": HEAD_TOO_LARGE}, close=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.subscriber is not None:
@@ -75,17 +84,18 @@ class AdminConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self.head_size += len(url)
+        if len(self.url) > HEAD_LIMIT:
+            raise AdminError(431, HEAD_TOO_LARGE)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_size += len(name) + len(value)
-        if self.head_size > 16 * 1024:
-            raise ValueError("head too large")
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size + len(self.url) > HEAD_LIMIT:
+            raise AdminError(431, HEAD_TOO_LARGE)
 
     def on_body(self, body: bytes) -> None:
         self.body += body
         if len(self.body) > BODY_LIMIT:
-            raise ValueError("body too large")
+            raise AdminError(413, f"request body is too large (over {BODY_LIMIT >> 20} MiB)")
 
     def on_message_complete(self) -> None:
         method = self.parser.get_method().decode()

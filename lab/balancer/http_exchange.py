@@ -230,9 +230,19 @@ class Exchange:
         """The backend closed the connection before the response was complete."""
         self.upstream = None
         if self.response_started:
-            # A body delimited by close ends here; a truncated one must be seen as truncated.
-            # Either way the client learns it from the connection closing.
-            self.end(conn.status, close=True)
+            # The client learns it from the connection closing. A body that runs to the
+            # close has simply ended; any other body was cut off, and that is a failure.
+            cut_off = not conn.until_close
+            if cut_off:
+                self.balancer.publish_error(
+                    self.id, None,
+                    f"{conn.backend.name} closed the connection mid-response; "
+                    "the client got a cut-off answer",
+                    conn.backend, kind="cut-off",
+                )  # fmt: skip
+            # A cut-off answer is reported as 502 (with the error event saying why), so
+            # whoever draws the done event sees a failure, not the 200 that began it.
+            self.end(502 if cut_off else conn.status, close=True, failed=cut_off)
         else:
             # A reused keep-alive connection may have been closed by the backend while idle:
             # that is ordinary, not the backend's failure.

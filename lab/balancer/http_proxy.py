@@ -46,6 +46,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.client_eof = False
         self.closing = False
+        self.rejected: tuple[int, str] | None = None  # an answer owed once in-flight ones finish
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -56,7 +57,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.client_ip_bytes = self.client_ip.encode()
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self.rejected:
             return
         if self.in_head:
             self.head_raw += len(data)
@@ -80,6 +81,10 @@ class HttpClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.client_eof = True
+        if any(not exchange.request_complete for exchange in self.exchanges):
+            # Half a request and then FIN: it can never be finished, so nothing is owed.
+            self.close()
+            return False
         return bool(self.exchanges)  # keep the write side open to deliver pending answers
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -142,6 +147,8 @@ class HttpClientConnection(asyncio.Protocol):
         exchange.method = method = self.parser.get_method().decode("ascii", "replace")
         exchange.is_head = method == "HEAD"
         exchange.keep_alive = self.parser.should_keep_alive()
+        if self.parser.should_upgrade():  # Upgrade: or CONNECT; refuse before routing anything
+            raise Reject(501, "protocol upgrades and CONNECT are not supported at Layer 7 here")
         te = exchange.transfer_encoding
         exchange.chunked = te is not None and te.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
         exchange.validate()
@@ -166,6 +173,10 @@ class HttpClientConnection(asyncio.Protocol):
         exchanges = self.exchanges
         if exchanges and exchanges[0] is exchange:
             exchanges.popleft()
+        if self.rejected and not exchanges:
+            self.write_error(*self.rejected, close=True)
+            self.close()
+            return
         if close or self.closing or (self.client_eof and not exchanges):
             self.close()
             return
@@ -189,12 +200,23 @@ class HttpClientConnection(asyncio.Protocol):
         self.transport.write(head + body)
 
     def reject(self, status: int, reason: str) -> None:
-        """Refuse a bad request and close: after a parse error the byte stream cannot be trusted."""
-        in_flight = [e for e in self.exchanges if e.backend is not None and not e.finished]
-        if not in_flight:
-            self.write_error(status, reason, close=True)
+        """Refuse a bad request, then close: after a parse error the byte stream cannot be trusted.
+
+        Requests already complete and on their way to a backend are answered first,
+        as nginx does; anything after them is dropped.
+        """
         self.balancer.publish_error(self.balancer.next_id(), status, reason)
-        self.close()
+        owed = [e for e in self.exchanges if e.backend is not None and e.request_complete]
+        for exchange in self.exchanges:
+            if exchange not in owed:
+                exchange.abort()
+        self.exchanges = deque(owed)
+        if not owed:
+            self.write_error(status, reason, close=True)
+            self.close()
+            return
+        self.rejected = (status, reason)
+        self.pause_reading_for("rejected")
 
     def close(self) -> None:
         if not self.closing:

@@ -35,6 +35,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.interim = False
         self.complete = False
         self.keep_alive = True
+        self.until_close = False  # the body ends when the backend closes (no length, no chunks)
 
     # -- used by the exchange ------------------------------------------------------------
 
@@ -104,6 +105,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = status = self.parser.get_status_code()
+        # llhttp keeps alive unless the body runs to the close (or the backend said close).
+        self.until_close = not self.parser.should_keep_alive()
         self.interim = 100 <= status < 200 and status != 101
         if self.exchange is not None and self.exchange.is_head and not self.interim:
             # httptools cannot be told a HEAD response has no body; end it here
