@@ -21,6 +21,7 @@ def build_parser() -> Parser:
     from lab.balancer.options import add_arguments as add_balancer_arguments
     from lab.bench import add_arguments as add_bench_arguments
     from lab.serve import add_arguments as add_serve_arguments
+    from lab.traffic import add_arguments as add_traffic_arguments
 
     parser = Parser(
         prog="lb-lab", description="Load Balancing Lab: watch a real load balancer work."
@@ -30,6 +31,7 @@ def build_parser() -> Parser:
     add_serve_arguments(commands.add_parser("serve", help="start the whole lab (the default)"))
     add_balancer_arguments(commands.add_parser("balancer", help="run the balancer daemon alone"))
     add_backend_arguments(commands.add_parser("backend", help="run one toy backend"))
+    add_traffic_arguments(commands.add_parser("traffic", help="send traffic through the balancer"))
     add_bench_arguments(commands.add_parser("bench", help="benchmark the balancer against peers"))
     return parser
 

@@ -1,0 +1,116 @@
+"""`lb-lab traffic`: real HTTP/1.1 traffic through the balancer, steered while it runs.
+
+The generator itself is imported only when the command runs, so `lb-lab --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lab.traffic.settings import (
+    MAX_CLIENTS,
+    MAX_RATE,
+    SettingError,
+    client_count,
+    parse_address,
+    parse_target,
+    rate,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the traffic generator's flags on its subcommand parser."""
+    parser.description = (
+        "Send open-loop HTTP/1.1 traffic (Poisson arrivals) from simulated clients, each with its "
+        "own source address 127.0.0.(k+1), cookie jar and keep-alive connections. Steer it while "
+        "it runs: GET /state, PUT /config, POST /send, POST /reset on the control address."
+    )
+    add = parser.add_argument
+    add("--target", required=True, type=_target, metavar="URL",
+        help="where to send it: http://HOST:PORT[/path], usually the balancer")  # fmt: skip
+    add("--rate", type=_rate, default=5.0, metavar="R",
+        help=f"requests per second on average, 0-{MAX_RATE:g} (default 5)")  # fmt: skip
+    add("--clients", type=_clients, default=4, metavar="N",
+        help=f"simulated clients, 1-{MAX_CLIENTS} (default 4)")  # fmt: skip
+    add("--duration", type=_duration, default=0.0, metavar="S",
+        help="stop after S seconds and print a summary (default 0: until stopped)")  # fmt: skip
+    add("--control", type=_control, default="127.0.0.1:0", metavar="HOST:PORT",
+        help="control API address; port 0 picks a free one (default 127.0.0.1:0)")  # fmt: skip
+    add("--keep-alive", type=_on_off, default=True, metavar="on|off",
+        help="reuse connections (on, the default) or one connection per request (off)")  # fmt: skip
+    add("--paused", action="store_true", help="start paused: only POST /send sends anything")
+    add("--seed", type=int, default=None, metavar="N", help="seed arrivals and paths (replayable)")
+    parser.set_defaults(run=run, parser=parser)
+
+
+def run(options: argparse.Namespace) -> int:
+    from lab.traffic.generator import resolve
+    from lab.traffic.generator import run as run_generator
+
+    try:
+        address, bind_source = resolve(options.target)
+    except SettingError as exc:
+        options.parser.error(exc.message)
+    return run_generator(options, address, bind_source)
+
+
+def _checked(parse):
+    """Turn a parser that raises SettingError into an argparse `type=` with one clear line."""
+
+    def check(text: str):
+        try:
+            return parse(text)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(exc.message.removeprefix(f"{exc.field} ")) from None
+
+    return check
+
+
+@_checked
+def _target(text: str):
+    return parse_target(text)
+
+
+@_checked
+def _rate(text: str) -> float:
+    return rate("rate", _number(text))
+
+
+@_checked
+def _clients(text: str) -> int:
+    return client_count("clients", _whole(text))
+
+
+@_checked
+def _control(text: str) -> tuple[str, int]:
+    return parse_address(text)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingError("", f"not a number: {text!r}") from None
+
+
+def _whole(text: str) -> int:
+    if not (text.isascii() and text.strip().isdigit()):
+        raise SettingError("", f"not a whole number: {text!r}")
+    return int(text)
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return seconds
+
+
+def _on_off(text: str) -> bool:
+    if text.lower() not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return text.lower() == "on"

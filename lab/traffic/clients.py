@@ -1,0 +1,321 @@
+"""Simulated clients: each its own source address, cookie jar and keep-alive connections.
+
+Client k sends from 127.0.0.(k+1), so ip-hash and source stickiness see N
+distinct visitors. Like a browser, a client never pipelines: one request per
+connection at a time. With keep-alive on it reuses an idle connection, opens
+another when all of its connections are busy (up to MAX_CONNECTIONS, the
+browsers' limit per host), and past that its requests wait in line, their
+latency counting from when they fell due. With keep-alive off every request
+gets a fresh connection (under the same cap) and says `Connection: close`.
+
+Every request ends in exactly one of: answered (with its status), or failed
+as connect, reset, timeout or bad_response; so in_flight always comes back to 0.
+Nothing is retried: a learner who kills a backend should see what broke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+
+import httptools
+
+from lab.traffic.arrivals import Page
+from lab.traffic.cookies import CookieJar
+from lab.traffic.settings import Target
+from lab.traffic.stats import TrafficStats
+
+REQUEST_TIMEOUT_S = 10.0  # from falling due to the last byte of the answer, connecting included
+MAX_CONNECTIONS = 6  # per client, as browsers allow per host
+USER_AGENT = b"lb-lab-traffic"
+
+
+@dataclass(slots=True)
+class Job:
+    """One request to make."""
+
+    page: Page
+    due: float  # loop time it fell due; latency and the timeout count from here
+
+
+def source_address(index: int) -> str:
+    """Client k's own loopback address: c1 is 127.0.0.2, c2 is 127.0.0.3, ..."""
+    return f"127.0.0.{index + 1}"
+
+
+class Client:
+    """One simulated visitor, `c<index>`."""
+
+    def __init__(
+        self,
+        index: int,
+        target: Target,
+        address: tuple[str, int],
+        stats: TrafficStats,
+        *,
+        keep_alive: bool = True,
+        bind_source: bool = True,
+    ) -> None:
+        self.name = f"c{index}"
+        self.source = source_address(index) if bind_source else None
+        self.address = address  # the target, resolved once
+        self.stats = stats
+        self.keep_alive = keep_alive
+        self.jar = CookieJar()
+        self.retired = False  # no new work; connections close as they come free
+        self.connections: set[Connection] = set()  # open or opening
+        self.idle: list[Connection] = []
+        self.waiting: deque[Job] = deque()
+        self.loop = asyncio.get_running_loop()
+        self._prefix = target.prefix.encode()
+        self._fixed = b"Host: %s\r\nUser-Agent: %s\r\nX-Lab-Client: %s\r\nAccept: */*\r\n" % (
+            target.authority.encode(),
+            USER_AGENT,
+            self.name.encode(),
+        )
+
+    # -- taking work
+
+    def submit(self, job: Job) -> None:
+        self.stats.started()
+        self._dispatch(job)
+
+    def _dispatch(self, job: Job) -> None:
+        if self.idle:
+            self.idle.pop().send(job)  # the most recently used: the least likely to be stale
+        elif len(self.connections) < MAX_CONNECTIONS:
+            self._open(job)
+        else:
+            self.waiting.append(job)
+
+    def request_bytes(self, page: Page) -> bytes:
+        head = [b"%s %s%s HTTP/1.1\r\n" % (page.method.encode(), self._prefix, page.path.encode())]
+        head.append(self._fixed)
+        cookie = self.jar.header()
+        if cookie:
+            head.append(b"Cookie: " + cookie + b"\r\n")
+        if page.body:
+            head.append(b"Content-Type: application/x-www-form-urlencoded\r\n")
+            head.append(b"Content-Length: %d\r\n" % len(page.body))
+        if not self.keep_alive:
+            head.append(b"Connection: close\r\n")
+        head += (b"\r\n", page.body)
+        return b"".join(head)
+
+    # -- connections
+
+    def _open(self, job: Job) -> None:
+        connection = Connection(self)
+        self.connections.add(connection)
+        connection.task = self.loop.create_task(self._connect(connection, job))
+
+    async def _connect(self, connection: Connection, job: Job) -> None:
+        host, port = self.address
+        local = (self.source, 0) if self.source else None
+        left = job.due + REQUEST_TIMEOUT_S - self.loop.time()
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(lambda: connection, host, port, local_addr=local),
+                max(left, 0.001),
+            )
+        except (OSError, TimeoutError) as exc:
+            self.connections.discard(connection)
+            self.stats.failed_with("timeout" if isinstance(exc, TimeoutError) else "connect")
+            self._fill()
+            return
+        finally:
+            connection.task = None
+        if connection.closed:  # the server hung up at once; connection_lost has already counted it
+            self.stats.failed_with("reset")
+            return
+        connection.send(job)
+
+    def answered(self, connection: Connection, job: Job, status: int, reusable: bool) -> None:
+        now = self.loop.time()
+        self.stats.answered(status, (now - job.due) * 1000.0, now)
+        if not (reusable and self.keep_alive):
+            self._drop(connection)
+            return
+        job = self._next_waiting()
+        if job is not None:
+            connection.send(job)
+        elif self.retired:
+            self._drop(connection)
+        else:
+            self.idle.append(connection)
+
+    def lost(self, connection: Connection, job: Job | None, kind: str) -> None:
+        """`connection` is gone; `job` (if any) went with it unanswered."""
+        self.connections.discard(connection)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(connection)
+        if job is not None:
+            # No retry, unlike a browser: the lab counts every failure a learner should see.
+            self.stats.failed_with(kind)
+        self._fill()
+
+    def _drop(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        connection.close()
+        self._fill()
+
+    def _fill(self) -> None:
+        """Start waiting requests on new connections while there is room."""
+        while self.waiting and len(self.connections) < MAX_CONNECTIONS:
+            job = self._next_waiting()
+            if job is not None:
+                self._open(job)
+
+    def _next_waiting(self) -> Job | None:
+        self.expire(self.loop.time())
+        return self.waiting.popleft() if self.waiting else None
+
+    def expire(self, now: float) -> None:
+        """Fail the requests that waited in line past their timeout."""
+        while self.waiting and self.waiting[0].due + REQUEST_TIMEOUT_S <= now:
+            self.waiting.popleft()
+            self.stats.failed_with("timeout")
+
+    # -- being steered
+
+    def set_keep_alive(self, keep_alive: bool) -> None:
+        self.keep_alive = keep_alive
+        if not keep_alive:
+            self._close_idle()
+
+    def retire(self) -> None:
+        """Take no new work: close idle connections now, busy ones when their answer is in."""
+        self.retired = True
+        self._close_idle()
+
+    def abort(self) -> None:
+        """Shut everything at once (the generator is stopping)."""
+        self.retired = True
+        for connection in list(self.connections):
+            connection.abort()
+        self.connections.clear()
+        self.idle.clear()
+        self.waiting.clear()
+
+    def _close_idle(self) -> None:
+        idle, self.idle = self.idle, []
+        for connection in idle:
+            self.connections.discard(connection)
+            connection.close()
+
+
+class Connection(asyncio.Protocol):
+    """One TCP connection of a client, carrying one request at a time."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task | None = None  # while connecting
+        self.parser = httptools.HttpResponseParser(self)
+        self.job: Job | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self._framed = False  # the answer has Content-Length or chunked: not read-until-close
+        self._head_done = False
+
+    def send(self, job: Job) -> None:
+        if self.closed or self.transport is None:
+            self.client.lost(self, job, "reset")
+            return
+        self.job = job
+        loop = self.client.loop
+        self.timer = loop.call_at(job.due + REQUEST_TIMEOUT_S, self._timed_out)
+        self.transport.write(self.client.request_bytes(job.page))
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # not HTTP/1.1 we read
+            self._give_up("bad_response")
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        if self.job is None:  # an idle connection the server let go: never hand it out again
+            self.client.lost(self, None, "reset")
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timer()
+        job, self.job = self.job, None
+        if job is not None and self._head_done and not self._framed:
+            # An answer with no length ends when the connection does.
+            self.client.answered(self, job, self.parser.get_status_code(), reusable=False)
+            return
+        self.client.lost(self, job, "reset")
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._framed = self._head_done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name)
+        if size == 10 and name.lower() == b"set-cookie":
+            self.client.jar.store(value.decode("latin-1"))
+        elif (size == 14 and name.lower() == b"content-length") or (
+            size == 17 and name.lower() == b"transfer-encoding"
+        ):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        self._head_done = True
+        if status < 200 or status in (204, 304):
+            self._framed = True  # no body, whatever the headers say
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_status_code() < 200:
+            return  # an interim answer (103 Early Hints): the real one follows
+        job, self.job = self.job, None
+        if job is None:  # an answer to nothing we asked: this connection cannot be trusted
+            self.abort()
+            return
+        self._cancel_timer()
+        self.client.answered(
+            self, job, self.parser.get_status_code(), self.parser.should_keep_alive()
+        )
+
+    # -- ending
+
+    def close(self) -> None:
+        """Close once written data has gone (an idle or finished connection)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self._cancel_timer()
+        if self.task is not None:
+            self.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _give_up(self, kind: str) -> None:
+        job, self.job = self.job, None
+        self.abort()
+        self.client.lost(self, job, kind)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        self._give_up("timeout")
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

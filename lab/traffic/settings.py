@@ -1,0 +1,150 @@
+"""What a learner can steer while traffic runs (its settings), and the rules that keep them sane.
+
+Validation is pure and shared: the command line, `PUT /config` and the tests
+all go through `Settings.updated`, which checks a whole change before any of
+it takes effect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import math
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+MAX_RATE = 5000.0
+MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
+MAX_SEND = 1000
+
+
+class SettingError(ValueError):
+    """A value that cannot be used; `field` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.message, "field": self.field}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the traffic goes: http://HOST:PORT[/prefix]."""
+
+    host: str
+    port: int
+    prefix: str = ""  # prepended to every path of the mix, without a trailing slash
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.authority}{self.prefix or '/'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The knobs of a running traffic generator."""
+
+    rate: float = 5.0  # requests per second, on average; 0 = none (send-N still works)
+    clients: int = 4
+    keep_alive: bool = True
+    paused: bool = False
+
+    def updated(self, changes: Any) -> Settings:
+        """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
+        if not isinstance(changes, dict):
+            raise SettingError("body", 'expected a JSON object, e.g. {"rate": 20}')
+        known = [f.name for f in dataclasses.fields(self)]
+        clean: dict[str, Any] = {}
+        for field, value in changes.items():
+            if field not in known:
+                raise SettingError(
+                    field, f"unknown setting {field!r}; settings are {', '.join(known)}"
+                )
+            clean[field] = _CHECKS[field](field, value)
+        return dataclasses.replace(self, **clean)
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def rate(field: str, value: Any) -> float:
+    """Requests per second: a number from 0 to MAX_RATE."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SettingError(field, f"{field} must be a number, got {value!r}")
+    if not 0 <= value <= MAX_RATE:
+        raise SettingError(field, f"{field} must be between 0 and {MAX_RATE:g}, got {value!r}")
+    return float(value)
+
+
+def whole(low: int, high: int):
+    """A check for a whole number from `low` to `high` (2.0 counts, 2.5 and true do not)."""
+
+    def check(field: str, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise SettingError(field, f"{field} must be a whole number {low}-{high}, got {value!r}")
+        return value
+
+    return check
+
+
+def flag(field: str, value: Any) -> bool:
+    """true or false, nothing else (no 0/1, no strings)."""
+    if not isinstance(value, bool):
+        raise SettingError(field, f"{field} must be true or false, got {value!r}")
+    return value
+
+
+client_count = whole(1, MAX_CLIENTS)
+send_count = whole(1, MAX_SEND)
+
+_CHECKS = {"rate": rate, "clients": client_count, "keep_alive": flag, "paused": flag}
+
+
+def parse_target(text: str) -> Target:
+    """http://HOST:PORT[/path], nothing more (no https, user, query or fragment)."""
+    field = "target"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise SettingError(field, f"not a URL: {text!r} ({exc})") from None
+    if parts.scheme != "http":
+        raise SettingError(field, f"target must start with http://, got {text!r}")
+    if not parts.hostname or port is None or parts.username is not None:
+        raise SettingError(field, f"target must be http://HOST:PORT[/path], got {text!r}")
+    if parts.query or parts.fragment:
+        raise SettingError(field, f"target takes no query or fragment, got {text!r}")
+    if port == 0:
+        raise SettingError(field, f"target port must be 1-65535, got {text!r}")
+    if any(c <= " " or c == "\x7f" for c in parts.path):
+        raise SettingError(
+            field, f"target path must not hold spaces or control characters: {text!r}"
+        )
+    return Target(parts.hostname, port, parts.path.rstrip("/"))
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT for the control API; port 0 picks a free one."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise SettingError("control", f"expected HOST:PORT with port 0-65535, got {text!r}")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
