@@ -1,30 +1,67 @@
-"""`lb-lab serve`: start toy backends and the balancer between them, and say how to use them.
+"""`lb-lab` / `lb-lab serve`: the whole lab, in the browser.
 
-The web lab (the page that animates every decision) builds on this; until it
-lands, `serve` gives a learner a running balancer to curl and a stream to watch.
+Starts toy backends, a real balancer between them and a traffic generator
+aimed at it (all on loopback), then serves the page that animates every
+routing decision. Ctrl-C or SIGTERM stops every child; if the lab itself is
+SIGKILLed, the children notice and exit on their own (lab.lifecycle).
+
+This is the only entry point that runs eventlet: `run` monkey-patches before
+anything that opens a socket is imported. Nothing else in the lab imports it.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import socket
-import threading
 
-DEFAULT_BACKEND_PORT = 9001
+from lab.traffic.settings import MAX_CLIENTS, MAX_RATE
+
+DEFAULT_PORT = 5000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Start the lab: toy backends and a real balancer between them."
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.description = (
+        "Start the lab: toy backends, a real balancer, traffic, and the page that shows it all."
+    )
     parser.add_argument(
-        "--port", type=int, default=8080, help="balancer port (default 8080; busy -> any free)"
+        "--host", default="127.0.0.1", help="address for the page (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help=f"port for the page (default {DEFAULT_PORT}, or any free one if it is busy)",
     )
     parser.add_argument(
         "--backends", type=_backend_count, default=3, help="how many toy backends (1-12)"
     )
-    parser.add_argument("--mode", choices=("http", "tcp"), default="http")
-    parser.add_argument("--algorithm", default="round-robin")
+    parser.add_argument(
+        "--mode", choices=("http", "tcp"), default="http", help="http = Layer 7 (default), tcp = L4"
+    )
+    parser.add_argument(
+        "--algorithm", default="round-robin", metavar="NAME", help="to start with (round-robin)"
+    )
+    parser.add_argument(
+        "--balancer-port",
+        type=_port,
+        default=8080,
+        help="the balancer's port (default 8080, or any free one if it is busy; 0 = any)",
+    )
+    parser.add_argument(
+        "--backend-port",
+        type=_port,
+        default=9001,
+        help="the first backend's port; b2 takes the next (default 9001; 0 = any free ones)",
+    )
+    parser.add_argument(
+        "--rate", type=_rate, default=2.0, help=f"requests per second, 0-{MAX_RATE:g} (default 2)"
+    )
+    parser.add_argument(
+        "--clients",
+        type=_clients,
+        default=4,
+        help=f"simulated clients, 1-{MAX_CLIENTS} (default 4)",
+    )
+    parser.add_argument("--paused", action="store_true", help="start with traffic paused")
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -34,68 +71,38 @@ def _backend_count(text: str) -> int:
     return int(text)
 
 
-def port_or_any(host: str, port: int) -> int:
-    """`port` if it is free now, else 0 so the child picks a free one and reports it."""
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return 0
-    return port
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"--rate must be 0-{MAX_RATE:g}, got {text!r}")
+    return value
+
+
+def _clients(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_CLIENTS:
+        raise argparse.ArgumentTypeError(f"--clients must be 1-{MAX_CLIENTS}, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {text!r}")
+    return int(text)
 
 
 def run(options: argparse.Namespace) -> int:
-    from lab.balancer.algorithms import ALGORITHM_NAMES
-    from lab.supervisor import StartError, Supervisor
+    import warnings
 
-    if options.algorithm not in ALGORITHM_NAMES:
-        options.parser.error(
-            f"unknown algorithm {options.algorithm!r}; choose one of: {', '.join(ALGORITHM_NAMES)}"
-        )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with Supervisor() as supervisor:
-        try:
-            backends = []
-            for i in range(1, options.backends + 1):
-                port = port_or_any(options.host, DEFAULT_BACKEND_PORT + i - 1)
-                child = supervisor.start(
-                    f"b{i}",
-                    ["backend", "--name", f"b{i}", "--host", options.host, "--port", str(port)],
-                )
-                backends.append(f"b{i}={child.addresses['listen']}")
-            port = port_or_any(options.host, options.port)
-            args = [
-                "balancer",
-                "--mode",
-                options.mode,
-                "--algorithm",
-                options.algorithm,
-                "--listen",
-                f"{options.host}:{port}",
-                "--admin",
-                f"{options.host}:0",
-            ]
-            for spec in backends:
-                args += ["--backend", spec]
-            balancer = supervisor.start("balancer", args)
-        except StartError as exc:
-            print(f"lb-lab: could not start the lab: {exc}")
-            return 1
-        listen, admin = balancer.addresses["listen"], balancer.addresses["admin"]
-        print(
-            f"\nLoad Balancing Lab is running: {options.backends} backends behind a {options.mode} "
-            f"balancer ({options.algorithm}).\n"
-            f"  curl -i http://{listen}/            # see X-Backend change on every request\n"
-            f"  curl http://{admin}/state           # every backend's numbers\n"
-            f"  curl -N http://{admin}/events       # every routing decision, live\n"
-            f"Press Ctrl-C to stop.",
-            flush=True,
-        )
-        while not stop.is_set():
-            if not all(child.alive() for child in supervisor.children.values()):
-                print("lb-lab: a lab process exited unexpectedly; stopping")
-                return 1
-            stop.wait(0.5)
-    return 0
+    with warnings.catch_warnings():
+        # eventlet warns that it is deprecated on import; the user chose it knowingly.
+        warnings.simplefilter("ignore")
+        import eventlet
+
+    eventlet.monkey_patch()  # first: everything below must get green sockets and threads
+
+    from lab.web.server import serve
+
+    return serve(options)

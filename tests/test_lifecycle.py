@@ -43,10 +43,14 @@ def refuses(address: str) -> bool:
     return False
 
 
+QUIET = ["--paused", "--balancer-port", "0"]
+
+
 @pytest.fixture
 def running_lab():
     process = subprocess.Popen(
-        [sys.executable, "-m", "lab", "serve", "--port", "0", "--backends", "2"],
+        # Paused traffic: the first request below must be the first the balancer sees.
+        [sys.executable, "-m", "lab", "serve", "--port", "0", "--backends", "2", *QUIET],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -69,7 +73,7 @@ def running_lab():
 
 def test_serve_starts_backends_and_a_balancer(running_lab):
     process, listen, children = running_lab
-    assert len(children) == 3  # two backends and the balancer
+    assert len(children) == 4  # two backends, the balancer and the traffic generator
     with socket.create_connection(split(listen), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
         assert b"X-Backend: b1" in sock.recv(65536)

@@ -1,0 +1,83 @@
+"""A small JSON-over-HTTP client for the lab's own APIs: balancer admin, backend /_lab/, traffic.
+
+The web lab steers every process only through these APIs. Errors come back as
+`ApiError` with the process's own words (its `{"error": ...}`), so a refused
+change can be shown to the learner as it was said.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from typing import Any
+
+
+class ApiError(RuntimeError):
+    """A call that failed: the process said no (status >= 400) or did not answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JsonApi:
+    """One process's API at `address` (HOST:PORT), over one keep-alive connection.
+
+    Calls are serialised, so one JsonApi may be shared; give a busy poller its own.
+    """
+
+    def __init__(self, address: str, who: str, timeout: float = 5.0) -> None:
+        self.address = address
+        self.who = who
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def call(self, method: str, path: str, payload: Any = None) -> Any:
+        """Send one request; return the decoded JSON body of a 2xx answer, else raise ApiError."""
+        body = None if payload is None else json.dumps(payload).encode()
+        with self._lock:
+            if method != "GET":
+                self.close()  # a fresh connection: a stale one could fail a change half-way
+            try:
+                status, data = self._exchange(method, path, body)
+            except (OSError, http.client.HTTPException) as first:
+                self.close()
+                if method != "GET":  # a change may have happened: never send it twice
+                    raise ApiError(f"{self.who} did not answer ({first})") from None
+                try:
+                    status, data = self._exchange(method, path, body)
+                except (OSError, http.client.HTTPException) as exc:
+                    self.close()
+                    raise ApiError(f"{self.who} did not answer ({exc})") from None
+        try:
+            answer = json.loads(data) if data else {}
+        except ValueError:
+            raise ApiError(
+                f"{self.who} answered {status} with something that is not JSON"
+            ) from None
+        if status >= 400:
+            said = answer.get("error") if isinstance(answer, dict) else None
+            raise ApiError(str(said or f"{self.who} answered {status}"), status)
+        return answer
+
+    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        if self._conn is None:
+            host, _, port = self.address.rpartition(":")
+            self._conn = http.client.HTTPConnection(host.strip("[]"), int(port), self.timeout)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self._conn.request(method, path, body=body, headers=headers)
+        response = self._conn.getresponse()
+        data = response.read()
+        if response.will_close:
+            self.close()
+        return response.status, data
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

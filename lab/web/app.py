@@ -1,0 +1,154 @@
+"""The web lab's Flask app: the page at `/` and the Socket.IO events. Same origin only.
+
+Socket.IO contract (with the page, and later the lessons):
+
+Browser -> server, event `command`, with an acknowledgement:
+
+    {"action": "set_weight", "name": "b2", "weight": 3}  ->  {"ok": true}
+                                                          or {"ok": false, "error": "..."}
+
+    set_algorithm {algorithm}        set_hash_key {hash_key}     set_mode {mode: http|tcp}
+    add_backend {}                   remove_backend {name}       kill_backend {name}
+    restart_backend {name}           set_weight {name, weight}   set_error_rate {name, error_rate}
+    set_latency {name, latency_ms, jitter_ms?}                   send {count: 1-1000}
+    set_traffic {rate?, clients?, keep_alive?} (at least one)    pause {}  resume {}  reset {}
+
+    A bad command (unknown action, missing, extra or mistyped field, value out of
+    range, unknown backend) changes nothing and is answered {"ok": false, "error"}.
+
+Server -> browser, event `state` (on connect, and to everyone after every change):
+
+    {"mode": "http", "algorithm": "round-robin", "hash_key": "client-ip",
+     "algorithms": ["round-robin", ...], "hash_keys": ["client-ip", "path", ...],
+     "modes": ["http", "tcp"],
+     "balancer": {"listen": "127.0.0.1:8080", "admin": "127.0.0.1:40123"},
+     "backends": [{"name": "b1", "address": "127.0.0.1:9001", "weight": 1,
+                   "state": "up" | "down" | "killed", "healthy": true,
+                   "active": 0, "total": 12, "failures": 0, "ewma_ms": 1.3,
+                   "latency_ms": 0.0, "jitter_ms": 0.0, "error_rate": 0.0}, ...],
+     "max_backends": 12,
+     "traffic": {"available": true, "target": "http://127.0.0.1:8080/", "rate": 2.0,
+                 "clients": 4, "keep_alive": true, "paused": false}
+                | {"available": false, "error": "..."},
+     "counters": <the same shape as in a batch>,
+     "latency_history": [<latency point>, ...],      # the last minute, oldest first
+     "problem": ""}                                  # or why the lab is broken
+
+    `state` "killed" = SIGKILLed by kill_backend; "down" = the process exited by
+    itself. `healthy` is the balancer's own view of the backend.
+
+Server -> browser, event `batch` (to everyone, about every 50 ms while anything happens):
+
+    {"events": [<balancer event>, ...],   # as on the balancer's GET /events (DESIGN.md):
+                                          # route, done, error, config, dropped
+     "omitted": 0,                        # requests left out of "events" (sampling)
+     "latency": [<latency point>, ...],   # seconds that closed since the last batch
+     "counters": {"total": 12, "active": 0, "failures": 0,   # sums over the backends
+                  "errors": {"503": 1, "retry": 2},           # the balancer's, by kind
+                  "backends": {"b1": {"active": 0, "total": 4, "failures": 0,
+                                      "ewma_ms": 1.3, "healthy": true}, ...},
+                  "traffic": {"sent": 12, "completed": 12, "failed": 0, "in_flight": 0,
+                              "status": {"2xx": 12, "4xx": 0, "5xx": 0},
+                              "latency_ms": {"p50": 1.2, "p95": 2.0}} | null}}
+
+    <latency point> = {"t": 1764220000, "n": 25, "p50": 1.2, "p95": 3.4}: the
+    response times the balancer reported in that wall-clock second (p50/p95 are
+    null when n is 0).
+
+Counters are exact (read from the balancer's and the generator's APIs when the
+batch is sent); events are sampled when traffic is heavy, never counters.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, render_template
+from flask_socketio import SocketIO, emit
+
+socketio = SocketIO()
+
+
+def asset_root() -> Path:
+    """Where templates/ and static/ live: the repository, or the installed share/ folder."""
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "templates").is_dir():
+        return repo
+    return Path(sys.prefix) / "share" / "lb-lab"
+
+
+def same_origin(origin: str | None, environ: dict) -> bool:
+    """Allow a browser's Socket.IO connection only from the page this server served."""
+    host = environ.get("HTTP_HOST", "")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    return origin == f"{scheme}://{host}"
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def loopback_only(wsgi_app):
+    """Answer only requests addressed to this machine by a loopback name.
+
+    The control surface binds 127.0.0.1, but a web page elsewhere could still
+    point a name it owns at 127.0.0.1 (DNS rebinding) and then count as "same
+    origin"; such a request carries that name in its Host header.
+    """
+
+    def guarded(environ, start_response):
+        host = environ.get("HTTP_HOST", "")
+        name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
+        if name.lower() not in LOOPBACK_HOSTS:
+            start_response("421 Misdirected Request", [("Content-Type", "text/plain")])
+            return [b"this lab answers only on 127.0.0.1 or localhost\n"]
+        return wsgi_app(environ, start_response)
+
+    return guarded
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the web lab; config may carry a started LabController as CONTROLLER."""
+    root = asset_root()
+    app = Flask(
+        __name__,
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
+    )
+    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, LOOPBACK_ONLY=True)
+    if config:
+        app.config.from_mapping(config)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], cors_allowed_origins=same_origin)
+    if app.config["LOOPBACK_ONLY"]:  # wraps the Socket.IO middleware too
+        app.wsgi_app = loopback_only(app.wsgi_app)
+    app.add_url_rule("/", "index", index)
+    controller = app.config["CONTROLLER"]
+    if controller is not None:
+        controller.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
+    return app
+
+
+def index() -> str:
+    """Render the lab page."""
+    return render_template("index.html")
+
+
+def _controller():
+    return current_app.config["CONTROLLER"]
+
+
+@socketio.on("connect")
+def on_connect(auth: Any = None) -> None:
+    """Give a new browser the whole picture at once."""
+    state = _controller().describe() if _controller() is not None else None
+    if state is not None:
+        emit("state", state)
+
+
+@socketio.on("command")
+def on_command(data: Any) -> dict:
+    """Validate, run and acknowledge one command."""
+    if _controller() is None:
+        return {"ok": False, "error": "this lab has no controller"}
+    return _controller().handle(data)

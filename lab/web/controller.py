@@ -1,0 +1,400 @@
+"""The lab controller: starts the lab's processes and steers them, only through their HTTP APIs.
+
+It owns a `lab.supervisor.Supervisor` with toy backends b1..bN, one balancer
+(admin API on loopback) and one traffic generator aimed at the balancer. The
+page's `command`s arrive here (`handle`), are checked whole (lab.web.commands)
+before anything changes, and after every change all browsers get a fresh
+`state` (the shapes are documented in lab.web.app).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from lab.supervisor import StartError, Supervisor
+from lab.web import snapshot
+from lab.web.api import ApiError, JsonApi
+from lab.web.commands import CommandError, parse_command
+from lab.web.ports import port_or_any
+from lab.web.relay import EventRelay
+
+MAX_BACKENDS = 12
+WATCH_S = 0.5  # how often the controller checks that its processes still run
+KNOB_FLAGS = {
+    "latency_ms": "--latency-ms",
+    "jitter_ms": "--jitter-ms",
+    "error_rate": "--error-rate",
+}
+BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """How the lab starts. Port 0 means any free port; a busy preferred port falls back to 0."""
+
+    host: str = "127.0.0.1"
+    backends: int = 3
+    mode: str = "http"
+    algorithm: str = "round-robin"
+    balancer_port: int = 8080
+    first_backend_port: int = 9001
+    rate: float = 2.0
+    clients: int = 4
+    paused: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class BackendProcess:
+    """One toy backend as the lab knows it: its process, its state and the knobs we set."""
+
+    name: str
+    address: str
+    state: str = "up"  # up | down (exited by itself) | killed (SIGKILLed by a command)
+    knobs: dict[str, float] = field(
+        default_factory=lambda: {"latency_ms": 0.0, "jitter_ms": 0.0, "error_rate": 0.0}
+    )
+
+    @property
+    def number(self) -> int:
+        match = BACKEND_NAME.match(self.name)
+        return int(match.group(1)) if match else 0
+
+
+def _one_by_one(jobs: list[Callable[[], object]]) -> None:
+    for job in jobs:
+        job()
+
+
+def _quiet(*_: object) -> None:
+    """Publish nowhere (until a web app attaches)."""
+
+
+class LabController:
+    """The whole lab: start it, steer it with commands, describe it, stop it."""
+
+    def __init__(self, settings: LabSettings | None = None) -> None:
+        self.settings = settings or LabSettings()
+        self.supervisor = Supervisor()
+        self.backends: dict[str, BackendProcess] = {}
+        self.balancer: JsonApi | None = None
+        self.traffic: JsonApi | None = None
+        self.traffic_error = ""
+        self.addresses: dict[str, str] = {}
+        self.publish: Callable[[str, Any], None] = _quiet
+        self.relay: EventRelay | None = None
+        self.problem = ""  # set when a process the lab cannot do without has gone
+        self.stopped = False
+        self._lock = threading.Lock()
+        self._pollers: dict[str, JsonApi] = {}
+
+    # -- starting and stopping -----------------------------------------------------------
+
+    def start(self, run_all: Callable[[list[Callable[[], object]]], object] | None = None) -> None:
+        """Start backends, balancer and traffic; raise StartError if the lab cannot run.
+
+        `run_all` runs a list of jobs and waits for them all (the eventlet server
+        passes one that starts the backends side by side); by default, in turn.
+        """
+        settings = self.settings
+        names = [f"b{number}" for number in range(1, settings.backends + 1)]
+        for name in names:  # in name order, however the starts finish
+            self.backends[name] = BackendProcess(name, "")
+        try:
+            (run_all or _one_by_one)([partial(self._start_backend, name) for name in names])
+            self._start_balancer()
+            self._start_traffic()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_backend(self, name: str, port: int | None = None) -> BackendProcess:
+        record = self.backends.get(name) or BackendProcess(name, "")
+        if port is None:
+            first = self.settings.first_backend_port
+            port = first + record.number - 1 if first and record.number else 0
+        flags = []
+        for knob, flag in KNOB_FLAGS.items():
+            if record.knobs[knob]:
+                flags += [flag, str(record.knobs[knob])]
+        child = self._start_child(
+            name, ["backend", "--name", name, "--host", self.settings.host, *flags], port
+        )
+        record.address, record.state = child.addresses["listen"], "up"
+        self.backends[name] = record
+        return record
+
+    def _start_balancer(self) -> None:
+        settings = self.settings
+        args = ["balancer", "--mode", settings.mode, "--algorithm", settings.algorithm]
+        args += ["--admin", f"{settings.host}:0"]
+        if settings.seed is not None:
+            args += ["--seed", str(settings.seed)]
+        for record in self.backends.values():
+            args += ["--backend", f"{record.name}={record.address}"]
+        child = self._start_child("balancer", args, settings.balancer_port, flag="--listen")
+        self.addresses = {"listen": child.addresses["listen"], "admin": child.addresses["admin"]}
+        self.balancer = JsonApi(self.addresses["admin"], "the balancer")
+
+    def _start_traffic(self) -> None:
+        settings = self.settings
+        args = ["traffic", "--target", f"http://{self.addresses['listen']}/"]
+        args += ["--rate", str(settings.rate), "--clients", str(settings.clients)]
+        args += ["--control", f"{settings.host}:0"]
+        if settings.paused:
+            args.append("--paused")
+        if settings.seed is not None:
+            args += ["--seed", str(settings.seed)]
+        try:
+            child = self.supervisor.start("traffic", args)
+        except StartError as exc:
+            # The page still works without it (commands that need it say so).
+            self.traffic_error = f"the traffic generator did not start: {exc}"
+            log.warning(self.traffic_error)
+            return
+        self.addresses["traffic"] = child.addresses["control"]
+        self.traffic = JsonApi(self.addresses["traffic"], "the traffic generator")
+
+    def _start_child(self, name: str, args: list[str], port: int, flag: str = "--port"):
+        """Start a child on `port` if it is free now, else (or if that fails) on any free port."""
+        host = self.settings.host
+        wanted = port_or_any(host, port) if port else 0
+        value = (lambda p: f"{host}:{p}") if flag == "--listen" else str
+        try:
+            return self.supervisor.start(name, [*args, flag, value(wanted)])
+        except StartError:
+            if wanted == 0:
+                raise
+            # Someone took the port between our probe and the child's bind.
+            return self.supervisor.start(name, [*args, flag, value(0)])
+
+    def attach(
+        self,
+        publish: Callable[[str, Any], None],
+        start_task: Callable[..., object],
+        sleep: Callable[[float], None],
+    ) -> None:
+        """Publish to browsers from now on, and start the relay and the watchdog tasks."""
+        self.publish = publish
+        self.relay = EventRelay(self.addresses["admin"], publish, self.counters, sleep)
+        start_task(self.relay.run)
+        start_task(self._watch, sleep)
+
+    def close(self) -> None:
+        """Stop the relay and every process (safe to call twice)."""
+        self.stopped = True
+        if self.relay is not None:
+            self.relay.stop()
+        self.supervisor.stop_all()
+        for api in [self.balancer, self.traffic, *self._pollers.values()]:
+            if api is not None:
+                api.close()
+
+    def _watch(self, sleep: Callable[[float], None]) -> None:
+        """Notice processes that exited on their own and tell the browsers."""
+        while not self.stopped:
+            sleep(WATCH_S)
+            if self.stopped:
+                return
+            changed = False
+            with self._lock:
+                children = self.supervisor.children
+                for record in self.backends.values():
+                    if record.state == "up" and not children[record.name].alive():
+                        record.state, changed = "down", True
+                balancer = children.get("balancer")
+                if balancer is not None and not balancer.alive() and not self.problem:
+                    self.problem, changed = "the balancer process exited unexpectedly", True
+                traffic = children.get("traffic")
+                if self.traffic is not None and traffic is not None and not traffic.alive():
+                    # The lab goes on without traffic; the page greys out its controls.
+                    self.traffic, changed = None, True
+                    self.traffic_error = "the traffic generator exited unexpectedly"
+            if changed:
+                self._publish_state()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def handle(self, data: Any) -> dict:
+        """Carry out one command from a browser; return its acknowledgement."""
+        try:
+            command = parse_command(data)
+            with self._lock:
+                getattr(self, f"_{command.action}")(**command.fields)
+        except (CommandError, ApiError, StartError) as exc:
+            return {"ok": False, "error": str(exc)}
+        self._publish_state()
+        return {"ok": True}
+
+    def run(self, action: str, **fields: Any) -> dict:
+        """`handle` for Python callers: run("set_weight", name="b1", weight=3)."""
+        return self.handle({"action": action, **fields})
+
+    def _set_algorithm(self, algorithm: str) -> None:
+        self._configure({"algorithm": algorithm})
+
+    def _set_hash_key(self, hash_key: str) -> None:
+        self._configure({"hash_key": hash_key})
+
+    def _set_mode(self, mode: str) -> None:
+        self._configure({"mode": mode})
+
+    def _configure(self, change: dict) -> None:
+        self._balancer().call("PUT", "/config", change)
+
+    def _add_backend(self) -> None:
+        if len(self.backends) >= MAX_BACKENDS:
+            raise CommandError(f"the lab runs at most {MAX_BACKENDS} backends")
+        taken = {record.number for record in self.backends.values()}
+        name = f"b{min(n for n in range(1, MAX_BACKENDS + 2) if n not in taken)}"
+        record = self._start_backend(name)
+        try:
+            self._balancer().call(
+                "POST", "/backends", {"name": name, "address": record.address, "weight": 1}
+            )
+        except ApiError:
+            self.supervisor.stop(name)
+            del self.backends[name]
+            raise
+
+    def _remove_backend(self, name: str) -> None:
+        self._backend(name)
+        self._balancer().call("DELETE", f"/backends/{name}")
+        self.supervisor.stop(name)
+        del self.backends[name]
+
+    def _kill_backend(self, name: str) -> None:
+        record = self._backend(name)
+        if record.state != "up":
+            raise CommandError(f"{name} is not running ({record.state}); restart it first")
+        self.supervisor.kill(name)
+        record.state = "killed"
+
+    def _restart_backend(self, name: str) -> None:
+        record = self._backend(name)
+        old = record.address
+        if record.state == "up":
+            self.supervisor.stop(name)
+        try:
+            self._start_backend(name, port=int(old.rpartition(":")[2]))
+        except StartError:
+            record.state = "down"
+            raise
+        if record.address != old:  # the old port was taken: tell the balancer where it went
+            self._balancer().call("PUT", f"/backends/{name}", {"address": record.address})
+
+    def _set_weight(self, name: str, weight: int) -> None:
+        self._backend(name)
+        self._balancer().call("PUT", f"/backends/{name}", {"weight": weight})
+
+    def _set_latency(self, name: str, latency_ms: float, jitter_ms: float | None = None) -> None:
+        knobs = {"latency_ms": latency_ms}
+        if jitter_ms is not None:
+            knobs["jitter_ms"] = jitter_ms
+        self._turn_knobs(name, knobs)
+
+    def _set_error_rate(self, name: str, error_rate: float) -> None:
+        self._turn_knobs(name, {"error_rate": error_rate})
+
+    def _turn_knobs(self, name: str, knobs: dict[str, float]) -> None:
+        record = self._backend(name)
+        if record.state != "up":
+            raise CommandError(f"{name} is not running ({record.state}); restart it first")
+        JsonApi(record.address, name).call("PUT", "/_lab/knobs", knobs)
+        record.knobs.update(knobs)
+
+    def _set_traffic(self, **changes: Any) -> None:
+        self._traffic().call("PUT", "/config", changes)
+
+    def _send(self, count: int) -> None:
+        self._traffic().call("POST", "/send", {"count": count})
+
+    def _pause(self) -> None:
+        self._traffic().call("PUT", "/config", {"paused": True})
+
+    def _resume(self) -> None:
+        self._traffic().call("PUT", "/config", {"paused": False})
+
+    def _reset(self) -> None:
+        self._balancer().call("POST", "/reset")
+        for record in self.backends.values():
+            if record.state == "up":
+                JsonApi(record.address, record.name).call("POST", "/_lab/reset")
+        if self.traffic is not None:
+            self.traffic.call("POST", "/reset")
+        if self.relay is not None:
+            self.relay.reset_history()
+
+    def _backend(self, name: str) -> BackendProcess:
+        record = self.backends.get(name)
+        if record is None:
+            names = ", ".join(self.backends) or "none"
+            raise CommandError(f"no backend named {name!r} (backends: {names})")
+        return record
+
+    def _balancer(self) -> JsonApi:
+        if self.balancer is None:
+            raise CommandError("the balancer is not running")
+        return self.balancer
+
+    def _traffic(self) -> JsonApi:
+        if self.traffic is None:
+            raise CommandError(self.traffic_error or "the traffic generator is not running")
+        return self.traffic
+
+    # -- describing ----------------------------------------------------------------------
+
+    def _poller(self, key: str, address: str, who: str) -> JsonApi:
+        # The relay polls from its own task: its own connections, never a command's.
+        api = self._pollers.get(key)
+        if api is None or api.address != address:
+            api = self._pollers[key] = JsonApi(address, who, timeout=2.0)
+        return api
+
+    def counters(self) -> dict:
+        """Exact counters now: the balancer's per backend, and the traffic generator's."""
+        balancer = self._poller("balancer", self.addresses["admin"], "the balancer").get("/state")
+        return snapshot.counters(balancer, self._traffic_state(poll=True))
+
+    def _traffic_state(self, poll: bool = False) -> dict | None:
+        traffic = self.traffic
+        if traffic is None:
+            return None
+        api = self._poller("traffic", traffic.address, "traffic") if poll else traffic
+        try:
+            return api.get("/state")
+        except ApiError:
+            return None
+
+    def snapshot(self) -> dict:
+        """The full `state` every browser gets on connect and after every change."""
+        return snapshot.snapshot(
+            self._balancer().get("/state"),
+            self._traffic_state(),
+            sorted(self.backends.values(), key=lambda r: (r.number, r.name)),
+            traffic_error=self.traffic_error,
+            history=self.relay.history() if self.relay else [],
+            problem=self.problem,
+            max_backends=MAX_BACKENDS,
+        )
+
+    def describe(self) -> dict | None:
+        """`snapshot`, or None (logged) when the balancer cannot say."""
+        try:
+            return self.snapshot()
+        except (ApiError, CommandError) as exc:
+            log.warning("could not describe the lab: %s", exc)
+            return None
+
+    def _publish_state(self) -> None:
+        state = self.describe()
+        if state is not None:
+            self.publish("state", state)

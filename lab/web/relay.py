@@ -1,0 +1,231 @@
+"""The relay: the balancer's event stream, batched about every 50 ms for every browser at once.
+
+Counters are exact, animation is sampled. Each batch carries the balancer's
+own counters, read from its `GET /state` at send time, so a number on the page
+is never an estimate; the events in a batch are the routing decisions to draw,
+and under heavy traffic only some of them are sent (`omitted` says how many
+requests were left out). A request whose `route` was sent always gets its `done` or
+`error` too, so no dot waits forever.
+
+The p50/p95 latency chart is computed here from every `done` event the relay
+reads, one point per wall-clock second, and kept for the last minute so a
+browser that joins late draws the same chart as the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+BATCH_S = 0.05  # how often browsers get a batch
+MAX_NEW_ROUTES = 40  # new requests drawn per batch (800/s); more are counted, not drawn
+HISTORY_S = 60  # seconds of latency history kept for the chart
+RECONNECT_S = 0.5
+REQUEST = b"GET /events HTTP/1.1\r\nHost: lab\r\nAccept: application/x-ndjson\r\n\r\n"
+
+log = logging.getLogger(__name__)
+
+
+class LineReader:
+    """Bytes of an HTTP response in, whole NDJSON lines of its body out (no sockets here)."""
+
+    def __init__(self) -> None:
+        self.head_done = False
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buffer += data
+        if not self.head_done:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return []
+            status = head.split(b"\r\n", 1)[0]
+            if b" 200 " not in status + b" ":
+                raise ConnectionError(f"/events answered {status.decode('latin-1')!r}")
+            self.head_done, self.buffer = True, rest
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [line for line in lines if line.strip()]
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty list."""
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+class LatencyHistory:
+    """p50 and p95 of response times, one point per second, for the last minute."""
+
+    def __init__(self, seconds: int = HISTORY_S) -> None:
+        self.points: deque[dict] = deque(maxlen=seconds)
+        self.unsent: list[dict] = []
+        self.second: int | None = None
+        self.values: list[float] = []
+
+    def observe(self, ms: float, now: float) -> None:
+        self.advance(now)
+        self.values.append(ms)
+
+    def advance(self, now: float) -> None:
+        """Close every whole second before `now` into a point (n = 0 when nothing finished)."""
+        second = int(now)
+        if self.second is None:
+            self.second = second
+        self.second = max(self.second, second - (self.points.maxlen or HISTORY_S))
+        while self.second < second:
+            ordered = sorted(self.values)
+            point = {"t": self.second, "n": len(ordered), "p50": None, "p95": None}
+            if ordered:
+                point["p50"] = round(percentile(ordered, 0.50), 1)
+                point["p95"] = round(percentile(ordered, 0.95), 1)
+            self.points.append(point)
+            self.unsent.append(point)
+            self.values = []
+            self.second += 1
+
+    def take_unsent(self) -> list[dict]:
+        unsent, self.unsent = self.unsent[-HISTORY_S:], []
+        return unsent
+
+
+class BatchBuilder:
+    """Collects events between two batches and decides which ones browsers will draw."""
+
+    def __init__(self, max_new_routes: int = MAX_NEW_ROUTES) -> None:
+        self.max_new_routes = max_new_routes
+        self.events: list[dict] = []
+        self.new_routes = 0
+        self.omitted = 0
+        self.shown: set[str] = set()  # requests drawn and not finished yet
+        self.latency = LatencyHistory()
+        self.last_counters: dict | None = None
+
+    def add(self, event: dict, now: float) -> None:
+        kind, rid = event.get("type"), event.get("id")
+        if kind == "done" and isinstance(event.get("ms"), int | float):
+            self.latency.observe(float(event["ms"]), now)
+        if kind not in ("route", "done", "error") or not isinstance(rid, str):
+            self.events.append(event)  # config, dropped, health: rare and always shown
+        elif rid in self.shown:
+            self.events.append(event)
+            if kind == "done" or (kind == "error" and event.get("status") is not None):
+                self.shown.discard(rid)
+        elif kind == "done":
+            pass  # its route was not drawn (and was counted as omitted), so neither is its end
+        elif self.new_routes < self.max_new_routes:
+            self.new_routes += 1
+            self.events.append(event)
+            if kind == "route":
+                self.shown.add(rid)
+        elif kind == "route" or event.get("status") is not None:
+            self.omitted += 1  # a request not drawn (its retries are not counted again)
+        if len(self.shown) > 50_000:  # their done events were dropped upstream: let go
+            self.shown.clear()
+
+    def take(self, counters: dict | None, now: float) -> dict | None:
+        """The next batch, or None when nothing happened since the last one."""
+        self.latency.advance(now)
+        points = self.latency.take_unsent()
+        counters = counters if counters is not None else self.last_counters
+        if not self.events and not points and not self.omitted and counters == self.last_counters:
+            return None
+        batch = {
+            "events": self.events,
+            "counters": counters or {},
+            "omitted": self.omitted,
+            "latency": points,
+        }
+        self.events, self.new_routes, self.omitted = [], 0, 0
+        self.last_counters = counters
+        return batch
+
+
+class EventRelay:
+    """Follows the balancer's `GET /events` and publishes a `batch` about every 50 ms."""
+
+    def __init__(
+        self,
+        admin_address: str,
+        publish: Callable[[str, Any], None],
+        counters: Callable[[], dict | None],
+        sleep: Callable[[float], None],
+        batch_s: float = BATCH_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.admin_address = admin_address
+        self.publish = publish
+        self.counters = counters
+        self.sleep = sleep
+        self.batch_s = batch_s
+        self.clock = clock
+        self.wall = wall
+        self.builder = BatchBuilder()
+        self.stopped = False
+        self.connected = False
+        self._reset_history = False
+
+    def history(self) -> list[dict]:
+        return list(self.builder.latency.points)
+
+    def reset_history(self) -> None:
+        """Start the latency chart afresh (done at the next batch, in the relay's own task)."""
+        self._reset_history = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def run(self) -> None:
+        """Follow the stream until stopped, reconnecting if the balancer closes it."""
+        while not self.stopped:
+            try:
+                self._follow()
+            except (OSError, ValueError) as exc:
+                if self.connected and not self.stopped:  # say it once, not at every retry
+                    log.warning("event stream from the balancer broke: %s", exc)
+            self.connected = False
+            if not self.stopped:
+                self.sleep(RECONNECT_S)
+
+    def _follow(self) -> None:
+        host, _, port = self.admin_address.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=2.0) as sock:
+            sock.sendall(REQUEST)
+            self.connected = True
+            reader = LineReader()
+            next_batch = self.clock() + self.batch_s
+            while not self.stopped:
+                wait = next_batch - self.clock()
+                if wait <= 0:
+                    self.flush()
+                    next_batch = self.clock() + self.batch_s
+                    continue
+                sock.settimeout(wait)
+                try:
+                    data = sock.recv(256 * 1024)
+                except TimeoutError:
+                    continue
+                if not data:
+                    raise ConnectionError("the balancer closed the event stream")
+                now = self.wall()
+                for line in reader.feed(data):
+                    self.builder.add(json.loads(line), now)
+
+    def flush(self) -> None:
+        """Publish one batch: the events since the last one and fresh, exact counters."""
+        if self._reset_history:
+            self._reset_history = False
+            self.builder.latency = LatencyHistory()
+        try:
+            counters = self.counters()
+        except Exception as exc:  # a broken poll must not stop the stream; show old numbers
+            log.warning("could not read counters: %s", exc)
+            counters = None
+        batch = self.builder.take(counters, self.wall())
+        if batch is not None:
+            self.publish("batch", batch)

@@ -1,0 +1,86 @@
+"""The lab as the page sees it: `state` snapshots and batch counters, built from the APIs' answers.
+
+Pure functions of what the balancer's `GET /state` and the traffic generator's
+`GET /state` said, plus what the controller knows of its backends, so the
+shapes documented in lab.web.app can be tested without starting anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lab.balancer.algorithms import ALGORITHM_NAMES, HASH_KEYS
+from lab.balancer.config import MODES
+
+PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy")
+TRAFFIC_SETTINGS = ("target", "rate", "clients", "keep_alive", "paused")
+
+
+def counters(balancer: dict, traffic: dict | None) -> dict:
+    """The exact counters of a batch (and of a state)."""
+    per = {b["name"]: {k: b[k] for k in PER_BACKEND} for b in balancer["backends"]}
+    result: dict[str, Any] = {
+        "total": sum(b["total"] for b in per.values()),
+        "active": sum(b["active"] for b in per.values()),
+        "failures": sum(b["failures"] for b in per.values()),
+        "errors": balancer.get("errors", {}),
+        "backends": per,
+        "traffic": None,
+    }
+    if traffic is not None:
+        numbers = traffic["counters"]
+        result["traffic"] = {
+            **{k: numbers[k] for k in ("sent", "completed", "failed", "in_flight")},
+            "status": numbers["status"],
+            "latency_ms": traffic["latency_ms"],
+        }
+    return result
+
+
+def backend_entry(record: Any, live: dict) -> dict:
+    """One backend: what the controller knows (process, knobs) and what the balancer counts."""
+    return {
+        "name": record.name,
+        "address": record.address,
+        "weight": live.get("weight", 1),
+        "state": record.state,
+        "healthy": live.get("healthy", False),
+        **{k: live.get(k, 0) for k in ("active", "total", "failures", "ewma_ms")},
+        **record.knobs,
+    }
+
+
+def traffic_entry(traffic: dict | None, error: str) -> dict:
+    if traffic is None:
+        return {"available": False, "error": error or "not answering"}
+    return {"available": True, **{k: traffic[k] for k in TRAFFIC_SETTINGS}}
+
+
+def snapshot(
+    balancer: dict,
+    traffic: dict | None,
+    records: Iterable[Any],
+    *,
+    traffic_error: str = "",
+    history: list[dict] | None = None,
+    problem: str = "",
+    max_backends: int = 12,
+) -> dict:
+    """The full `state` event."""
+    live = {b["name"]: b for b in balancer["backends"]}
+    return {
+        "mode": balancer["mode"],
+        "algorithm": balancer["algorithm"],
+        "hash_key": balancer["hash_key"],
+        "algorithms": list(ALGORITHM_NAMES),
+        "hash_keys": list(HASH_KEYS),
+        "modes": list(MODES),
+        "balancer": {"listen": balancer["listen"], "admin": balancer["admin"]},
+        "backends": [backend_entry(r, live.get(r.name, {})) for r in records],
+        "max_backends": max_backends,
+        "traffic": traffic_entry(traffic, traffic_error),
+        "counters": counters(balancer, traffic),
+        "latency_history": history or [],
+        "problem": problem,
+    }

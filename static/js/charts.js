@@ -1,0 +1,161 @@
+// Two small charts on plain canvas: requests per backend, and p50/p95 latency over a minute.
+
+import { backendColour, backendLabel, inkOn, INK, FAILED_INK } from "./palette.js";
+
+/** Size a canvas for the screen's pixel ratio and clear it; returns its context and CSS size. */
+export function fit(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  return { ctx, w, h };
+}
+
+function text(ctx, value, x, y, { align = "left", size = 14, colour = INK, weight = 600 } = {}) {
+  ctx.font = `${weight} ${size}px system-ui, sans-serif`;
+  ctx.textAlign = align;
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = colour;
+  ctx.fillText(value, x, y);
+}
+
+/** Horizontal bars: requests routed to each backend; failures hatched at the bar's end. */
+export function drawBars(canvas, rows) {
+  const { ctx, w, h } = fit(canvas);
+  if (!rows.length) {
+    text(ctx, "no backends", w / 2, h / 2, { align: "center" });
+    return;
+  }
+  const labelW = 34;
+  const numberW = 118;
+  const rowH = Math.min(30, h / rows.length);
+  const max = Math.max(1, ...rows.map((r) => r.total));
+  rows.forEach((row, i) => {
+    const y = i * rowH + rowH / 2;
+    const barH = Math.max(rowH * 0.7, 4);
+    const colour = backendColour(row.name);
+    text(ctx, row.name, 0, y, { size: 15, weight: 700 });
+    const width = ((w - labelW - numberW) * row.total) / max;
+    ctx.fillStyle = colour;
+    ctx.fillRect(labelW, y - barH / 2, width, barH);
+    if (row.failures > 0 && row.total > 0) {
+      const fw = Math.max((width * Math.min(row.failures, row.total)) / row.total, 3);
+      hatch(ctx, labelW + width - fw, y - barH / 2, fw, barH);
+    }
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = INK;
+    ctx.strokeRect(labelW, y - barH / 2, width, barH);
+    if (width > 22 && barH > 14) text(ctx, backendLabel(row.name), labelW + 6, y, { size: 12, colour: inkOn(colour) });
+    const failures = row.failures ? ` (${row.failures} failed)` : "";
+    text(ctx, `${row.total}${failures}`, labelW + width + 6, y, { size: 15, weight: 700 });
+  });
+}
+
+function hatch(ctx, x, y, w, h) {
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(x, y, w, h);
+  ctx.clip();
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fillRect(x, y, w, h);
+  ctx.strokeStyle = FAILED_INK;
+  ctx.lineWidth = 2;
+  for (let k = -h; k < w; k += 6) {
+    ctx.beginPath();
+    ctx.moveTo(x + k, y + h);
+    ctx.lineTo(x + k + h, y);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+function niceCeiling(value) {
+  const step = 10 ** Math.floor(Math.log10(value));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= value) return m * step;
+  return 10 * step;
+}
+
+/** p50 (solid) and p95 (dashed) per second for the last minute; gaps where nothing finished. */
+export function drawLatency(canvas, points) {
+  const { ctx, w, h } = fit(canvas);
+  const left = 58;
+  const bottom = h - 20;
+  const top = 8;
+  const right = w - 8;
+  const measured = points.filter((p) => p.p95 != null);
+  const end = points.length ? points[points.length - 1].t + 1 : Math.floor(Date.now() / 1000);
+  const start = end - 60;
+  const max = niceCeiling(Math.max(1, ...measured.map((p) => p.p95)));
+  const x = (t) => left + ((t - start) / 60) * (right - left);
+  const y = (ms) => bottom - (ms / max) * (bottom - top);
+  ctx.strokeStyle = "#BBBBBB";
+  ctx.lineWidth = 1;
+  for (const ms of [0, max / 2, max]) {
+    ctx.beginPath();
+    ctx.moveTo(left, y(ms));
+    ctx.lineTo(right, y(ms));
+    ctx.stroke();
+    text(ctx, `${+ms.toFixed(1)} ms`, left - 4, y(ms), { align: "right", size: 12, weight: 500 });
+  }
+  text(ctx, "−60 s", left, h - 8, { size: 12, weight: 500 });
+  text(ctx, "now", right, h - 8, { align: "right", size: 12, weight: 500 });
+  if (!measured.length) {
+    text(ctx, "no answers yet", (left + right) / 2, (top + bottom) / 2, { align: "center", colour: "#555" });
+    return;
+  }
+  const line = (key, dash, width) => {
+    ctx.setLineDash(dash);
+    ctx.lineWidth = width;
+    ctx.strokeStyle = INK;
+    ctx.beginPath();
+    let drawing = false;
+    for (const p of points) {
+      if (p.t < start || p[key] == null) {
+        drawing = false;
+        continue;
+      }
+      if (drawing) ctx.lineTo(x(p.t + 0.5), y(p[key]));
+      else ctx.moveTo(x(p.t + 0.5), y(p[key]));
+      drawing = true;
+    }
+    ctx.stroke();
+    ctx.setLineDash([]);
+    for (const p of points) {
+      if (p.t >= start && p[key] != null) {
+        ctx.beginPath();
+        ctx.arc(x(p.t + 0.5), y(p[key]), 2.5, 0, Math.PI * 2);
+        ctx.fillStyle = INK;
+        ctx.fill();
+      }
+    }
+  };
+  line("p95", [7, 5], 2);
+  line("p50", [], 3);
+  legend(ctx, left + 8, top + 8);
+}
+
+function legend(ctx, x, y) {
+  ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+  ctx.fillRect(x - 4, y - 8, 150, 18);
+  ctx.strokeStyle = INK;
+  ctx.lineWidth = 3;
+  ctx.beginPath();
+  ctx.moveTo(x, y);
+  ctx.lineTo(x + 22, y);
+  ctx.stroke();
+  text(ctx, "p50", x + 27, y, { size: 13 });
+  ctx.lineWidth = 2;
+  ctx.setLineDash([7, 5]);
+  ctx.beginPath();
+  ctx.moveTo(x + 66, y);
+  ctx.lineTo(x + 92, y);
+  ctx.stroke();
+  ctx.setLineDash([]);
+  text(ctx, "p95", x + 97, y, { size: 13 });
+}

@@ -1,0 +1,79 @@
+// The decision log: the last routing decisions and why, newest first.
+// Events only update a small array; the list is rebuilt at most five times a second.
+
+import { backendColour, inkOn } from "./palette.js";
+
+const KEEP = 7; // as many as the panel shows
+const RENDER_EVERY_MS = 200;
+
+export class DecisionLog {
+  constructor(list) {
+    this.list = list;
+    this.entries = []; // newest first: {id, backend, reason, mark, failed}
+    this.dirty = true;
+    this.lastRender = 0;
+  }
+
+  clear() {
+    this.entries = [];
+    this.dirty = true;
+  }
+
+  ingest(events) {
+    for (const event of events) {
+      if (event.type === "route") {
+        this.add({ id: event.id, backend: event.backend, reason: event.reason, mark: "…", failed: false });
+      } else if (event.type === "done") {
+        const entry = this.entries.find((e) => e.id === event.id && e.backend === event.backend);
+        if (entry) {
+          entry.failed = event.status != null && event.status >= 500;
+          entry.mark = event.status == null ? "closed" : String(event.status);
+          this.dirty = true;
+        }
+      } else if (event.type === "error") {
+        const entry = this.entries.find((e) => e.id === event.id && e.backend === event.backend);
+        if (entry && event.status == null) {
+          Object.assign(entry, { failed: true, mark: "✕", reason: `${entry.reason}; ${event.reason}` });
+          this.dirty = true;
+        } else {
+          this.add({ id: event.id, backend: event.backend || "–", reason: event.reason, mark: `✕ ${event.status ?? ""}`.trim(), failed: true });
+        }
+      }
+    }
+  }
+
+  add(entry) {
+    this.entries.unshift(entry);
+    if (this.entries.length > KEEP) this.entries.length = KEEP;
+    this.dirty = true;
+  }
+
+  render(now) {
+    if (!this.dirty || now - this.lastRender < RENDER_EVERY_MS) return;
+    this.dirty = false;
+    this.lastRender = now;
+    this.list.replaceChildren(...this.entries.map((entry) => this.item(entry)));
+  }
+
+  item(entry) {
+    const li = document.createElement("li");
+    li.className = entry.failed ? "failed" : "";
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = entry.backend;
+    if (entry.backend !== "–" && !entry.failed) {
+      const colour = backendColour(entry.backend);
+      who.style.setProperty("--c", colour);
+      who.style.setProperty("--ink-on", inkOn(colour));
+    }
+    const why = document.createElement("span");
+    why.className = "why";
+    why.textContent = entry.reason;
+    why.title = `${entry.id}: ${entry.reason}`;
+    const mark = document.createElement("span");
+    mark.className = "mark";
+    mark.textContent = entry.failed && !entry.mark.startsWith("✕") ? `✕ ${entry.mark}` : entry.mark;
+    li.append(who, why, mark);
+    return li;
+  }
+}

@@ -1,0 +1,341 @@
+// The scene: clients on the left, the balancer in the middle, backend cards on the right.
+// Every drawn request is a dot on one canvas, moved by one requestAnimationFrame loop
+// (main.js calls frame()). The DOM (balancer box, cards) is only measured, on layout changes.
+//
+// Layer 7: one dot per request: client -> balancer -> backend, a short stay, then back.
+// Layer 4: one line per open TCP connection, from its client through the balancer to its
+// backend, drawn while the connection lives; a dot shows it being set up.
+
+import { backendColour, backendLabel, inkOn, INK, FAILED_INK } from "./palette.js";
+
+const IN_MS = 1000; // client -> backend at 1x
+const OUT_MS = 750; // backend -> client at 1x
+const DWELL_MS = 160; // a visible stay at the backend, even for a 1 ms answer
+const HOLD_MS = 700; // reduced motion: how long a dot stays where it landed
+const MARK_MS = 1100; // a "refused" cross at a backend
+const CLOSE_MS = 600; // a closed L4 connection fading out
+const STALE_MS = 60000; // a request whose end never came (its events were dropped)
+export const MAX_DOTS = 150; // drawn at once; more are counted, not drawn
+const MAX_CLIENTS_DRAWN = 12;
+const DOT_R = 12;
+
+export class Scene {
+  constructor(canvas, container) {
+    this.canvas = canvas;
+    this.container = container;
+    this.ctx = canvas.getContext("2d");
+    this.flights = new Map(); // request or connection id -> flight
+    this.marks = [];
+    this.speed = 1;
+    this.reduced = false;
+    this.clients = 4;
+    this.skipped = 0; // requests not drawn because too many were in flight
+    this.ignored = new Set(); // their later events are ignored too
+    this.layoutDirty = true;
+    this.width = 0;
+    this.height = 0;
+    this.balancer = { left: 0, right: 0, y: 0 };
+    this.anchors = new Map();
+    this.last = 0;
+  }
+
+  setClients(count) {
+    this.clients = Math.max(1, Math.min(count || 1, MAX_CLIENTS_DRAWN));
+  }
+
+  invalidateLayout() {
+    this.layoutDirty = true;
+  }
+
+  /** Read where the balancer box and the cards are; size the canvas for the screen. */
+  measure() {
+    const box = this.container.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.width = box.width;
+    this.height = box.height;
+    this.canvas.width = Math.round(box.width * dpr);
+    this.canvas.height = Math.round(box.height * dpr);
+    this.ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const lb = this.container.querySelector("#balancer").getBoundingClientRect();
+    this.balancer = { left: lb.left - box.left, right: lb.right - box.left, y: lb.top - box.top + lb.height / 2 };
+    this.anchors.clear();
+    for (const card of this.container.querySelectorAll("[data-backend]")) {
+      const r = card.getBoundingClientRect();
+      this.anchors.set(card.dataset.backend, { x: r.left - box.left - DOT_R - 4, y: r.top - box.top + r.height / 2 });
+    }
+    this.layoutDirty = false;
+  }
+
+  clientPoint(slot) {
+    const top = 56;
+    const bottom = this.height - 34;
+    const step = this.clients > 1 ? (bottom - top) / (this.clients - 1) : 0;
+    return { x: 44, y: this.clients > 1 ? top + step * slot : (top + bottom) / 2 };
+  }
+
+  slotFor(client, id) {
+    const match = /^127\.0\.0\.(\d+)$/.exec(client || "");
+    // The traffic generator's client k sends from 127.0.0.(k+1), k from 1.
+    const n = match ? Number(match[1]) - 2 : [...String(client || id)].reduce((s, c) => s + c.charCodeAt(0), 0);
+    return ((n % this.clients) + this.clients) % this.clients;
+  }
+
+  anchor(name) {
+    return this.anchors.get(name) || { x: this.balancer.right + 120, y: this.balancer.y };
+  }
+
+  /** Take one batch of balancer events (route, done, error, ...). */
+  ingest(events) {
+    for (const event of events) {
+      if (event.type === "route") this.onRoute(event);
+      else if (event.type === "done") this.onDone(event);
+      else if (event.type === "error") this.onError(event);
+    }
+  }
+
+  onRoute(event) {
+    if (this.ignored.has(event.id)) return;
+    const flight = this.flights.get(event.id);
+    if (flight) {
+      // A retry: the cross at the refusing backend came with the error event.
+      Object.assign(flight, { backend: event.backend, from: "balancer", phase: "in", progress: 0 });
+      return;
+    }
+    if (this.flights.size >= MAX_DOTS) {
+      this.skipped += 1;
+      this.ignored.add(event.id);
+      if (this.ignored.size > 20000) this.ignored.clear();
+      return;
+    }
+    this.flights.set(event.id, {
+      id: event.id,
+      kind: event.mode === "tcp" ? "connection" : "request",
+      slot: this.slotFor(event.client, event.id),
+      backend: event.backend,
+      from: "client",
+      phase: "in",
+      progress: 0,
+      waited: 0,
+      failed: false,
+      done: false,
+    });
+  }
+
+  onDone(event) {
+    const flight = this.flights.get(event.id);
+    if (!flight) return;
+    flight.done = true;
+    if (flight.kind === "request") flight.failed = event.status == null || event.status >= 500;
+  }
+
+  onError(event) {
+    if (this.ignored.has(event.id)) return;
+    if (event.status == null && event.backend) {
+      this.marks.push({ backend: event.backend, age: 0 }); // refused; a retry route follows
+      return;
+    }
+    const flight = this.flights.get(event.id);
+    if (flight) {
+      Object.assign(flight, { failed: true, done: true });
+    } else if (this.flights.size < MAX_DOTS) {
+      // Refused by the balancer itself (e.g. 503 "no healthy backend"): there and back.
+      this.flights.set(event.id, {
+        id: event.id, kind: "request", slot: this.slotFor(event.client, event.id), backend: null,
+        from: "client", phase: "in", progress: 0, waited: 0, failed: true, done: true,
+      });
+    }
+  }
+
+  /** Advance and draw everything; `now` is the requestAnimationFrame time. */
+  frame(now) {
+    const dt = this.last ? Math.min(now - this.last, 100) : 0;
+    this.last = now;
+    if (this.layoutDirty) this.measure();
+    this.advance(dt * this.speed);
+    const ctx = this.ctx;
+    ctx.clearRect(0, 0, this.width, this.height);
+    this.drawClients();
+    this.drawConnections();
+    for (const flight of this.flights.values()) {
+      if (flight.kind === "request" || flight.phase === "in") this.drawFlight(flight);
+    }
+    this.drawMarks();
+  }
+
+  advance(ms) {
+    for (const [id, f] of this.flights) {
+      if (f.phase === "in") {
+        f.progress += this.reduced ? 1 : ms / IN_MS;
+        if (f.progress >= 1) Object.assign(f, { phase: "wait", progress: 0, waited: 0 });
+      } else if (f.phase === "wait") {
+        f.waited += ms;
+        if (!f.done) {
+          if (f.kind === "request" && f.waited > STALE_MS) this.flights.delete(id);
+        } else if (f.kind === "connection") {
+          Object.assign(f, { phase: "closing", progress: 0 });
+        } else if (f.waited >= DWELL_MS) {
+          Object.assign(f, { phase: this.reduced ? "hold" : "out", progress: 0 });
+        }
+      } else {
+        const length = f.phase === "out" ? OUT_MS : f.phase === "hold" ? HOLD_MS : CLOSE_MS;
+        f.progress += ms / length;
+        if (f.progress >= 1) this.flights.delete(id);
+      }
+    }
+    for (const mark of this.marks) mark.age += ms;
+    this.marks = this.marks.filter((mark) => mark.age < MARK_MS);
+  }
+
+  route(f) {
+    const { left, right, y } = this.balancer;
+    const client = this.clientPoint(f.slot);
+    if (!f.backend) return [client, { x: left, y }];
+    const through = [{ x: left, y }, { x: right, y }, this.anchor(f.backend)];
+    return f.from === "client" ? [client, ...through] : through.slice(1);
+  }
+
+  position(f) {
+    if (f.phase === "out") {
+      const back = [...this.route({ ...f, from: "client" })].reverse();
+      return along(back, ease(f.progress));
+    }
+    const path = this.route(f);
+    if (f.phase === "wait" || f.phase === "hold") return path[path.length - 1];
+    return along(path, ease(f.progress));
+  }
+
+  drawFlight(f) {
+    const { x, y } = this.position(f);
+    const ctx = this.ctx;
+    const fade = f.phase === "hold" ? 1 - f.progress : 1;
+    ctx.globalAlpha = Math.max(fade, 0);
+    const showFailure = f.failed && f.phase !== "in";
+    if (showFailure) {
+      drawCross(ctx, x, y, DOT_R);
+      if (f.backend) label(ctx, backendLabel(f.backend), x + DOT_R + 8, y - DOT_R, INK, 13);
+    } else {
+      const colour = f.backend ? backendColour(f.backend) : "#FFFFFF";
+      ctx.beginPath();
+      ctx.arc(x, y, DOT_R, 0, Math.PI * 2);
+      ctx.fillStyle = colour;
+      ctx.fill();
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = INK;
+      ctx.stroke();
+      label(ctx, f.backend ? backendLabel(f.backend) : "?", x, y, inkOn(colour), 13);
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  drawConnections() {
+    const ctx = this.ctx;
+    for (const f of this.flights.values()) {
+      if (f.kind !== "connection" || f.phase === "in") continue;
+      const path = this.route({ ...f, from: "client" });
+      ctx.globalAlpha = f.phase === "closing" ? Math.max(1 - f.progress, 0) : 1;
+      ctx.lineWidth = 5;
+      ctx.strokeStyle = INK;
+      polyline(ctx, path);
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = backendColour(f.backend);
+      if (f.phase === "closing") ctx.setLineDash([6, 6]);
+      polyline(ctx, path);
+      ctx.setLineDash([]);
+      const end = path[path.length - 1];
+      ctx.beginPath();
+      ctx.arc(end.x, end.y, 7, 0, Math.PI * 2);
+      ctx.fillStyle = backendColour(f.backend);
+      ctx.fill();
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = INK;
+      ctx.stroke();
+      ctx.globalAlpha = 1;
+    }
+  }
+
+  drawClients() {
+    const ctx = this.ctx;
+    for (let slot = 0; slot < this.clients; slot += 1) {
+      const { x, y } = this.clientPoint(slot);
+      ctx.beginPath();
+      ctx.arc(x, y, 17, 0, Math.PI * 2);
+      ctx.fillStyle = "#FFFFFF";
+      ctx.fill();
+      ctx.lineWidth = 2.5;
+      ctx.strokeStyle = INK;
+      ctx.stroke();
+      label(ctx, `c${slot + 1}`, x, y, INK, 13);
+    }
+  }
+
+  drawMarks() {
+    const ctx = this.ctx;
+    for (const mark of this.marks) {
+      const { x, y } = this.anchor(mark.backend);
+      ctx.globalAlpha = Math.max(1 - mark.age / MARK_MS, 0);
+      drawCross(ctx, x - 26, y, DOT_R + 2);
+      label(ctx, "refused", x - 26, y + DOT_R + 14, FAILED_INK, 13);
+      ctx.globalAlpha = 1;
+    }
+  }
+}
+
+function ease(t) {
+  const p = Math.min(Math.max(t, 0), 1);
+  return p < 0.5 ? 2 * p * p : 1 - (-2 * p + 2) ** 2 / 2;
+}
+
+/** The point at fraction `t` of the way along a polyline. */
+function along(points, t) {
+  if (points.length === 1) return points[0];
+  const lengths = [];
+  let total = 0;
+  for (let i = 1; i < points.length; i += 1) {
+    const d = Math.hypot(points[i].x - points[i - 1].x, points[i].y - points[i - 1].y);
+    lengths.push(d);
+    total += d;
+  }
+  let left = t * total;
+  for (let i = 0; i < lengths.length; i += 1) {
+    if (left <= lengths[i] || i === lengths.length - 1) {
+      const k = lengths[i] ? Math.min(left / lengths[i], 1) : 1;
+      return { x: points[i].x + (points[i + 1].x - points[i].x) * k, y: points[i].y + (points[i + 1].y - points[i].y) * k };
+    }
+    left -= lengths[i];
+  }
+  return points[points.length - 1];
+}
+
+function polyline(ctx, points) {
+  ctx.beginPath();
+  ctx.moveTo(points[0].x, points[0].y);
+  for (const p of points.slice(1)) ctx.lineTo(p.x, p.y);
+  ctx.stroke();
+}
+
+function label(ctx, text, x, y, colour, size) {
+  ctx.font = `700 ${size}px system-ui, sans-serif`;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = colour;
+  ctx.fillText(text, x, y + 0.5);
+}
+
+/** A failed request: a white disc, a thick dark-red ring and a cross (not colour alone). */
+function drawCross(ctx, x, y, r) {
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, Math.PI * 2);
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fill();
+  ctx.lineWidth = 3;
+  ctx.strokeStyle = FAILED_INK;
+  ctx.stroke();
+  const k = r * 0.5;
+  ctx.beginPath();
+  ctx.moveTo(x - k, y - k);
+  ctx.lineTo(x + k, y + k);
+  ctx.moveTo(x + k, y - k);
+  ctx.lineTo(x - k, y + k);
+  ctx.lineWidth = 3.5;
+  ctx.stroke();
+}

@@ -1,0 +1,157 @@
+"""The page in a real headless Chromium, against a real `lb-lab serve` with real processes.
+
+Each test starts its own lab (about a second) so no test inherits another's
+kills and settings, waits on what the page shows (never on the clock), and
+saves a screenshot under artifacts/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ANY_PORTS = ["--balancer-port", "0", "--backend-port", "0"]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab_url():
+    """A whole lab with quiet traffic, on free ports; its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve", "--port", "0", "--paused", *ANY_PORTS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = ""
+    for line in process.stdout:
+        output += line
+        if "Press Ctrl-C" in line:
+            break
+    match = re.search(r"Load Balancing Lab: (http://\S+)", output)
+    assert match, f"the lab did not start:\n{output}"
+    yield match.group(1)
+    process.terminate()
+    assert process.wait(10) == 0
+
+
+@pytest.fixture
+def page(chromium, lab_url, request):
+    """The lab page, loaded and connected; fails the test on any console error."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(lab_url)
+    expect(page.locator("#connection")).to_have_text("connected")
+    expect(page.locator(".card")).to_have_count(3)
+    yield page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"))
+    context.close()
+    assert problems == []
+
+
+def card(page, name: str):
+    return page.locator(f'[data-backend="{name}"]')
+
+
+def routed(page, name: str):
+    return card(page, name).locator('[data-k="total"]')
+
+
+def count(page, name: str) -> int:
+    return int(routed(page, name).inner_text())
+
+
+def test_the_page_shows_the_lab_and_is_keyboard_usable(page):
+    expect(page.locator("#balancer-algorithm")).to_have_text("round-robin")
+    expect(page.locator("#balancer-mode")).to_contain_text("Layer 7")
+    expect(page.locator(".card .badge")).to_have_text(["up", "up", "up"])
+    expect(page.locator("#pause")).to_have_text("Resume")  # started paused
+    page.locator("#send-1").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#totals")).to_contain_text("routed 1")
+
+
+def test_send_six_under_round_robin_shows_two_on_every_card(page):
+    for _ in range(6):
+        page.get_by_role("button", name="Send 1", exact=True).click()
+    for name in ("b1", "b2", "b3"):
+        expect(routed(page, name)).to_have_text("2")
+    expect(page.locator("#log li")).to_have_count(6)
+    expect(page.locator("#log li").first).to_contain_text("next in turn")
+
+
+def test_least_connections_sends_less_to_a_slow_backend(page):
+    page.select_option("#algorithm", "least-connections")
+    expect(page.locator("#balancer-algorithm")).to_have_text("least-connections")
+    card(page, "b1").get_by_role("button", name="Slow b1 down by 300 ms").click()
+    expect(card(page, "b1").locator('[data-k="knobs"]')).to_contain_text("+300 ms")
+    for _ in range(3):
+        page.get_by_role("button", name="Send 10").click()
+    expect(page.locator("#totals")).to_contain_text("routed 30")
+    slow, fast = count(page, "b1"), count(page, "b2") + count(page, "b3")
+    assert slow + fast == 30
+    assert slow < fast / 2, f"b1 (slow) got {slow} of 30"
+    expect(page.locator("#log li").first).to_contain_text("active")
+
+
+def test_a_killed_backend_is_shown_down_and_traffic_keeps_flowing(page):
+    card(page, "b2").get_by_role("button", name="Kill b2").click()
+    expect(card(page, "b2").locator(".badge")).to_have_text("killed")
+    expect(card(page, "b2").get_by_role("button", name="Restart b2")).to_be_visible()
+    page.get_by_role("button", name="Send 10").click()
+    page.get_by_role("button", name="Send 10").click()
+    page.wait_for_function(
+        "() => window.lab.view.counters && window.lab.view.counters.traffic.completed === 20"
+    )
+    assert page.evaluate("window.lab.view.counters.traffic.failed") == 0
+    assert count(page, "b1") + count(page, "b3") == 20  # every answer came from the others
+    expect(card(page, "b2").locator('[data-k="failures"]')).not_to_have_text("0")
+
+
+def test_a_refused_command_is_shown_on_the_page(page):
+    page.fill("#rate", "99999")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#message")).to_be_visible()
+    expect(page.locator("#message")).to_contain_text("rate must be 0 to 5000")
+    expect(page.locator("#rate")).to_have_value("2")  # the lab's real setting again
+
+
+def test_step_mode_sends_one_request_and_shows_why(page):
+    page.get_by_label("Step mode").check()
+    expect(page.locator("#speed")).to_have_value("0.25")
+    page.get_by_role("button", name="Step: send one").click()
+    expect(page.locator("#step-route")).to_contain_text("→ b1")
+    expect(page.locator("#step-why")).to_contain_text("b1 is next in turn")

@@ -1,0 +1,62 @@
+"""The `state` and batch counters are built from what the processes' APIs said, and only that."""
+
+from __future__ import annotations
+
+from lab.web.controller import BackendProcess
+from lab.web.snapshot import counters, snapshot
+
+BALANCER = {
+    "mode": "http",
+    "listen": "127.0.0.1:8080",
+    "admin": "127.0.0.1:8081",
+    "algorithm": "least-connections",
+    "hash_key": "client-ip",
+    "errors": {"retry": 2},
+    "backends": [
+        {"name": "b1", "address": "127.0.0.1:9001", "weight": 2, "healthy": True,
+         "active": 1, "total": 10, "failures": 0, "ewma_ms": 1.5},
+        {"name": "b2", "address": "127.0.0.1:9002", "weight": 1, "healthy": True,
+         "active": 0, "total": 4, "failures": 2, "ewma_ms": 0.0},
+    ],
+}  # fmt: skip
+TRAFFIC = {
+    "target": "http://127.0.0.1:8080/", "rate": 5.0, "clients": 4, "keep_alive": True,
+    "paused": False, "latency_ms": {"p50": 1.0, "p95": 3.0},
+    "counters": {"sent": 14, "completed": 13, "failed": 0, "in_flight": 1,
+                 "status": {"2xx": 13, "4xx": 0, "5xx": 0}, "failures": {}},
+}  # fmt: skip
+
+
+def test_counters_add_up_the_balancers_own_numbers():
+    result = counters(BALANCER, TRAFFIC)
+    assert (result["total"], result["active"], result["failures"]) == (14, 1, 2)
+    assert result["backends"]["b2"] == {
+        "active": 0, "total": 4, "failures": 2, "ewma_ms": 0.0, "healthy": True,
+    }  # fmt: skip
+    assert result["traffic"] == {
+        "sent": 14, "completed": 13, "failed": 0, "in_flight": 1,
+        "status": {"2xx": 13, "4xx": 0, "5xx": 0}, "latency_ms": {"p50": 1.0, "p95": 3.0},
+    }  # fmt: skip
+    assert counters(BALANCER, None)["traffic"] is None
+
+
+def test_a_state_joins_the_controllers_backends_with_the_balancers_numbers():
+    killed = BackendProcess("b2", "127.0.0.1:9002", state="killed")
+    killed.knobs["latency_ms"] = 300.0
+    records = [BackendProcess("b1", "127.0.0.1:9001"), killed]
+    state = snapshot(BALANCER, TRAFFIC, records, history=[{"t": 1, "n": 0}])
+    b1, b2 = state["backends"]
+    assert (b1["weight"], b1["state"], b1["total"]) == (2, "up", 10)
+    assert (b2["state"], b2["failures"], b2["latency_ms"], b2["error_rate"]) == (
+        "killed", 2, 300.0, 0.0,
+    )  # fmt: skip
+    assert state["traffic"] == {"available": True, **{k: TRAFFIC[k] for k in (
+        "target", "rate", "clients", "keep_alive", "paused")}}  # fmt: skip
+    assert state["algorithm"] == "least-connections"
+    assert "consistent-hash" in state["algorithms"]
+    assert state["latency_history"] == [{"t": 1, "n": 0}]
+
+
+def test_a_lab_without_traffic_says_why():
+    state = snapshot(BALANCER, None, [], traffic_error="it exited")
+    assert state["traffic"] == {"available": False, "error": "it exited"}
