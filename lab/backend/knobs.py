@@ -14,20 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lab.errors import FieldError
+
 MAX_MS = 60_000.0  # one minute: longer than any lesson needs, short enough to never hang a test run
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class KnobError(ValueError):
+class KnobError(FieldError):
     """A knob value that cannot be used; `field` names the knob."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-    def as_json(self) -> dict[str, Any]:
-        return {"error": self.message, "field": self.field}
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,21 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from lab.errors import FieldError
+
 MAX_RATE = 5000.0
 MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
 MAX_SEND = 1000
 
 
-class SettingError(ValueError):
+class SettingError(FieldError):
     """A value that cannot be used; `field` names the setting."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-    def as_json(self) -> dict[str, Any]:
-        return {"error": self.message, "field": self.field}
 
 
 @dataclass(frozen=True, slots=True)
