@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -66,6 +67,46 @@ def raw_exchange(address: str, data: bytes, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+class EventReader:
+    """Reads a balancer's /events stream on a thread, so a test can wait for an event."""
+
+    def __init__(self, admin_address: str) -> None:
+        self.sock = socket.create_connection(split(admin_address), timeout=10)
+        self.sock.sendall(b"GET /events HTTP/1.1\r\nHost: admin\r\n\r\n")
+        self.events: list[dict] = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        buffer = b""
+        try:
+            while chunk := self.sock.recv(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                parsed = [json.loads(line) for line in lines if line.startswith(b"{")]
+                with self.lock:
+                    self.events.extend(parsed)
+        except OSError:
+            pass
+
+    def of(self, kind: str, **fields) -> list[dict]:
+        """Events of this type whose fields equal the given ones, oldest first."""
+        with self.lock:
+            events = list(self.events)
+        return [
+            e for e in events if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    def wait(self, kind: str, timeout: float = 5.0, **fields) -> dict:
+        return wait_for(
+            lambda: (self.of(kind, **fields) or [None])[0], timeout, what=f"{kind} {fields}"
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class Lab:
     """Real backend processes and a real balancer between them."""
 
@@ -74,6 +115,7 @@ class Lab:
         self.backends: dict[str, str] = {}  # name -> address
         self.listen = ""
         self.admin_address = ""
+        self._readers: list[EventReader] = []
 
     def start_backend(self, name: str, *flags: str) -> str:
         child = self.supervisor.start(name, ["backend", "--name", name, "--port", "0", *flags])
@@ -103,6 +145,27 @@ class Lab:
     def kill(self, name: str) -> None:
         self.supervisor.kill(name)
 
+    def configure(self, **settings) -> dict:
+        """PUT /config on the balancer; the test fails if the balancer refuses it."""
+        status, answer = self.admin("PUT", "/config", settings)
+        assert status == 200, answer
+        return answer
+
+    def knobs(self, name: str, **knobs) -> None:
+        """Turn a toy backend's knobs (latency_ms, error_rate, healthy, ...)."""
+        client = Http(self.backends[name])
+        try:
+            status, answer = client.json("PUT", "/_lab/knobs", knobs)
+        finally:
+            client.close()
+        assert status == 200, answer
+
+    def events(self) -> EventReader:
+        reader = EventReader(self.admin_address)
+        wait_for(lambda: self.state()["events"]["subscribers"] >= 1, what="the events reader")
+        self._readers.append(reader)
+        return reader
+
 
 @pytest.fixture
 def lab():
@@ -112,3 +175,5 @@ def lab():
         for name in ("b1", "b2", "b3"):
             lab.start_backend(name)
         yield lab
+        for reader in lab._readers:
+            reader.close()

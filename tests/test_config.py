@@ -118,3 +118,97 @@ def test_live_update_reports_only_what_changed():
     assert config.backends[2].weight == 5
     config, changes = apply_update(config, {"mode": "tcp", "algorithm": "ip-hash"})
     assert changes == {"mode": "tcp", "algorithm": "ip-hash"}
+
+
+# -- the tables of issue 4: health, passive, retries, sticky, timeouts, pools and rules ------
+
+
+def test_a_partial_table_update_keeps_the_rest_of_the_table():
+    config = three_backends()
+    new, changes = apply_update(config, {"health": {"enabled": True, "interval_ms": 500}})
+    assert (new.health.enabled, new.health.interval_ms, new.health.fall) == (True, 500, 3)
+    assert changes == {"health": new.as_json()["health"]}
+    newer, _ = apply_update(new, {"health": {"rise": 4}})
+    assert (newer.health.enabled, newer.health.interval_ms, newer.health.rise) == (True, 500, 4)
+
+
+@pytest.mark.parametrize(
+    ("update", "field", "words"),
+    [
+        ({"health": {"interval": 5}}, "health.interval", "unknown setting; known: enabled"),
+        ({"health": {"fall": 0}}, "health.fall", "must be 1-100, got 0"),
+        ({"health": {"enabled": "yes"}}, "health.enabled", "expected true or false"),
+        ({"health": {"path": "health"}}, "health.path", "expected a path like /health"),
+        ({"passive": {"max_fails": 1.5}}, "passive.max_fails", "expected a whole number"),
+        ({"retries": {"tries": 0}}, "retries.tries", "must be 1-100"),
+        ({"sticky": {"mode": "ip"}}, "sticky.mode", "must be one of 'off', 'cookie', 'source'"),
+        ({"sticky": {"cookie": "a b"}}, "sticky.cookie", "cookie names are"),
+        ({"timeouts": {"idle_ms": -1}}, "timeouts.idle_ms", "must be 10-3.6e+06"),
+        ({"panic_threshold": 101}, "panic_threshold", "must be 0-100"),
+        ({"slow_start_s": "soon"}, "slow_start_s", "expected 0-3600 seconds"),
+        ({"pools": [{"name": "api", "backends": ["b9"]}]}, "pools[0].backends", "no backend"),
+        ({"pools": [{"name": "api", "backends": ["b1"], "algorithm": "x"}]}, "pools[0].algorithm",
+         "unknown algorithm"),
+        ({"rules": [{"path_prefix": "/api", "pool": "api"}]}, "rules[0].pool", "no pool named"),
+        ({"rules": [{"pool": "default"}]}, "rules[0]", "a rule needs a condition"),
+        ({"rules": [{"path": "/api", "pool": "default"}]}, "rules[0].path", "conditions are"),
+        ({"rules": [{"header": "X Bad: 1", "pool": "default"}]}, "rules[0].header", "like"),
+        ({"backends": [{"name": "b1", "address": "127.0.0.1:1", "max_conns": -1}]},
+         "backends[0].max_conns", "0 (no limit)"),
+    ],
+)  # fmt: skip
+def test_bad_values_in_the_tables_name_their_field(update, field, words):
+    with pytest.raises(ConfigError) as err:
+        apply_update(three_backends(), update)
+    assert err.value.field == field
+    assert words in err.value.message
+
+
+def test_removing_a_backend_a_pool_still_names_is_refused():
+    config, _ = apply_update(three_backends(), {"pools": [{"name": "api", "backends": ["b2"]}]})
+    specs = [b.as_json() for b in config.backends if b.name != "b2"]
+    with pytest.raises(ConfigError, match="pool 'api' lists 'b2', which is not a backend any more"):
+        apply_update(config, {"backends": specs})
+
+
+def test_rules_and_a_sticky_cookie_need_layer_7():
+    config, _ = apply_update(
+        three_backends(),
+        {
+            "pools": [{"name": "api", "backends": ["b1"]}],
+            "rules": [{"path_prefix": "/api", "pool": "api"}],
+        },
+    )
+    with pytest.raises(ConfigError) as err:
+        apply_update(config, {"mode": "tcp"})
+    assert err.value.field == "rules"
+    with pytest.raises(ConfigError) as err:
+        from_dict({"mode": "tcp", "sticky": {"mode": "cookie"}})
+    assert err.value.field == "sticky.mode"
+    assert from_dict({"mode": "tcp", "sticky": {"mode": "source"}}).sticky.mode == "source"
+
+
+def test_toml_tables_and_backend_options(tmp_path):
+    path = tmp_path / "lb.toml"
+    path.write_text(
+        "panic_threshold = 50\nslow_start_s = 10\n"
+        '[health]\nenabled = true\npath = "/ping"\n'
+        '[sticky]\nmode = "cookie"\n'
+        '[[backends]]\nname = "b1"\naddress = "127.0.0.1:9001"\nmax_conns = 8\n'
+        '[[backends]]\nname = "b2"\naddress = "127.0.0.1:9002"\nbackup = true\n'
+        '[[pools]]\nname = "api"\nbackends = ["b1"]\nalgorithm = "least-connections"\n'
+        '[[rules]]\nname = "api"\npath_prefix = "/api"\npool = "api"\n'
+    )
+    config = load_toml(str(path))
+    assert (config.panic_threshold, config.slow_start_s) == (50, 10.0)
+    assert (config.health.enabled, config.health.path, config.sticky.mode) == (
+        True,
+        "/ping",
+        "cookie",
+    )
+    assert [(b.max_conns, b.backup) for b in config.backends] == [(8, False), (0, True)]
+    assert config.as_json()["rules"] == [{"name": "api", "pool": "api", "path_prefix": "/api"}]
+    assert config.pools[0].algorithm == "least-connections"
+    assert parse_backend_flag("b3=127.0.0.1:9003,backup,max_conns=4") == {
+        "name": "b3", "address": "127.0.0.1:9003", "backup": True, "max_conns": 4,
+    }  # fmt: skip

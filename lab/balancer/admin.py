@@ -5,7 +5,7 @@ PUT  /config             partial update, validated whole first; 400 {"error", "f
 GET  /events             newline-delimited JSON events until the client leaves
 GET  /metrics            Prometheus text format
 POST /backends           add one backend: {"name", "address", "weight"}
-PUT  /backends/NAME      change one backend: {"weight"} or {"address"}
+PUT  /backends/NAME      change one backend: weight, address, backup, max_conns, draining
 DELETE /backends/NAME    remove one backend (in-flight requests finish)
 POST /reset              zero the counters (totals, failures, histograms)
 """
@@ -23,6 +23,7 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.config import ConfigError
 
 BODY_LIMIT = 1 << 20
+BACKEND_CHANGES = frozenset({"weight", "address", "backup", "max_conns", "draining"})
 HEAD_LIMIT = 16 * 1024
 HEAD_TOO_LARGE = f"request head is too large (over {HEAD_LIMIT // 1024} KiB)"
 STATUS_TEXT = {
@@ -152,14 +153,27 @@ class AdminConnection(asyncio.Protocol):
             raise AdminError(404, f"no backend named {name!r}", field="name")
         if method == "DELETE":
             backends.remove(match[0])
-        else:
-            patch = parse_json(body)
-            if not isinstance(patch, dict) or not set(patch) <= {"weight", "address"}:
-                raise AdminError(
-                    400, 'expected {"weight": W} and/or {"address": "HOST:PORT"}', "backend"
-                )
+            return self.balancer.update({"backends": backends})
+        patch = parse_json(body)
+        if not isinstance(patch, dict) or not patch or not set(patch) <= BACKEND_CHANGES:
+            raise AdminError(
+                400,
+                "expected an object with some of: " + ", ".join(sorted(BACKEND_CHANGES)),
+                "backend",
+            )
+        draining = patch.pop("draining", None)
+        if draining is not None and not isinstance(draining, bool):
+            raise AdminError(400, f"draining: expected true or false, got {draining!r}", "draining")
+        changes = {}
+        if patch:
             match[0].update(patch)
-        return self.balancer.update({"backends": backends})
+            changes = self.balancer.update({"backends": backends})  # validated whole first
+        if draining is not None:
+            backend = self.balancer.backends[name]
+            if backend.draining != draining:
+                self.balancer.set_draining(backend, draining)
+                changes["draining"] = {name: draining}
+        return changes
 
     def start_event_stream(self) -> None:
         head = (

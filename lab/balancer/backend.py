@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
 
 # Seconds over which a response time fades out of the peak EWMA (Finagle uses 10 s;
@@ -26,7 +27,20 @@ class Backend:
     host: str
     port: int
     weight: int = 1
+    backup: bool = False  # takes traffic only while every primary is down
+    max_conns: int = 0  # 0 = no limit
+    # `healthy` is what routing reads: the active checks say it is up, and passive
+    # health has not taken it out. Health keeps it in step (see lab.balancer.health).
     healthy: bool = True
+    up: bool = True  # the active checks' verdict (always True while checks are off)
+    ejected_until: float = 0.0  # passive health: out of service until this clock time
+    down_reason: str = ""  # why it is down, for the card and /state
+    draining: bool = False  # no new traffic; in-flight requests finish
+    warm_since: float = 0.0  # slow start began at this clock time (0: not warming)
+    warm_fraction: float = 1.0  # the share of its weight it takes during slow start
+    checks_ok: int = 0  # active checks in a row that passed...
+    checks_failed: int = 0  # ...or failed
+    recent_failures: deque = field(default_factory=deque)  # clock times, for passive health
     active: int = 0  # requests (L7) or connections (L4) in flight now
     total: int = 0  # requests or connections routed here since start or reset
     failures: int = 0  # connect errors, resets and 5xx answers seen on real traffic
@@ -72,12 +86,27 @@ class Backend:
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.latency_sum_ms = 0.0
 
+    @property
+    def state(self) -> str:
+        """One word for the card: up, warming, down, draining or drained."""
+        if self.draining:
+            return "draining" if self.active else "drained"
+        if not self.healthy:
+            return "down"
+        return "warming" if self.warm_fraction < 1.0 else "up"
+
     def snapshot(self) -> dict:
         return {
             "name": self.name,
             "address": self.address,
             "weight": self.weight,
+            "effective_weight": round(self.weight * self.warm_fraction, 3),
+            "backup": self.backup,
+            "max_conns": self.max_conns,
+            "state": self.state,
             "healthy": self.healthy,
+            "draining": self.draining,
+            "reason": self.down_reason,
             "active": self.active,
             "total": self.total,
             "failures": self.failures,

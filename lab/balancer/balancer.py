@@ -1,7 +1,9 @@
-"""The balancer's shared state: config, pool, upstream connections, event stream and counters.
+"""The balancer's shared state: backends, pools and rules, sticky table, events and counters.
 
 The Layer 4 and Layer 7 front ends both route through `route()` and report
-through the `publish_*` helpers, so both modes tell the same story.
+through the `publish_*` helpers, so both modes tell the same story. Health
+(lab.balancer.health) and the request queue (lab.balancer.queue) change who may
+be chosen; this module only asks them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.config import BalancerConfig, apply_update, format_address
 from lab.balancer.events import EventBus
-from lab.balancer.pool import Pool
+from lab.balancer.health import Health
+from lab.balancer.pool import Pool, Refusal
+from lab.balancer.queue import RequestQueue
+from lab.balancer.rules import DEFAULT_POOL, Rule, match
+from lab.balancer.sticky import Sticky
 from lab.balancer.upstream import UpstreamPool
 
-CONNECT_TIMEOUT_S = 3.0
 ROUTE_EVENT = (
     '{"type":"route","id":"%s","t":%.6f,"mode":"%s","client":"%s","backend":"%s",'
     '"algorithm":"%s","reason":%s'
@@ -37,45 +42,107 @@ class Balancer:
         self.config = config
         self.rng = random.Random(config.seed)
         self.upstreams = UpstreamPool()
-        self.pool = Pool(
-            config.backends,
-            config.algorithm,
-            config.hash_key,
-            self.rng,
-            on_removed=self.upstreams.forget,
-        )
         self.events = EventBus(limit=config.events_queue)
         self.errors: Counter[str] = Counter()  # by status we answered, or "retry", "refused"
         self.listen_address = format_address(config.listen)
         self.admin_address = format_address(config.admin)
         self._ids = itertools.count(1)
+        self.backends: dict[str, Backend] = {}
+        self.pools: dict[str, Pool] = {}
+        self.default_pool: Pool
+        self.rules: tuple[Rule, ...] = ()
+        self.reads_headers = False  # does routing need the request's headers decoded?
+        self.health = Health(self)
+        self.queue = RequestQueue(self)
+        self.sticky = Sticky(self)
+        self._apply(config, changes=None)
 
     # -- routing -------------------------------------------------------------------------
 
     def next_id(self) -> str:
         return f"r{next(self._ids)}"
 
-    def route(self, request: RequestInfo, exclude: Collection[Backend] = ()) -> Decision | None:
-        decision = self.pool.choose(request, exclude)
-        if decision is not None:
-            backend = decision.backend
+    def choose_pool(self, request: RequestInfo) -> tuple[Pool, Rule | None]:
+        """The first rule that matches names the pool; otherwise the default pool."""
+        rule = match(self.rules, request) if self.rules else None
+        if rule is None:
+            return self.default_pool, None
+        return self.pools[rule.pool], rule
+
+    def route(
+        self, request: RequestInfo, exclude: Collection[Backend] = (), pool: Pool | None = None
+    ) -> Decision | Refusal:
+        pool = pool or self.default_pool
+        if self.sticky.on:
+            outcome = self.sticky.choose(pool, request, exclude)
+        else:
+            outcome = pool.choose(request, exclude)
+        if outcome.__class__ is Decision:
+            backend = outcome.backend
             backend.active += 1
             backend.total += 1
-        return decision
+        return outcome
 
-    def release(self, backend: Backend, ms: float | None, failed: bool = False) -> None:
-        """A request (L7) or connection (L4) on `backend` has ended."""
+    def release(
+        self,
+        backend: Backend,
+        ms: float | None,
+        failed: bool = False,
+        why: str = "",
+        http_error: bool = False,
+    ) -> None:
+        """A request (L7) or connection (L4) on `backend` has ended.
+
+        `failed` counts against the backend; `why` says what went wrong for passive
+        health, which ignores an `http_error` (a 5xx) unless told to count them.
+        """
         backend.active -= 1
         if failed:
             backend.failures += 1
+            if not http_error or self.config.passive.on_5xx:
+                self.health.saw_failure(backend, why or "a failed request")
         elif ms is not None:
             backend.observe_latency(ms, time.monotonic())
+        if backend.draining and not backend.active:
+            self.publish_drain(backend, f"{backend.name} finished its last request: drained")
+        if self.queue.waiting:
+            self.queue.slot_freed()
 
     def tick(self) -> None:
-        """Once a second: let idle backends' response times fade (see Backend.fade)."""
+        """A few times a second: fading response times, health timers, queue timeouts."""
         now = time.monotonic()
-        for backend in self.pool.backends.values():
+        for backend in self.backends.values():
             backend.fade(now)
+        self.health.tick(now)
+        if self.queue.waiting:
+            self.queue.tick(now)
+
+    def refresh(self) -> None:
+        """Recompute every pool's candidates after a health, drain or weight change."""
+        for pool in self.pools.values():
+            pool.refresh()
+
+    # -- draining ------------------------------------------------------------------------
+
+    def set_draining(self, backend: Backend, draining: bool) -> None:
+        if backend.draining == draining:
+            return
+        backend.draining = draining
+        if not draining:
+            self.health.back_in_service(backend)
+        self.refresh()
+        if draining:
+            self.upstreams.forget(backend)  # idle keep-alive connections: nothing more to carry
+            if backend.active:
+                self.publish_drain(
+                    backend,
+                    f"{backend.name} is draining: no new requests; "
+                    f"{backend.active} in flight will finish",
+                )
+            else:
+                self.publish_drain(backend, f"{backend.name} had nothing in flight: drained")
+        else:
+            self.publish_drain(backend, f"{backend.name} takes new requests again")
 
     # -- events --------------------------------------------------------------------------
 
@@ -87,18 +154,31 @@ class Balancer:
     # them can hold a quote or a backslash.
 
     def publish_route(
-        self, rid: str, request: RequestInfo, decision: Decision, retry: int = 0
+        self,
+        rid: str,
+        request: RequestInfo,
+        decision: Decision,
+        retry: int = 0,
+        pool: Pool | None = None,
+        rule: Rule | None = None,
     ) -> None:
         if not self.events.listening:
             return
+        pool = pool or self.default_pool
         line = ROUTE_EVENT % (
             rid, time.time(), self.config.mode, request.client, decision.backend.name,
-            self.pool.algorithm.name, _text(decision.reason),
+            pool.algorithm.name, _text(decision.reason),
         )  # fmt: skip
         if request.method:
             line += ROUTE_HTTP % (request.method, _text(request.path))
         if retry:
             line += f',"retry":{retry}'
+        if pool is not self.default_pool or rule is not None:
+            line += f',"pool":"{pool.name}"'
+        if rule is not None:
+            line += f',"rule":"{rule.name}"'
+        if decision.sticky:
+            line += ',"sticky":true'
         self.events.publish_encoded(line + "}")
 
     def publish_done(
@@ -132,16 +212,56 @@ class Balancer:
                 event["backend"] = backend.name
             self.events.publish(event)
 
+    def publish_drain(self, backend: Backend, reason: str) -> None:
+        self.events.publish(
+            {
+                "type": "drain",
+                "t": time.time(),
+                "backend": backend.name,
+                "state": backend.state,
+                "active": backend.active,
+                "reason": reason,
+            }
+        )
+
     # -- admin ---------------------------------------------------------------------------
 
     def state(self) -> dict:
+        config = self.config
+        settings = config.as_json()
         return {
-            "mode": self.config.mode,
+            "mode": config.mode,
             "listen": self.listen_address,
             "admin": self.admin_address,
-            "algorithm": self.pool.algorithm.name,
-            "hash_key": self.config.hash_key,
-            "backends": self.pool.snapshot(),
+            "algorithm": self.default_pool.algorithm.name,
+            "hash_key": config.hash_key,
+            "backends": [b.snapshot() for b in self.backends.values()],
+            "pools": [
+                {
+                    "name": pool.name,
+                    "algorithm": pool.algorithm.name,
+                    "backends": [b.name for b in pool.members],
+                    "candidates": [b.name for b in pool.candidates],
+                    "panic": pool.panic,
+                    "note": pool.note,
+                    "queued": len(pool.queue),
+                }
+                for pool in self.pools.values()
+            ],
+            "rules": [rule.as_json() for rule in config.rules],
+            "settings": {
+                key: settings[key]
+                for key in (
+                    "health",
+                    "passive",
+                    "retries",
+                    "sticky",
+                    "timeouts",
+                    "panic_threshold",
+                    "slow_start_s",
+                    "max_queue",
+                )
+            },  # fmt: skip
             "errors": dict(self.errors),
             "events": {
                 "subscribers": len(self.events.subscribers),
@@ -153,16 +273,79 @@ class Balancer:
     def update(self, update: object) -> dict:
         """Apply a validated partial config; raises ConfigError before changing anything."""
         new, changes = apply_update(self.config, update)
-        self.config = new  # the listener reads config.mode for each new connection
-        if "backends" in changes:
-            self.pool.sync(new.backends)
-        if "algorithm" in changes or "hash_key" in changes:
-            self.pool.set_algorithm(new.algorithm, new.hash_key)
         if changes:
+            self._apply(new, changes)
             self.events.publish({"type": "config", "t": time.time(), "changes": changes})
         return changes
 
+    def _apply(self, new: BalancerConfig, changes: dict | None) -> None:
+        """Make the live objects match `new`; backends that keep name and address keep state."""
+        self.config = new  # the listener reads config.mode for each new connection
+        if changes is None or "backends" in changes:
+            self._sync_backends(new)
+        structure = ("backends", "pools", "rules", "algorithm", "hash_key", "panic_threshold")
+        if changes is None or any(key in changes for key in structure):
+            self._build_pools(new)
+        self.rules = new.rules
+        self.sticky.configure(new.sticky)
+        self.reads_headers = (
+            bool(self.rules)
+            or self.sticky.cookie is not None
+            or any(pool.algorithm.reads_headers for pool in self.pools.values())
+        )
+        self.health.configure(new)
+
+    def _sync_backends(self, new: BalancerConfig) -> None:
+        old = self.backends
+        backends: dict[str, Backend] = {}
+        for spec in new.backends:
+            backend = old.get(spec.name)
+            if backend is None or (backend.host, backend.port) != (spec.host, spec.port):
+                backend = Backend(spec.name, spec.host, spec.port)
+                if old:  # a backend added to a running balancer warms up, as one coming back
+                    self.health.back_in_service(backend)
+            backend.weight, backend.backup, backend.max_conns = (
+                spec.weight, spec.backup, spec.max_conns,
+            )  # fmt: skip
+            backends[spec.name] = backend
+        for name, backend in old.items():
+            if backends.get(name) is not backend:
+                self.upstreams.forget(backend)
+        self.backends = backends
+
+    def _build_pools(self, new: BalancerConfig) -> None:
+        """Pools keep their algorithm object (and its turn order) when nothing about it changed."""
+        old = self.pools
+        specs = {pool.name: pool for pool in new.pools}
+        pools: dict[str, Pool] = {}
+        names = [DEFAULT_POOL] + [name for name in specs if name != DEFAULT_POOL]
+        for name in names:
+            spec = specs.get(name)
+            members = (
+                [self.backends[m] for m in spec.backends]
+                if spec is not None
+                else list(self.backends.values())
+            )
+            algorithm = (spec and spec.algorithm) or new.algorithm
+            hash_key = (spec and spec.hash_key) or new.hash_key
+            pool = old.get(name)
+            if pool is None or (pool.algorithm.name, pool.hash_key) != (algorithm, hash_key):
+                queue = pool.queue if pool is not None else None
+                pool = Pool(name, members, algorithm, hash_key, self.rng)
+                if queue:
+                    pool.queue = queue
+            else:
+                pool.set_members(members)
+            pool.panic_threshold = new.panic_threshold
+            pool.refresh()
+            pools[name] = pool
+        for name, pool in old.items():
+            if name not in pools and pool.queue:
+                self.queue.refuse_all(pool, f"pool {name} was removed")
+        self.pools = pools
+        self.default_pool = pools[DEFAULT_POOL]
+
     def reset_counters(self) -> None:
-        for backend in self.pool.backends.values():
+        for backend in self.backends.values():
             backend.reset_counters()
         self.errors.clear()

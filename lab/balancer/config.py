@@ -13,24 +13,31 @@ import tomllib
 from dataclasses import dataclass, field
 
 from lab.balancer.algorithms import ALGORITHM_NAMES, parse_hash_key
+from lab.balancer.rules import DEFAULT_POOL, PoolSpec, Rule, parse_pools, parse_rules
+from lab.balancer.settings import (
+    SECTIONS,
+    ConfigError,
+    HealthSettings,
+    PassiveSettings,
+    RetrySettings,
+    StickySettings,
+    TimeoutSettings,
+    parse_section,
+    section_json,
+)
 
 MODES = ("http", "tcp")
 MAX_WEIGHT = 256  # HAProxy's ceiling; plenty for a lab
+MAX_CONNS = 100_000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+BACKEND_KEYS = ("name", "address", "weight", "backup", "max_conns")
 # Settings a running balancer can change through PUT /config.
-LIVE_FIELDS = ("mode", "algorithm", "hash_key", "backends", "weights")
+LIVE_FIELDS = (
+    "mode", "algorithm", "hash_key", "backends", "weights", "pools", "rules",
+    *SECTIONS, "panic_threshold", "slow_start_s", "max_queue",
+)  # fmt: skip
 
-
-class ConfigError(ValueError):
-    """A setting that cannot be used, with the field it belongs to."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-    def as_json(self) -> dict:
-        return {"error": str(self), "field": self.field}
+__all__ = ["BackendSpec", "BalancerConfig", "ConfigError", "apply_update", "from_dict"]
 
 
 @dataclass(frozen=True)
@@ -39,13 +46,20 @@ class BackendSpec:
     host: str
     port: int
     weight: int = 1
+    backup: bool = False  # used only while every primary backend is down
+    max_conns: int = 0  # requests (L7) or connections (L4) at once; 0 = no limit
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     def as_json(self) -> dict:
-        return {"name": self.name, "address": self.address, "weight": self.weight}
+        data: dict = {"name": self.name, "address": self.address, "weight": self.weight}
+        if self.backup:
+            data["backup"] = True
+        if self.max_conns:
+            data["max_conns"] = self.max_conns
+        return data
 
 
 @dataclass(frozen=True)
@@ -59,16 +73,38 @@ class BalancerConfig:
     seed: int | None = None  # seeds the balancer's RNG so a run can be replayed
     # How far a slow /events reader may fall behind before its events are dropped.
     events_queue: int = 10_000
+    # Named pools and the ordered rules that send requests to them (Layer 7 only).
+    # The pool called "default" holds every backend unless `pools` defines it.
+    pools: tuple[PoolSpec, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    health: HealthSettings = field(default_factory=HealthSettings)
+    passive: PassiveSettings = field(default_factory=PassiveSettings)
+    retries: RetrySettings = field(default_factory=RetrySettings)
+    sticky: StickySettings = field(default_factory=StickySettings)
+    timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
+    # Envoy's panic mode: below this percentage of healthy backends in a pool, route to
+    # all of them, healthy or not. 0 (the default) means never: answer 503 instead.
+    panic_threshold: int = 0
+    slow_start_s: float = 0.0  # a backend back in service ramps up over this window; 0 = off
+    max_queue: int = 100  # requests waiting per pool when every backend is at max_conns
 
     def as_json(self) -> dict:
-        return {
+        data = {
             "mode": self.mode,
             "listen": format_address(self.listen),
             "admin": format_address(self.admin),
             "algorithm": self.algorithm,
             "hash_key": self.hash_key,
             "backends": [b.as_json() for b in self.backends],
+            "pools": [p.as_json() for p in self.pools],
+            "rules": [r.as_json() for r in self.rules],
+            "panic_threshold": self.panic_threshold,
+            "slow_start_s": self.slow_start_s,
+            "max_queue": self.max_queue,
         }
+        for name in SECTIONS:
+            data[name] = section_json(getattr(self, name))
+        return data
 
 
 def format_address(address: tuple[str, int]) -> str:
@@ -97,9 +133,15 @@ def parse_backend_flag(text: str) -> dict:
     spec: dict = {"name": name, "address": address}
     for option in options:
         key, sep, value = option.partition("=")
-        if key != "weight" or not sep:
-            raise ConfigError("backend", f"unknown backend option {option!r} (only weight=W)")
-        spec["weight"] = _int(value, f"backends.{name}.weight")
+        if option == "backup":
+            spec["backup"] = True
+        elif key in ("weight", "max_conns") and sep:
+            spec[key] = _int(value, f"backends.{name}.{key}")
+        else:
+            raise ConfigError(
+                "backend",
+                f"unknown backend option {option!r} (weight=W, max_conns=N or backup)",
+            )
     return spec
 
 
@@ -129,9 +171,12 @@ def parse_backends(items: object) -> tuple[BackendSpec, ...]:
         where = f"backends[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(where, "expected a table with name and address")
-        unknown = set(item) - {"name", "address", "weight"}
+        unknown = set(item) - set(BACKEND_KEYS)
         if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown backend setting")
+            raise ConfigError(
+                f"{where}.{sorted(unknown)[0]}",
+                f"unknown backend setting; known: {', '.join(BACKEND_KEYS)}",
+            )
         name = item.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise ConfigError(f"{where}.name", f"names are 1-32 of A-Z a-z 0-9 _ -, got {name!r}")
@@ -141,9 +186,14 @@ def parse_backends(items: object) -> tuple[BackendSpec, ...]:
         host, port = parse_address(item.get("address"), f"{where}.address")
         if port == 0:
             raise ConfigError(f"{where}.address", "a backend needs a real port, not 0")
-        specs.append(
-            BackendSpec(name, host, port, _weight(item.get("weight", 1), f"{where}.weight"))
-        )
+        backup = item.get("backup", False)
+        if not isinstance(backup, bool):
+            raise ConfigError(f"{where}.backup", f"expected true or false, got {backup!r}")
+        max_conns = _int(item.get("max_conns", 0), f"{where}.max_conns")
+        if not 0 <= max_conns <= MAX_CONNS:
+            raise ConfigError(f"{where}.max_conns", f"must be 0 (no limit) to {MAX_CONNS}")
+        weight = _weight(item.get("weight", 1), f"{where}.weight")
+        specs.append(BackendSpec(name, host, port, weight, backup, max_conns))
     return tuple(specs)
 
 
@@ -197,7 +247,76 @@ def from_dict(data: dict, base: BalancerConfig | None = None) -> BalancerConfig:
         changes["events_queue"] = _int(data["events_queue"], "events_queue")
         if not 10 <= changes["events_queue"] <= 1_000_000:
             raise ConfigError("events_queue", "must be 10-1000000 events")
-    return dataclasses.replace(base, **changes)
+    for name in SECTIONS:
+        if name in data:
+            changes[name] = parse_section(name, data[name], getattr(base, name))
+    if "panic_threshold" in data:
+        changes["panic_threshold"] = _bounded(data["panic_threshold"], "panic_threshold", 0, 100)
+    if "max_queue" in data:
+        changes["max_queue"] = _bounded(data["max_queue"], "max_queue", 0, 100_000)
+    if "slow_start_s" in data:
+        value = data["slow_start_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+            raise ConfigError("slow_start_s", f"expected 0-3600 seconds, got {value!r}")
+        changes["slow_start_s"] = float(value)
+    backend_names = {b.name for b in changes.get("backends", base.backends)}
+    if "pools" in data:
+        changes["pools"] = parse_pools(data["pools"], backend_names, _pool_algorithm)
+    if "rules" in data:
+        pools = changes.get("pools", base.pools)
+        changes["rules"] = parse_rules(data["rules"], {DEFAULT_POOL, *(p.name for p in pools)})
+    config = dataclasses.replace(base, **changes)
+    check_whole(config)
+    return config
+
+
+def _bounded(value: object, field_name: str, low: int, high: int) -> int:
+    number = _int(value, field_name)
+    if not low <= number <= high:
+        raise ConfigError(field_name, f"must be {low}-{high}, got {number}")
+    return number
+
+
+def _pool_algorithm(where: str, algorithm: object, hash_key: object) -> None:
+    if algorithm is not None:
+        try:
+            _algorithm(algorithm)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.algorithm", exc.message) from None
+    if hash_key is not None:
+        try:
+            _hash_key(hash_key)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.hash_key", exc.message) from None
+
+
+def check_whole(config: BalancerConfig) -> None:
+    """Rules that tie settings together, checked after every change, whatever changed."""
+    names = {b.name for b in config.backends}
+    for i, pool in enumerate(config.pools):
+        missing = [m for m in pool.backends if m not in names]
+        if missing:
+            raise ConfigError(
+                f"pools[{i}].backends",
+                f"pool {pool.name!r} lists {missing[0]!r}, which is not a backend any more",
+            )
+    pool_names = {DEFAULT_POOL, *(p.name for p in config.pools)}
+    for i, rule in enumerate(config.rules):
+        if rule.pool not in pool_names:
+            raise ConfigError(f"rules[{i}].pool", f"no pool named {rule.pool!r}")
+    if config.mode == "tcp":
+        if config.rules:
+            raise ConfigError(
+                "rules",
+                "routing rules need Layer 7 (mode http): at Layer 4 the balancer sees only "
+                "addresses and bytes, never a path, host, header, cookie or method",
+            )
+        if config.sticky.mode == "cookie":
+            raise ConfigError(
+                "sticky.mode",
+                "a sticky cookie needs Layer 7 (mode http): at Layer 4 the balancer cannot "
+                'read or set cookies; use "source" to pin by client address',
+            )
 
 
 def load_toml(path: str) -> BalancerConfig:
@@ -231,12 +350,8 @@ def apply_update(config: BalancerConfig, update: object) -> tuple[BalancerConfig
     new = from_dict(plain, base=config)
     if "weights" in update:
         new = dataclasses.replace(new, backends=_reweigh(new.backends, update["weights"]))
-    changes = {}
-    for key in ("mode", "algorithm", "hash_key"):
-        if getattr(new, key) != getattr(config, key):
-            changes[key] = getattr(new, key)
-    if new.backends != config.backends:
-        changes["backends"] = [b.as_json() for b in new.backends]
+    old_json, new_json = config.as_json(), new.as_json()
+    changes = {key: value for key, value in new_json.items() if old_json[key] != value}
     return new, changes
 
 

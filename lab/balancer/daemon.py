@@ -13,7 +13,9 @@ from lab.balancer.tcp_proxy import TcpClientConnection
 from lab.lifecycle import report_ready
 
 BACKLOG = 1024
-TICK_S = 1.0  # housekeeping: response times fade while a backend gets no traffic
+# Housekeeping: response times fade, passive ejections end, slow start ramps,
+# queued requests time out. Often enough for a learner to see it happen on time.
+TICK_S = 0.25
 PROTOCOLS = {"http": HttpClientConnection, "tcp": TcpClientConnection}
 
 
@@ -32,6 +34,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         balancer = self.balancer
         balancer.events.loop = loop
+        balancer.health.start(loop)
         self.listener = await loop.create_server(
             self.accept, *balancer.config.listen, backlog=BACKLOG
         )
@@ -56,5 +59,6 @@ class Daemon:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
             self.balancer.tick()
+        self.balancer.health.stop()
         self.listener.close()
         self.admin.close()

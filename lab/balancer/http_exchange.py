@@ -9,20 +9,24 @@ route, done and error events.
 from __future__ import annotations
 
 import asyncio
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING
 
-from lab.balancer.algorithms import RequestInfo
-from lab.balancer.balancer import CONNECT_TIMEOUT_S
+from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from lab.balancer.http_proxy import HttpClientConnection
 
 BUFFER_LIMIT = 256 * 1024  # body bytes held while an upstream connects, before we stop reading
+# A body up to this size is kept until the response begins, so a retry can send it again.
+REPLAY_LIMIT = 64 * 1024
+# HAProxy's `nocache`: a response that pins a client must not be cached and shared.
+NO_CACHE = b'Cache-Control: no-cache="Set-Cookie"\r\n'
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 REASONS = {
     400: "Bad Request",
+    408: "Request Timeout",
     431: "Request Header Fields Too Large",
     499: "Client Closed Request",
     501: "Not Implemented",
@@ -74,6 +78,13 @@ class Exchange:
     finished = False
     info: RequestInfo | None = None
     head = b""
+    pool = None  # the pool a rule (or the default) chose
+    rule = None
+    set_cookie: bytes | None = None  # a sticky cookie to insert into the response head
+    replay: list[bytes] | None = None  # body pieces already sent, kept for a retry
+    upstream_seen = 0.0  # clock time of the last sign of life from the backend
+    queued = False
+    held = b""  # response bytes held back until a sticky cookie can be inserted
 
     def __init__(self, client: HttpClientConnection) -> None:
         self.client = client
@@ -125,39 +136,89 @@ class Exchange:
         self.started = perf_counter()
         balancer = self.balancer
         self.id = balancer.next_id()
-        self.head = self.build_head()
         path = self.url.decode("latin-1")
-        if balancer.pool.algorithm.reads_headers:
+        if balancer.reads_headers:  # rules, a sticky cookie or a hash on a header
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.pairs}
             cookie = headers.get("cookie")
             cookies = parse_cookies(cookie) if cookie else None
             self.info = RequestInfo(self.client.client_ip, self.method, path, headers, cookies)
-        else:  # most algorithms never look at headers: skip decoding them
+            if cookies and balancer.sticky.cookie in cookies:
+                self.strip_sticky_cookie(balancer.sticky.cookie)
+        else:  # most settings never look at headers: skip decoding them
             self.info = RequestInfo(self.client.client_ip, self.method, path)
+        self.head = self.build_head()
+        self.pool, self.rule = balancer.choose_pool(self.info)
         self.route()
 
-    def route(self) -> None:
-        decision = self.balancer.route(self.info, self.tried)
-        if decision is None:
-            why = "no healthy backend" if not self.tried else "every backend failed this request"
-            self.answer(503, why)
+    def strip_sticky_cookie(self, name: str) -> None:
+        """`indirect`: the sticky cookie is the balancer's business, not the backend's."""
+        lines = []
+        for line in self.lines:
+            if line[:7].lower() == b"cookie:":
+                kept = [
+                    pair
+                    for pair in line[7:].strip().split(b";")
+                    if pair.strip().split(b"=", 1)[0].strip() != name.encode()
+                ]
+                if not kept:
+                    continue
+                line = b"Cookie: " + b";".join(kept).strip() + b"\r\n"
+            lines.append(line)
+        self.lines = lines
+
+    def route(self, waited_ms: float = 0.0) -> None:
+        balancer = self.balancer
+        outcome = balancer.route(self.info, self.tried, self.pool)
+        if outcome.__class__ is not Decision:
+            if outcome.can_wait and not self.queued:
+                if balancer.queue.join(self.pool, self, outcome.reason):
+                    self.queued = True
+                    return
+                outcome.reason += f"; the queue is full ({balancer.config.max_queue} waiting)"
+            self.answer(503, outcome.reason)
             return
-        self.backend = decision.backend
+        self.queued = False
+        if waited_ms:
+            outcome.reason = f"waited {waited_ms:.0f} ms for a free slot; {outcome.reason}"
+        if self.rule is not None:
+            outcome.reason = (
+                f"rule {self.rule.name} ({self.rule.describe()}) sends it to pool "
+                f"{self.pool.name}; {outcome.reason}"
+            )
+        self.backend = backend = outcome.backend
         self.attempts += 1
-        self.balancer.publish_route(self.id, self.info, decision, retry=self.attempts - 1)
-        conn = self.balancer.upstreams.take_idle(self.backend)
+        balancer.publish_route(self.id, self.info, outcome, self.attempts - 1, self.pool, self.rule)
+        if balancer.sticky.cookie is not None:
+            name = balancer.sticky.cookie
+            if (self.info.cookies or {}).get(name) != backend.name:
+                self.set_cookie = b"Set-Cookie: %s=%s; Path=/; HttpOnly\r\n" % (
+                    name.encode(), backend.name.encode(),
+                )  # fmt: skip
+            else:
+                self.set_cookie = None
+        conn = balancer.upstreams.take_idle(backend)
         if conn is not None:
             self.attach(conn)
         else:
-            self.client.loop.create_task(self.connect(self.backend))
+            self.client.loop.create_task(self.connect(backend))
+
+    # -- waiting in the queue (see lab.balancer.queue) ---------------------------------
+
+    def resume_routing(self, waited_ms: float) -> None:
+        self.route(waited_ms)
+
+    def give_up(self, reason: str) -> None:
+        self.queued = False
+        self.answer(503, reason)
 
     async def connect(self, backend) -> None:
+        timeouts = self.balancer.config.timeouts
         try:
-            conn = await self.balancer.upstreams.connect(backend, CONNECT_TIMEOUT_S)
+            conn = await self.balancer.upstreams.connect(backend, timeouts.connect_ms / 1000)
         except (TimeoutError, OSError) as exc:
-            if not self.finished:
+            if not self.finished and self.backend is backend:
                 why = (
-                    "timed out"
+                    f"did not accept the connection within {timeouts.connect_ms} ms"
                     if isinstance(exc, asyncio.TimeoutError)
                     else "refused the connection"
                 )
@@ -170,12 +231,17 @@ class Exchange:
 
     def attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
+        self.upstream_seen = now = monotonic()
+        self.client.wake_by(now + self.balancer.config.timeouts.backend_response_ms / 1000)
         conn.start(self)
+        if self.content_lengths or self.chunked:  # keep the body for a retry, while small
+            self.replay = list(self.body or ()) if self.buffered <= REPLAY_LIMIT else None
         if self.body is None and not self.chunked:  # the common case: a head, and no body yet
             conn.transport.write(self.head)
         else:
-            parts = [self.head, *(self.body or ())]
-            self.body_sent = bool(self.body)
+            body = self.body or []
+            self.body_sent = bool(body)
+            parts = [self.head, *body]
             if self.request_complete and self.chunked:
                 parts.append(b"0\r\n\r\n")
             self.body = None
@@ -192,6 +258,10 @@ class Exchange:
         framed = b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
         if self.upstream is not None:
             self.body_sent = True
+            if self.replay is not None:
+                self.replay.append(framed)
+                if self.received > REPLAY_LIMIT:
+                    self.replay = None
             self.upstream.transport.write(framed)
         else:
             if self.body is None:
@@ -218,13 +288,50 @@ class Exchange:
         self.upstream = None
         self.end(status, close=not self.request_complete)
 
+    def with_cookie(self, data: bytes) -> bytes:
+        """Insert the sticky Set-Cookie line at the end of the final response head.
+
+        Bytes are held until that head is complete (interim 1xx heads pass first),
+        because the header must land inside it. Returns what may go to the client now.
+        """
+        held = self.held + data
+        start = 0
+        while True:
+            end = held.find(b"\r\n\r\n", start)
+            if end < 0:
+                self.held = held
+                return b""
+            if held[start + 9 : start + 10] == b"1":  # "HTTP/1.1 1xx": an interim head
+                start = end + 4
+                continue
+            cookie, self.set_cookie, self.held = self.set_cookie, None, b""
+            return b"".join((held[: end + 2], cookie, NO_CACHE, held[end + 2 :]))
+
     def upstream_failed(self, conn: UpstreamConnection, reason: str) -> None:
         conn.close()
         self.upstream = None
         if self.response_started:
-            self.end(conn.status or 502, close=True, failed=True)
+            self.end(conn.status or 502, close=True, failed=True, why=reason)
         else:
-            self.failed_before_response(reason, count_failure=True)
+            self.failed_before_response(reason, count_failure=True, sent=True)
+
+    def backend_timed_out(self) -> None:
+        """The backend said nothing for timeouts.backend_response_ms (see HttpClientConnection)."""
+        conn = self.upstream
+        limit = self.balancer.config.timeouts.backend_response_ms
+        reason = f"{self.backend.name} sent nothing for {limit} ms"
+        if conn is None:
+            return
+        conn.close()
+        self.upstream = None
+        if self.response_started:
+            self.balancer.publish_error(
+                self.id, None, reason + " mid-response; the client got a cut-off answer",
+                self.backend, kind="timeout",
+            )  # fmt: skip
+            self.end(502, close=True, failed=True, why=reason)
+        else:
+            self.failed_before_response(reason, count_failure=True, sent=True)
 
     def upstream_lost(self, conn: UpstreamConnection) -> None:
         """The backend closed the connection before the response was complete."""
@@ -233,16 +340,15 @@ class Exchange:
             # The client learns it from the connection closing. A body that runs to the
             # close has simply ended; any other body was cut off, and that is a failure.
             cut_off = not conn.until_close
+            why = f"{conn.backend.name} closed the connection mid-response"
             if cut_off:
                 self.balancer.publish_error(
-                    self.id, None,
-                    f"{conn.backend.name} closed the connection mid-response; "
-                    "the client got a cut-off answer",
+                    self.id, None, why + "; the client got a cut-off answer",
                     conn.backend, kind="cut-off",
                 )  # fmt: skip
             # A cut-off answer is reported as 502 (with the error event saying why), so
             # whoever draws the done event sees a failure, not the 200 that began it.
-            self.end(502 if cut_off else conn.status, close=True, failed=cut_off)
+            self.end(502 if cut_off else conn.status, close=True, failed=cut_off, why=why)
         else:
             # A reused keep-alive connection may have been closed by the backend while idle:
             # that is ordinary, not the backend's failure.
@@ -250,37 +356,57 @@ class Exchange:
             self.failed_before_response(
                 f"{conn.backend.name} closed the connection before answering",
                 count_failure=fresh,
-                retry_ok=self.method in IDEMPOTENT,
+                sent=True,
             )
 
-    def failed_before_response(
-        self, reason: str, count_failure: bool, retry_ok: bool = True
-    ) -> None:
+    def failed_before_response(self, reason: str, count_failure: bool, sent: bool = False) -> None:
+        """Nothing of the response reached the client: try another backend if that is safe.
+
+        `sent` means the backend may have received the request (and acted on it), so
+        only an idempotent method is sent again, unless retries.non_idempotent says
+        otherwise. A request that never reached a backend is always safe to resend.
+        """
         backend = self.backend
-        self.balancer.release(backend, None, failed=count_failure)
+        balancer = self.balancer
+        balancer.release(backend, None, failed=count_failure, why=reason)
         if count_failure:
             self.tried = [*self.tried, backend]
         self.backend = None
-        # Nothing of the body has reached a backend, so sending it again cannot duplicate it.
-        if (
-            retry_ok
-            and not self.body_sent
-            and self.attempts <= len(self.balancer.pool.backends) + 1
-        ):
-            self.balancer.publish_error(
-                self.id, None, reason + "; trying another", backend, kind="retry"
+        retries = balancer.config.retries
+        why_not = ""
+        if self.attempts >= retries.tries:
+            why_not = f"{self.attempts} tries used (retries.tries is {retries.tries})"
+        elif sent and self.method not in IDEMPOTENT and not retries.non_idempotent:
+            why_not = (
+                f"a {self.method} is not sent twice: {backend.name} may have acted on it "
+                "(retries.non_idempotent is off)"
             )
-            self.route()
-        else:
-            self.answer(502, reason)
+        elif self.body_sent and self.replay is None:
+            why_not = f"its body was too big to keep for a retry (over {REPLAY_LIMIT >> 10} KiB)"
+        if why_not:
+            self.answer(502, f"{reason}; not retried: {why_not}")
+            return
+        note = "trying another"
+        if sent and self.method not in IDEMPOTENT:
+            note = f"sending the {self.method} again on another (retries.non_idempotent is on)"
+        balancer.publish_error(self.id, None, f"{reason}; {note}", backend, kind="retry")
+        if self.body_sent:  # send the kept body again, from the start
+            self.body, self.buffered, self.body_sent = list(self.replay), 0, False
+            self.replay = None
+        self.route()
 
-    def end(self, status: int, close: bool = False, failed: bool = False) -> None:
+    def end(self, status: int, close: bool = False, failed: bool = False, why: str = "") -> None:
         if self.finished:
             return
         self.finished = True
         ms = (perf_counter() - self.started) * 1000.0
         backend = self.backend
-        self.balancer.release(backend, ms, failed=failed or status >= 500)
+        if failed or status >= 500:
+            self.balancer.release(
+                backend, ms, failed=True, why=why or f"answered {status}", http_error=not failed
+            )
+        else:
+            self.balancer.release(backend, ms)
         self.balancer.publish_done(self.id, backend, status, ms, self.sent, self.received)
         self.client.exchange_finished(self, close=close or not self.keep_alive)
 

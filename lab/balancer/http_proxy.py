@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from time import monotonic
 
 import httptools
 
@@ -47,6 +48,12 @@ class HttpClientConnection(asyncio.Protocol):
         self.client_eof = False
         self.closing = False
         self.rejected: tuple[int, str] | None = None  # an answer owed once in-flight ones finish
+        # Timeouts share one lazy timer per connection: the hot path only notes the time
+        # things happen, and the timer, when it fires, works out what is overdue.
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_when = 0.0  # clock time the timer fires
+        self.head_started = 0.0  # clock time the request head being read began
+        self.idle_since = 0.0  # clock time the last answer finished (0: none yet)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -55,11 +62,16 @@ class HttpClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else "unknown"
         self.client_ip_bytes = self.client_ip.encode()
+        self.head_started = monotonic()  # the first request head is due from now
+        self.wake_by(self.head_started + self.balancer.config.timeouts.client_header_ms / 1000)
 
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected:
             return
         if self.in_head:
+            if not self.head_raw:
+                self.head_started = now = monotonic()
+                self.wake_by(now + self.balancer.config.timeouts.client_header_ms / 1000)
             self.head_raw += len(data)
         try:
             self.parser.feed_data(data)
@@ -89,6 +101,8 @@ class HttpClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
         for exchange in self.exchanges:
             exchange.abort()
         self.exchanges.clear()
@@ -180,6 +194,9 @@ class HttpClientConnection(asyncio.Protocol):
         if close or self.closing or (self.client_eof and not exchanges):
             self.close()
             return
+        if not exchanges:
+            self.idle_since = now = monotonic()
+            self.wake_by(now + self.balancer.config.timeouts.idle_ms / 1000)
         if exchanges:
             nxt = exchanges[0]
             if nxt.headers_done and not nxt.finished:
@@ -221,11 +238,63 @@ class HttpClientConnection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closing:
             self.closing = True
+            if self.timer is not None:
+                self.timer.cancel()
             for exchange in self.exchanges:
                 exchange.abort()
             self.exchanges.clear()
             if self.transport is not None:
                 self.transport.close()
+
+    # -- timeouts --------------------------------------------------------------------------
+
+    def arm(self, delay: float) -> None:
+        self.timer = self.loop.call_later(delay, self.on_timer)
+        self.timer_when = monotonic() + delay
+
+    def wake_by(self, when: float) -> None:
+        """Make sure the timer fires no later than `when`. Most calls find it already
+        does, so the cost per request is a comparison."""
+        if self.timer is None or when < self.timer_when:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.arm(max(when - monotonic(), 0.0))
+
+    def on_timer(self) -> None:
+        """Close what is overdue: a slow request head (slowloris), an idle keep-alive
+        connection, or a backend that went silent. Otherwise sleep until the next deadline."""
+        self.timer = None
+        if self.closing:
+            return
+        timeouts = self.balancer.config.timeouts
+        now = monotonic()
+        deadlines = []
+        # A head is due while one is arriving, and on a new connection before the first.
+        if self.in_head and (self.head_raw or not (self.idle_since or self.exchanges)):
+            deadlines.append((self.head_started + timeouts.client_header_ms / 1000, "head"))
+        elif not self.exchanges:
+            deadlines.append((self.idle_since + timeouts.idle_ms / 1000, "idle"))
+        if self.exchanges and self.exchanges[0].upstream is not None:
+            deadline = self.exchanges[0].upstream_seen + timeouts.backend_response_ms / 1000
+            deadlines.append((deadline, "backend"))
+        if not deadlines:
+            self.arm(1.0)  # connecting, queued or sending a body: look again soon
+            return
+        deadline, what = min(deadlines)
+        if deadline > now:
+            self.arm(deadline - now)
+        elif what == "head":
+            self.reject(
+                408,
+                f"the request head took longer than {timeouts.client_header_ms} ms "
+                "(timeouts.client_header_ms; a slowloris client costs one connection)",
+            )
+        elif what == "idle":
+            self.close()  # as nginx does: an idle keep-alive connection just ends
+        else:
+            self.exchanges[0].backend_timed_out()
+            if not self.closing:
+                self.arm(0.05)
 
     def pause_reading_for(self, why: str) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:

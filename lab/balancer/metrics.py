@@ -11,7 +11,7 @@ def _label(value: str) -> str:
 
 
 def render(balancer: Balancer) -> str:
-    backends = list(balancer.pool.backends.values())
+    backends = list(balancer.backends.values())
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
@@ -41,8 +41,14 @@ def render(balancer: Balancer) -> str:
     family(
         "lb_backend_healthy",
         "gauge",
-        "1 if the backend takes new traffic, else 0.",
+        "1 if health checks (active and passive) find the backend fit for traffic, else 0.",
         [(labels, int(b.healthy)) for labels, b in per],
+    )
+    family(
+        "lb_backend_draining",
+        "gauge",
+        "1 while the backend is draining (no new traffic), else 0.",
+        [(labels, int(b.draining)) for labels, b in per],
     )
     family(
         "lb_backend_weight",
@@ -73,6 +79,12 @@ def render(balancer: Balancer) -> str:
         "counter",
         "Requests the balancer answered itself (by status), retried or refused.",
         [(f'{{kind="{_label(kind)}"}}', n) for kind, n in sorted(balancer.errors.items())],
+    )
+    family(
+        "lb_queue_waiting",
+        "gauge",
+        "Requests waiting for a max_conns slot, per pool.",
+        [(f'{{pool="{_label(p.name)}"}}', len(p.queue)) for p in balancer.pools.values()],
     )
     family(
         "lb_events_published_total",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from time import perf_counter
 
-from lab.balancer.algorithms import RequestInfo
-from lab.balancer.balancer import CONNECT_TIMEOUT_S, Balancer
+from lab.balancer.algorithms import Decision, RequestInfo
+from lab.balancer.balancer import Balancer
 
 
 class TcpUpstream(asyncio.Protocol):
@@ -74,34 +74,56 @@ class TcpClientConnection(asyncio.Protocol):
         self.started = perf_counter()
         self.route()
 
-    def route(self) -> None:
-        decision = self.balancer.route(self.info, self.tried)
-        if decision is None:
-            why = "no healthy backend" if not self.tried else "every backend refused the connection"
-            self.balancer.publish_error(self.id, None, why, kind="refused")
-            self.finished = True
-            self.transport.close()
+    def route(self, waited_ms: float = 0.0) -> None:
+        balancer = self.balancer
+        outcome = balancer.route(self.info, self.tried)
+        if outcome.__class__ is not Decision:
+            pool = balancer.default_pool
+            if outcome.can_wait and balancer.queue.join(pool, self, outcome.reason):
+                return  # reading stays paused until a slot frees up
+            self.give_up(outcome.reason)
             return
-        self.backend = decision.backend
-        self.balancer.publish_route(self.id, self.info, decision, retry=len(self.tried))
+        if waited_ms:
+            outcome.reason = f"waited {waited_ms:.0f} ms for a free slot; {outcome.reason}"
+        self.backend = outcome.backend
+        balancer.publish_route(self.id, self.info, outcome, retry=len(self.tried))
         self.loop.create_task(self.connect(self.backend))
 
+    def resume_routing(self, waited_ms: float) -> None:
+        self.route(waited_ms)
+
+    def give_up(self, reason: str) -> None:
+        """No backend: at Layer 4 the only way to say so is to close the connection."""
+        if self.tried and reason.startswith("every backend"):
+            reason = "every backend refused the connection"
+        self.balancer.publish_error(self.id, None, reason, kind="refused")
+        self.finished = True
+        self.transport.close()
+
     async def connect(self, backend) -> None:
+        limit_ms = self.balancer.config.timeouts.connect_ms
         try:
             _, upstream = await asyncio.wait_for(
                 self.loop.create_connection(lambda: TcpUpstream(self), backend.host, backend.port),
-                CONNECT_TIMEOUT_S,
+                limit_ms / 1000,
             )
         except (TimeoutError, OSError) as exc:
             if self.finished:
                 return
-            self.balancer.release(backend, None, failed=True)
+            why = (
+                f"did not accept the connection within {limit_ms} ms"
+                if isinstance(exc, asyncio.TimeoutError)
+                else "refused the connection"
+            )
+            self.balancer.release(backend, None, failed=True, why=why)
             self.tried.append(backend)
-            why = "timed out" if isinstance(exc, asyncio.TimeoutError) else "refused the connection"
+            self.backend = None
+            if len(self.tried) >= self.balancer.config.retries.tries:
+                self.give_up(f"{backend.name} {why}; {len(self.tried)} tries used")
+                return
             self.balancer.publish_error(
                 self.id, None, f"{backend.name} {why}; trying another", backend, kind="retry"
             )
-            self.backend = None
             self.route()
             return
         if self.finished:  # the client left while we were connecting
@@ -172,5 +194,10 @@ class TcpClientConnection(asyncio.Protocol):
         if self.backend is None:
             return
         ms = (perf_counter() - self.started) * 1000.0
-        self.balancer.release(self.backend, None if failed else self.first_byte_ms, failed=failed)
+        self.balancer.release(
+            self.backend,
+            None if failed else self.first_byte_ms,
+            failed=failed,
+            why="the connection was reset",
+        )
         self.balancer.publish_done(self.id, self.backend, None, ms, self.sent, self.received)

@@ -7,6 +7,7 @@ handshake per request would cost more than the routing itself.
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import TYPE_CHECKING
 
 import httptools
@@ -75,6 +76,9 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             exchange.upstream_failed(self, "the backend sent a malformed response")
             return
+        exchange.upstream_seen = monotonic()  # for timeouts.backend_response_ms
+        if exchange.set_cookie is not None:  # sticky cookie mode: the one edit we make
+            data = exchange.with_cookie(data)
         # Bytes go to the client as they came: the response is never re-encoded.
         exchange.response_started = True
         exchange.sent += len(data)

@@ -31,6 +31,7 @@ class Decision:
 
     backend: Backend
     reason: str
+    sticky: bool = False  # chosen because a sticky cookie or source address pinned it
 
 
 class Algorithm:

@@ -1,0 +1,230 @@
+"""Health: who is fit for traffic. Active checks probe, passive health watches real traffic.
+
+Active checks (HAProxy's `check inter rise fall`): every interval each backend
+gets a real probe, an HTTP GET of a path (2xx or 3xx passes) or a bare TCP
+connect. `fall` failures in a row take it down, `rise` passes in a row bring
+it back. The streaks are the hysteresis: one lost probe does not flap a backend.
+
+Passive health (nginx's `max_fails` and `fail_timeout`): `max_fails` failures
+seen on real requests within `fail_timeout_s` take a backend out for
+`fail_timeout_s`; then it gets traffic again.
+
+A backend back in service (either way, or added while running) ramps up over
+`slow_start_s` (see Pool._admit_warming). Every change is a `health` event with
+a reason, and every probe a `check` event, so a learner can watch both happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from lab.balancer.backend import Backend
+from lab.balancer.config import BalancerConfig
+
+if TYPE_CHECKING:
+    from lab.balancer.balancer import Balancer
+
+SLOW_START_FLOOR = 0.05  # a warming backend takes at least this share of its picks
+
+
+class Health:
+    def __init__(self, balancer: Balancer) -> None:
+        self.balancer = balancer
+        self.settings = None  # HealthSettings while active checks run
+        self.check_type = "http"
+        self.tasks: dict[Backend, asyncio.Task] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- configuration -------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The daemon is running: checks can begin."""
+        self.loop = loop
+        self.configure(self.balancer.config)
+
+    def configure(self, config: BalancerConfig) -> None:
+        settings = config.health if config.health.enabled else None
+        check_type = config.health.type or config.mode
+        restart = settings != self.settings or check_type != self.check_type
+        self.settings, self.check_type = settings, check_type
+        backends = set(self.balancer.backends.values())
+        for backend in list(self.tasks):
+            if restart or backend not in backends:
+                self.tasks.pop(backend).cancel()
+        if settings is None:
+            self._forget_active_verdicts()
+            return
+        if self.loop is None:
+            return  # start() comes back here once the loop runs
+        for backend in backends:
+            if backend not in self.tasks:
+                self.tasks[backend] = self.loop.create_task(self._watch(backend))
+
+    def _forget_active_verdicts(self) -> None:
+        """Checks turned off: nobody is down on their word any more."""
+        for backend in self.balancer.backends.values():
+            backend.checks_ok = backend.checks_failed = 0
+            if not backend.up:
+                backend.up = True
+                self._update(backend, "active health checks turned off", "active")
+
+    def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        self.tasks.clear()
+
+    # -- active checks -------------------------------------------------------------------
+
+    async def _watch(self, backend: Backend) -> None:
+        settings = self.settings
+        while True:
+            ok, detail, ms = await self.probe(backend)
+            self.balancer.events.publish(
+                {
+                    "type": "check",
+                    "t": time.time(),
+                    "backend": backend.name,
+                    "ok": ok,
+                    "ms": round(ms, 3),
+                    "detail": detail,
+                }
+            )
+            self._record(backend, ok, detail)
+            await asyncio.sleep(settings.interval_ms / 1000)
+
+    async def probe(self, backend: Backend) -> tuple[bool, str, float]:
+        """One real check: (passed, what happened, milliseconds)."""
+        settings = self.settings
+        started = time.perf_counter()
+        limit_ms = min(settings.timeout_ms, settings.interval_ms)
+        timeout = limit_ms / 1000
+        writer = None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(backend.host, backend.port)
+                if self.check_type == "tcp":
+                    ok, detail = True, "connected"
+                else:
+                    writer.write(
+                        f"GET {settings.path} HTTP/1.1\r\nHost: {backend.address}\r\n"
+                        "User-Agent: lb-lab-health-check\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    line = await reader.readline()
+                    ok, detail = _judge_status(line, settings.path)
+        except TimeoutError:
+            ok, detail = False, f"no answer within {limit_ms} ms"
+        except ConnectionRefusedError:
+            ok, detail = False, "connection refused"
+        except OSError as exc:
+            ok, detail = False, exc.strerror or type(exc).__name__
+        finally:
+            if writer is not None:
+                writer.close()
+        return ok, detail, (time.perf_counter() - started) * 1000
+
+    def _record(self, backend: Backend, ok: bool, detail: str) -> None:
+        settings = self.settings
+        if ok:
+            backend.checks_ok += 1
+            backend.checks_failed = 0
+            if not backend.up and backend.checks_ok >= settings.rise:
+                backend.up = True
+                self.back_in_service(backend)
+                backend.ejected_until = 0.0  # a proven recovery ends a passive ejection too
+                self._update(
+                    backend, f"{settings.rise} good checks in a row: back in service", "active"
+                )
+        else:
+            backend.checks_failed += 1
+            backend.checks_ok = 0
+            if backend.up and backend.checks_failed >= settings.fall:
+                backend.up = False
+                reason = f"{settings.fall} failed checks in a row ({detail})"
+                self._update(backend, reason, "active")
+
+    # -- passive health ------------------------------------------------------------------
+
+    def saw_failure(self, backend: Backend, why: str) -> None:
+        passive = self.balancer.config.passive
+        if not passive.max_fails or backend.ejected_until:
+            return
+        now = time.monotonic()
+        recent = backend.recent_failures
+        recent.append(now)
+        while recent and recent[0] < now - passive.fail_timeout_s:
+            recent.popleft()
+        if len(recent) >= passive.max_fails:
+            recent.clear()
+            backend.ejected_until = now + passive.fail_timeout_s
+            count = "1 failure" if passive.max_fails == 1 else f"{passive.max_fails} failures"
+            self._update(
+                backend,
+                f"{count} on real traffic within {passive.fail_timeout_s:g} s ({why}): "
+                f"out of service for {passive.fail_timeout_s:g} s",
+                "passive",
+            )
+
+    # -- slow start and timers -----------------------------------------------------------
+
+    def back_in_service(self, backend: Backend) -> None:
+        window = self.balancer.config.slow_start_s
+        if window > 0:
+            backend.warm_since = time.monotonic()
+            backend.warm_fraction = SLOW_START_FLOOR
+
+    def tick(self, now: float) -> None:
+        changed = False
+        window = self.balancer.config.slow_start_s
+        for backend in self.balancer.backends.values():
+            if backend.ejected_until and now >= backend.ejected_until:
+                backend.ejected_until = 0.0
+                self.back_in_service(backend)
+                self._update(
+                    backend,
+                    f"{self.balancer.config.passive.fail_timeout_s:g} s passed since passive "
+                    "health took it out: it gets traffic again",
+                    "passive",
+                )
+            if backend.warm_since:
+                ramp = (now - backend.warm_since) / window if window > 0 else 1.0
+                if ramp >= 1.0:
+                    backend.warm_since, backend.warm_fraction = 0.0, 1.0
+                else:
+                    backend.warm_fraction = max(ramp, SLOW_START_FLOOR)
+                changed = True
+        if changed:
+            self.balancer.refresh()
+
+    def _update(self, backend: Backend, reason: str, source: str) -> None:
+        """Recompute `healthy` from both verdicts and tell everyone what changed."""
+        was = backend.healthy
+        backend.healthy = backend.up and not backend.ejected_until
+        backend.down_reason = "" if backend.healthy else reason
+        balancer = self.balancer
+        balancer.refresh()
+        if was and not backend.healthy:
+            balancer.upstreams.forget(backend)  # its idle connections are likely dead too
+        balancer.events.publish(
+            {
+                "type": "health",
+                "t": time.time(),
+                "backend": backend.name,
+                "healthy": backend.healthy,
+                "source": source,
+                "reason": reason,
+            }
+        )
+        if backend.healthy and balancer.queue.waiting:
+            balancer.queue.slot_freed()
+
+
+def _judge_status(line: bytes, path: str) -> tuple[bool, str]:
+    parts = line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return False, "not an HTTP answer" if line else "closed without answering"
+    status = int(parts[1])
+    text = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
+    ok = 200 <= status < 400
+    return ok, f"GET {path} answered {status} {text}".rstrip()

@@ -1,0 +1,158 @@
+"""The config's tables: health checks, passive health, retries, sticky sessions and timeouts.
+
+Each table is a frozen dataclass whose fields carry their own limits, so one
+small parser validates a TOML table, a flag and a live `PUT /config` alike.
+A live update may give part of a table: `{"health": {"interval_ms": 500}}`
+keeps every other health setting as it was.
+
+Defaults follow the peers where they agree (see the README's table): HAProxy's
+`inter 2s rise 2 fall 3`, nginx's `max_fails=1 fail_timeout=10s`, three tries
+as HAProxy's `retries 3`, and its `cookie SERVERID insert indirect nocache`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used, with the field it belongs to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def as_json(self) -> dict:
+        return {"error": str(self), "field": self.field}
+
+
+def limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> Any:
+    """A dataclass field's validation rule, kept in its metadata."""
+    return {"low": low, "high": high, "choices": choices}
+
+
+def setting(default: Any, low=None, high=None, choices: tuple = ()) -> Any:
+    return field(default=default, metadata=limits(low, high, choices))
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """Active health checks: a real probe of every backend, every interval."""
+
+    enabled: bool = setting(False)
+    # "http" sends GET path and wants 2xx or 3xx; "tcp" only connects. "" follows the mode.
+    type: str = setting("", choices=("", "http", "tcp"))
+    path: str = setting("/health")
+    interval_ms: int = setting(2000, 50, 600_000)
+    timeout_ms: int = setting(1000, 10, 60_000)  # capped at interval_ms, as HAProxy does
+    rise: int = setting(2, 1, 100)  # good checks in a row to come back
+    fall: int = setting(3, 1, 100)  # failed checks in a row to go down
+
+
+@dataclass(frozen=True)
+class PassiveSettings:
+    """Passive health, nginx's way: max_fails failures within fail_timeout_s take a
+    backend out for fail_timeout_s. max_fails = 0 turns it off."""
+
+    max_fails: int = setting(1, 0, 1000)
+    fail_timeout_s: float = setting(10.0, 0.1, 3600)
+    on_5xx: bool = setting(False)  # also count 5xx answers as failures
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries on another backend when nothing of the response reached the client yet."""
+
+    tries: int = setting(3, 1, 100)  # attempts per request, the first included
+    # Replay a request that a backend may have received, even POST or PATCH.
+    # Off by default, as in nginx: a payment must not be taken twice.
+    non_idempotent: bool = setting(False)
+
+
+@dataclass(frozen=True)
+class StickySettings:
+    """Session persistence: "cookie" inserts a cookie naming the backend (Layer 7 only);
+    "source" pins each client address to its first backend for expire_s."""
+
+    mode: str = setting("off", choices=("off", "cookie", "source"))
+    cookie: str = setting("SERVERID")
+    expire_s: float = setting(1800.0, 1, 86_400)
+
+
+@dataclass(frozen=True)
+class TimeoutSettings:
+    connect_ms: int = setting(3000, 10, 600_000)
+    client_header_ms: int = setting(10_000, 10, 600_000)  # first byte to end of request head
+    idle_ms: int = setting(60_000, 10, 3_600_000)  # keep-alive wait for the next request
+    backend_response_ms: int = setting(60_000, 10, 3_600_000)  # silence from a busy backend
+    queue_ms: int = setting(5000, 1, 600_000)  # longest wait for a free max_conns slot
+
+
+SECTIONS: dict[str, type] = {
+    "health": HealthSettings,
+    "passive": PassiveSettings,
+    "retries": RetrySettings,
+    "sticky": StickySettings,
+    "timeouts": TimeoutSettings,
+}
+COOKIE_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def parse_section(name: str, data: object, base: Any) -> Any:
+    """Validate a (partial) table over `base`; raise ConfigError naming the bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(name, f"expected a table of settings, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    changes = {}
+    for key, value in data.items():
+        spec = fields.get(key)
+        if spec is None:
+            raise ConfigError(f"{name}.{key}", f"unknown setting; known: {', '.join(fields)}")
+        changes[key] = check_value(f"{name}.{key}", value, spec.default, spec.metadata)
+    section = dataclasses.replace(base, **changes)
+    _check_section(name, section)
+    return section
+
+
+def check_value(where: str, value: object, default: object, rule: dict) -> Any:
+    """One value, of the same kind as the default and within the field's limits."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(where, f"expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(where, f"expected a number, got {value!r}")
+        if isinstance(default, int) and value != int(value):
+            raise ConfigError(where, f"expected a whole number, got {value!r}")
+        value = int(value) if isinstance(default, int) else float(value)
+        low, high = rule.get("low"), rule.get("high")
+        if low is not None and not low <= value <= high:
+            raise ConfigError(where, f"must be {low:g}-{high:g}, got {value:g}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(where, f"expected text, got {value!r}")
+    choices = rule.get("choices")
+    if choices and value not in choices:
+        shown = ", ".join(repr(c) for c in choices if c)
+        raise ConfigError(where, f"must be one of {shown}; got {value!r}")
+    return value
+
+
+def _check_section(name: str, section: Any) -> None:
+    if isinstance(section, HealthSettings):
+        if not section.path.startswith("/") or any(c in section.path for c in " \r\n"):
+            raise ConfigError("health.path", f"expected a path like /health, got {section.path!r}")
+    if isinstance(section, StickySettings):
+        cookie = section.cookie
+        if not cookie or len(cookie) > 64 or not set(cookie) <= COOKIE_NAME_CHARS:
+            raise ConfigError(
+                "sticky.cookie", f"cookie names are 1-64 of A-Z a-z 0-9 _ - ., got {cookie!r}"
+            )
+
+
+def section_json(section: Any) -> dict:
+    return dataclasses.asdict(section)
