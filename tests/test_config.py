@@ -1,5 +1,8 @@
 """The balancer's settings: flags, TOML and live updates share one validated schema."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from lab.balancer.config import (
@@ -212,3 +215,13 @@ def test_toml_tables_and_backend_options(tmp_path):
     assert parse_backend_flag("b3=127.0.0.1:9003,backup,max_conns=4") == {
         "name": "b3", "address": "127.0.0.1:9003", "backup": True, "max_conns": 4,
     }  # fmt: skip
+
+
+def test_the_readme_examples_are_valid_configs(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example{i}.toml"
+        path.write_text(block)
+        load_toml(str(path))  # raises ConfigError naming the field if the README is wrong

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         action="append",
         default=[],
-        metavar="NAME=HOST:PORT[,weight=W]",
+        metavar="NAME=HOST:PORT[,weight=W][,max_conns=N][,backup]",
         help="a backend; repeat for more",
     )
     parser.set_defaults(run=run, parser=parser)

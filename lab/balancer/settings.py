@@ -143,9 +143,11 @@ def check_value(where: str, value: object, default: object, rule: dict) -> Any:
 
 
 def _check_section(name: str, section: Any) -> None:
-    if isinstance(section, HealthSettings):
-        if not section.path.startswith("/") or any(c in section.path for c in " \r\n"):
-            raise ConfigError("health.path", f"expected a path like /health, got {section.path!r}")
+    path = getattr(section, "path", "/")
+    if isinstance(section, HealthSettings) and (
+        not path.startswith("/") or any(c in path for c in " \r\n")
+    ):
+        raise ConfigError("health.path", f"expected a path like /health, got {path!r}")
     if isinstance(section, StickySettings):
         cookie = section.cookie
         if not cookie or len(cookie) > 64 or not set(cookie) <= COOKIE_NAME_CHARS:
