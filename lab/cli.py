@@ -20,6 +20,7 @@ def build_parser() -> Parser:
     from lab.backend import add_arguments as add_backend_arguments
     from lab.balancer.options import add_arguments as add_balancer_arguments
     from lab.bench import add_arguments as add_bench_arguments
+    from lab.lessons.command import add_arguments as add_lessons_arguments
     from lab.serve import add_arguments as add_serve_arguments
     from lab.traffic import add_arguments as add_traffic_arguments
 
@@ -33,6 +34,7 @@ def build_parser() -> Parser:
     add_backend_arguments(commands.add_parser("backend", help="run one toy backend"))
     add_traffic_arguments(commands.add_parser("traffic", help="send traffic through the balancer"))
     add_bench_arguments(commands.add_parser("bench", help="benchmark the balancer against peers"))
+    add_lessons_arguments(commands.add_parser("lessons", help="list the lessons"))
     return parser
 
 

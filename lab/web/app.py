@@ -11,7 +11,11 @@ Browser -> server, event `command`, with an acknowledgement:
     add_backend {}                   remove_backend {name}       kill_backend {name}
     restart_backend {name}           set_weight {name, weight}   set_error_rate {name, error_rate}
     set_latency {name, latency_ms, jitter_ms?}                   send {count: 1-1000}
+    set_max_concurrency {name, max_concurrency: 0-1000}  (requests one backend works on
+                                                         at once; the rest wait in line)
     set_traffic {rate?, clients?, keep_alive?} (at least one)    pause {}  resume {}  reset {}
+    open_lesson {slug}   reset_lesson {slug}   (the lesson's whole lab: backends, knobs,
+                                               balancer, traffic; counters zeroed)
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend) changes nothing and is answered {"ok": false, "error"}.
@@ -32,7 +36,9 @@ Server -> browser, event `state` (on connect, and to everyone after every change
                 | {"available": false, "error": "..."},
      "counters": <the same shape as in a batch>,
      "latency_history": [<latency point>, ...],      # the last minute, oldest first
-     "problem": ""}                                  # or why the lab is broken
+     "problem": "",                                  # or why the lab is broken
+     "lesson": {"slug": "round-robin", "title": "..."} | null,   # the lesson applied last
+     "config_snippets": {"nginx": "upstream lab {...}", "haproxy": "backend lab ..."}}
 
     `state` "killed" = SIGKILLed by kill_backend; "down" = the process exited by
     itself. `healthy` is the balancer's own view of the backend.
@@ -57,6 +63,11 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
 
 Counters are exact (read from the balancer's and the generator's APIs when the
 batch is sent); events are sampled when traffic is heavy, never counters.
+
+HTTP: `/` the page; `/lessons/<slug>` the page with that lesson open;
+`/api/lessons` the course (slug, order, title, summary, in order);
+`/api/lessons/<slug>` one lesson: its HTML (no raw HTML from the lesson ever
+gets through), its directives, its settings and its neighbours.
 """
 
 from __future__ import annotations
@@ -65,10 +76,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, render_template
+from flask import Flask, abort, current_app, jsonify, render_template
 from flask_socketio import SocketIO, emit
 
+from lab.lessons.catalog import Catalog
+
 socketio = SocketIO()
+# The page runs only its own scripts: even if a lesson ever slipped markup through,
+# an inline script or handler in it would not run.
+PAGE_POLICY = "script-src 'self'; object-src 'none'; base-uri 'none'"
 
 
 def asset_root() -> Path:
@@ -123,15 +139,61 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["LOOPBACK_ONLY"]:  # wraps the Socket.IO middleware too
         app.wsgi_app = loopback_only(app.wsgi_app)
     app.add_url_rule("/", "index", index)
+    app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
+    app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
+    app.add_url_rule("/api/lessons/<slug>", "lesson_detail", lesson_detail)
     controller = app.config["CONTROLLER"]
+    if app.config.get("LESSONS") is None:
+        app.config["LESSONS"] = controller.lessons if controller is not None else Catalog()
     if controller is not None:
         controller.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
     return app
 
 
-def index() -> str:
+def index():
     """Render the lab page."""
-    return render_template("index.html")
+    return _page(render_template("index.html", lesson=""))
+
+
+def lesson_page(slug: str):
+    """Render the lab page with one lesson open."""
+    if _lessons().get(slug) is None:
+        abort(404)
+    return _page(render_template("index.html", lesson=slug))
+
+
+def _page(html: str):
+    response = current_app.make_response(html)
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
+
+
+def lesson_list():
+    """List the course in order."""
+    return jsonify({"lessons": [lesson.listing() for lesson in _lessons().lessons()]})
+
+
+def lesson_detail(slug: str):
+    """One lesson: rendered HTML, directives, settings and its neighbours."""
+    lessons = _lessons()
+    lesson = lessons.get(slug)
+    if lesson is None:
+        return jsonify({"error": f"no lesson {slug!r}"}), 404
+    before, after = lessons.neighbours(slug)
+    return jsonify(
+        {
+            **lesson.listing(),
+            "html": lesson.html,
+            "directives": [d.public() for d in lesson.directives],
+            "settings": lesson.setup.as_json(),
+            "previous": before.listing() if before else None,
+            "next": after.listing() if after else None,
+        }
+    )
+
+
+def _lessons() -> Catalog:
+    return current_app.config["LESSONS"]
 
 
 def _controller():

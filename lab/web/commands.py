@@ -72,6 +72,7 @@ def _bool(name: str, value: Any) -> bool:
 _KINDS = {"text": _text, "int": _int, "number": _number, "bool": _bool}
 
 NAME = Field("text")
+MAX_CONCURRENCY = 1000  # a backend working on more requests at once than this is no lesson
 MS = Field("number", low=0, high=MAX_MS)
 
 # action -> its fields. The contract with the page and the lessons (see DESIGN.md).
@@ -86,6 +87,10 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "set_weight": {"name": NAME, "weight": Field("int", low=1, high=MAX_WEIGHT)},
     "set_latency": {"name": NAME, "latency_ms": MS, "jitter_ms": Field("number", False, 0, MAX_MS)},
     "set_error_rate": {"name": NAME, "error_rate": Field("number", low=0, high=1)},
+    "set_max_concurrency": {
+        "name": NAME,
+        "max_concurrency": Field("int", low=0, high=MAX_CONCURRENCY),
+    },
     "set_traffic": {
         "rate": Field("number", False, 0, MAX_RATE),
         "clients": Field("int", False, 1, MAX_CLIENTS),
@@ -95,6 +100,9 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "pause": {},
     "resume": {},
     "reset": {},
+    # A lesson's whole lab at once (lab.lessons): its backends, balancer and traffic.
+    "open_lesson": {"slug": Field("text")},
+    "reset_lesson": {"slug": Field("text")},
 }
 
 

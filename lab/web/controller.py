@@ -12,11 +12,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from lab.lessons.catalog import Catalog, Lesson
+from lab.lessons.settings import DEFAULT_KNOBS, LabSetup, balancer_defaults
+from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
 from lab.web import snapshot
 from lab.web.api import ApiError, JsonApi
@@ -30,7 +34,9 @@ KNOB_FLAGS = {
     "latency_ms": "--latency-ms",
     "jitter_ms": "--jitter-ms",
     "error_rate": "--error-rate",
+    "max_concurrency": "--max-concurrency",
 }
+DRAIN_S = 3.0  # how long opening a lesson waits for requests in flight to finish
 BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
 
 log = logging.getLogger(__name__)
@@ -60,8 +66,15 @@ class BackendProcess:
     address: str
     state: str = "up"  # up | down (exited by itself) | killed (SIGKILLed by a command)
     knobs: dict[str, float] = field(
-        default_factory=lambda: {"latency_ms": 0.0, "jitter_ms": 0.0, "error_rate": 0.0}
+        default_factory=lambda: {
+            "latency_ms": 0.0,
+            "jitter_ms": 0.0,
+            "error_rate": 0.0,
+            "max_concurrency": 0,
+        }
     )
+    # Knobs with no command-line flag (a lesson may set them): set through the API after start.
+    other_knobs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def number(self) -> int:
@@ -81,8 +94,10 @@ def _quiet(*_: object) -> None:
 class LabController:
     """The whole lab: start it, steer it with commands, describe it, stop it."""
 
-    def __init__(self, settings: LabSettings | None = None) -> None:
+    def __init__(self, settings: LabSettings | None = None, lessons: Catalog | None = None) -> None:
         self.settings = settings or LabSettings()
+        self._lessons = lessons
+        self.lesson: Lesson | None = None  # the lesson whose settings were applied last
         self.supervisor = Supervisor()
         self.backends: dict[str, BackendProcess] = {}
         self.balancer: JsonApi | None = None
@@ -95,6 +110,14 @@ class LabController:
         self.stopped = False
         self._lock = threading.Lock()
         self._pollers: dict[str, JsonApi] = {}
+        self._sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def lessons(self) -> Catalog:
+        """The lessons this lab can open (the lab's own folder unless given one)."""
+        if self._lessons is None:
+            self._lessons = Catalog()
+        return self._lessons
 
     # -- starting and stopping -----------------------------------------------------------
 
@@ -130,6 +153,8 @@ class LabController:
         )
         record.address, record.state = child.addresses["listen"], "up"
         self.backends[name] = record
+        if record.other_knobs:
+            JsonApi(record.address, name).call("PUT", "/_lab/knobs", record.other_knobs)
         return record
 
     def _start_balancer(self) -> None:
@@ -184,6 +209,7 @@ class LabController:
     ) -> None:
         """Publish to browsers from now on, and start the relay and the watchdog tasks."""
         self.publish = publish
+        self._sleep = sleep
         self.relay = EventRelay(self.addresses["admin"], publish, self.counters, sleep)
         start_task(self.relay.run)
         start_task(self._watch, sleep)
@@ -246,6 +272,18 @@ class LabController:
 
     def _set_mode(self, mode: str) -> None:
         self._configure({"mode": mode})
+        self._reconnect_traffic()
+
+    def _reconnect_traffic(self) -> None:
+        """Close the traffic's idle keep-alive connections, so its next requests open new ones.
+
+        An open connection keeps the mode it was accepted in; without this, a learner
+        who switches Layer 4 -> 7 would see nothing change until a connection closed.
+        """
+        state = self._traffic_state()
+        if state is not None and state["keep_alive"]:
+            self._set_traffic(keep_alive=False)
+            self._set_traffic(keep_alive=True)
 
     def _configure(self, change: dict) -> None:
         self._balancer().call("PUT", "/config", change)
@@ -304,6 +342,9 @@ class LabController:
     def _set_error_rate(self, name: str, error_rate: float) -> None:
         self._turn_knobs(name, {"error_rate": error_rate})
 
+    def _set_max_concurrency(self, name: str, max_concurrency: int) -> None:
+        self._turn_knobs(name, {"max_concurrency": max_concurrency})
+
     def _turn_knobs(self, name: str, knobs: dict[str, float]) -> None:
         record = self._backend(name)
         if record.state != "up":
@@ -332,6 +373,83 @@ class LabController:
             self.traffic.call("POST", "/reset")
         if self.relay is not None:
             self.relay.reset_history()
+
+    # -- lessons -------------------------------------------------------------------------
+
+    def _open_lesson(self, slug: str) -> None:
+        """Make the lab exactly what the lesson needs: backends, knobs, balancer, traffic."""
+        lesson = self.lessons.get(slug)
+        if lesson is None:
+            known = ", ".join(item.slug for item in self.lessons.lessons()) or "none"
+            raise CommandError(f"no lesson {slug!r} (lessons: {known})")
+        self._quiet_traffic()
+        setup = lesson.setup
+        started = [name for name in setup.names if name not in self.backends]
+        try:
+            for wanted in setup.backends:
+                self._lesson_backend(wanted.name, wanted.knobs)
+            self._lesson_balancer(setup)
+        except BaseException:
+            for name in started:
+                self.supervisor.stop(name)
+                self.backends.pop(name, None)
+            raise
+        for name in [n for n in self.backends if n not in setup.names]:
+            self.supervisor.stop(name)
+            del self.backends[name]
+        if self.traffic is not None:
+            self._set_traffic(**{k: v for k, v in setup.traffic.items() if k != "paused"})
+            self._reconnect_traffic()
+        self._reset()
+        if self.traffic is not None and not setup.traffic["paused"]:
+            self._resume()
+        self.lesson = lesson
+
+    def _reset_lesson(self, slug: str) -> None:
+        self._open_lesson(slug)
+
+    def _lesson_balancer(self, setup: LabSetup) -> None:
+        """Give the balancer the lesson's config, every backend and the algorithm afresh."""
+        addresses = {name: self.backends[name].address for name in setup.names}
+        document = setup.balancer_document(addresses)
+        # As in a new balancer: no response times, rotation or tie-break memory carried
+        # over from before, so a lesson's first decisions are the same every time.
+        other = next(a for a in ("random", "round-robin") if a != document["algorithm"])
+        self._configure({**balancer_defaults(), "backends": [], "algorithm": other})
+        self._configure(document)
+
+    def _lesson_backend(self, name: str, knobs: dict[str, Any]) -> None:
+        """Have backend `name` running with exactly these knobs."""
+        record = self.backends.get(name)
+        if record is None:
+            record = BackendProcess(name, "")
+            self.backends[name] = record
+            record.knobs.update({k: v for k, v in knobs.items() if k in KNOB_FLAGS})
+            record.other_knobs = {
+                k: v for k, v in knobs.items() if k not in KNOB_FLAGS and v != DEFAULT_KNOBS[k]
+            }
+            self._start_backend(name)
+            return
+        if record.state != "up":
+            self._restart_backend(name)
+        current = {**DEFAULT_KNOBS, **record.knobs, **record.other_knobs}
+        changed = {k: v for k, v in knobs.items() if current.get(k) != v}
+        if changed:
+            JsonApi(record.address, name).call("PUT", "/_lab/knobs", changed)
+            for key, value in changed.items():
+                (record.knobs if key in KNOB_FLAGS else record.other_knobs)[key] = value
+
+    def _quiet_traffic(self) -> None:
+        """Pause the traffic and give requests in flight a moment to finish."""
+        if self.traffic is None:
+            return
+        self._pause()
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline:
+            state = self._traffic_state()
+            if state is None or state["counters"]["in_flight"] == 0:
+                return
+            self._sleep(0.02)
 
     def _backend(self, name: str) -> BackendProcess:
         record = self.backends.get(name)
@@ -376,8 +494,9 @@ class LabController:
 
     def snapshot(self) -> dict:
         """The full `state` every browser gets on connect and after every change."""
-        return snapshot.snapshot(
-            self._balancer().get("/state"),
+        balancer = self._balancer().get("/state")
+        state = snapshot.snapshot(
+            balancer,
             self._traffic_state(),
             sorted(self.backends.values(), key=lambda r: (r.number, r.name)),
             traffic_error=self.traffic_error,
@@ -385,6 +504,10 @@ class LabController:
             problem=self.problem,
             max_backends=MAX_BACKENDS,
         )
+        lesson = self.lesson
+        state["lesson"] = {"slug": lesson.slug, "title": lesson.title} if lesson else None
+        state["config_snippets"] = snippets(from_state(balancer))
+        return state
 
     def describe(self) -> dict | None:
         """`snapshot`, or None (logged) when the balancer cannot say."""

@@ -1,0 +1,268 @@
+"""Directives: the fenced blocks in a lesson that act on the lab or check it.
+
+A directive is a fenced code block whose info string is `do`, `predict` or
+`expect`, with a small YAML mapping inside:
+
+    ```do
+    label: Kill b2
+    run:
+      - {action: kill_backend, name: b2}
+    ```
+
+    ```predict
+    question: Which backend gets the next request?
+    choices: [b1, b2, b3]
+    answer: b2          # optional: the test suite checks the real balancer agrees
+    ```
+
+    ```expect
+    say: Each backend served two of the six.
+    check:
+      - routed.b1 == 2
+    ```
+
+`run` holds the same `command`s the page sends (lab.web.commands checks them).
+Everything is data; nothing in a directive is ever rendered as HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from lab.lessons.claims import Claim, parse_claim
+from lab.lessons.errors import LessonError
+from lab.lessons.measure import known
+from lab.web.commands import CommandError, parse_command
+
+KINDS = ("do", "predict", "expect")
+MAX_REPEAT = 50
+MAX_WAIT_S = 60.0
+DEFAULT_WAIT_S = 15.0
+SEND_ONE = {"action": "send", "count": 1}
+# Steps that zero the counters, so a new counting window begins after them.
+WINDOW_STARTS = ("reset", "reset_lesson")
+NOT_IN_LESSONS = ("open_lesson",)  # a lesson may start itself over, not open another
+
+
+@dataclass(frozen=True)
+class Do:
+    """A button: run these commands, `repeat` times, each time after every answer is in.
+
+    With `wait` false the next directive does not wait for the answers either, so
+    a slow request can still be in flight when the next question is asked.
+    """
+
+    label: str
+    steps: tuple[dict, ...]
+    repeat: int = 1
+    wait: bool = True
+    kind: str = "do"
+
+    def public(self) -> dict:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "run": list(self.steps),
+            "repeat": self.repeat,
+        }
+
+
+@dataclass(frozen=True)
+class Predict:
+    """A question whose answer is the backend the balancer really picks next."""
+
+    question: str
+    choices: tuple[str, ...]
+    answer: str | None = None  # checked by the test suite, never sent to the page
+    steps: tuple[dict, ...] = (SEND_ONE,)
+    explain: str = ""
+    kind: str = "predict"
+
+    def public(self) -> dict:
+        return {
+            "kind": self.kind,
+            "question": self.question,
+            "choices": list(self.choices),
+            "run": list(self.steps),
+            "explain": self.explain,
+        }
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What the experiment so far must show, in words and in checks on real numbers."""
+
+    say: str
+    checks: tuple[Claim, ...] = ()
+    routes: tuple[str, ...] | None = None  # the backends of the route events, in order
+    when: Claim | None = None  # wait for this first (default: every answer is in)
+    wait_s: float = DEFAULT_WAIT_S
+    kind: str = "expect"
+
+    def public(self) -> dict:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "say": self.say,
+            "check": [c.text for c in self.checks],
+        }
+        if self.routes is not None:
+            data["routes"] = list(self.routes)
+        return data
+
+
+Directive = Do | Predict | Expect
+
+
+@dataclass
+class Backends:
+    """The lab's backend names as a lesson's steps change them, to check names in steps."""
+
+    initial: tuple[str, ...]
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.names = list(self.initial)
+
+    def follow(self, command: dict) -> None:
+        action, name = command["action"], command.get("name")
+        if action == "reset_lesson":
+            self.names = list(self.initial)
+        elif name is not None and name not in self.names:
+            raise LessonError(f"{action}: no backend {name!r} here (backends: {self.listing})")
+        if action == "add_backend":
+            free = next(n for n in range(1, 14) if f"b{n}" not in self.names)
+            self.names.append(f"b{free}")
+        elif action == "remove_backend":
+            self.names.remove(name)
+
+    @property
+    def listing(self) -> str:
+        return ", ".join(self.names) or "none"
+
+
+def parse_directive(kind: str, body: str, slug: str, backends: Backends) -> Directive:
+    """One fenced block's body; `backends` is followed through its steps."""
+    try:
+        data = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise LessonError(f"the {kind} block is not valid YAML ({_first_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise LessonError(f"a {kind} block holds a mapping, like 'label: ...'")
+    return {"do": _do, "predict": _predict, "expect": _expect}[kind](data, slug, backends)
+
+
+def _do(data: dict, slug: str, backends: Backends) -> Do:
+    _only(data, "do", ("label", "run", "repeat", "wait"))
+    wait = data.get("wait", True)
+    if not isinstance(wait, bool):
+        raise LessonError(f"wait must be true or false, got {wait!r}")
+    repeat = data.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+        raise LessonError(f"repeat must be 1 to {MAX_REPEAT}, got {repeat!r}")
+    steps = _steps(data.get("run"), slug, backends, required=True)
+    for _ in range(repeat - 1):  # a repeated add_backend adds another each time
+        for step in steps:
+            backends.follow(step)
+    return Do(_text(data, "label", "do"), steps, repeat, wait)
+
+
+def _predict(data: dict, slug: str, backends: Backends) -> Predict:
+    _only(data, "predict", ("question", "choices", "answer", "run", "explain"))
+    choices = data.get("choices", list(backends.names))
+    if (
+        not isinstance(choices, list)
+        or len(choices) < 2
+        or not all(isinstance(c, str) and c for c in choices)
+    ):
+        raise LessonError("choices must be a list of at least two backend names")
+    steps = _steps(data.get("run", [SEND_ONE]), slug, backends, required=True)
+    unknown = [c for c in choices if c not in backends.names]
+    if unknown:
+        raise LessonError(f"choice {unknown[0]!r} is not a backend here ({backends.listing})")
+    answer = data.get("answer")
+    if answer is not None and answer not in choices:
+        raise LessonError(f"answer {answer!r} is not one of the choices")
+    explain = data.get("explain", "")
+    if not isinstance(explain, str):
+        raise LessonError("explain must be text")
+    question = _text(data, "question", "predict")
+    return Predict(question, tuple(choices), answer, steps, explain.strip())
+
+
+def _expect(data: dict, slug: str, backends: Backends) -> Expect:
+    _only(data, "expect", ("say", "check", "routes", "when", "wait_s"))
+    checks = data.get("check", [])
+    if isinstance(checks, str):
+        checks = [checks]
+    if not isinstance(checks, list):
+        raise LessonError("check must be a list of checks like 'routed.b1 == 2'")
+    claims = tuple(_claim(text) for text in checks)
+    routes = data.get("routes")
+    if routes is not None:
+        if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+            raise LessonError("routes must be a list of backend names, like [b1, b2, b3]")
+        routes = tuple(routes)
+    if not claims and routes is None:
+        raise LessonError("an expect block needs check or routes: something to check")
+    when = data.get("when")
+    wait_s = data.get("wait_s", DEFAULT_WAIT_S)
+    if isinstance(wait_s, bool) or not isinstance(wait_s, int | float):
+        raise LessonError(f"wait_s must be a number of seconds, got {wait_s!r}")
+    if not 0 < wait_s <= MAX_WAIT_S:
+        raise LessonError(f"wait_s must be more than 0 and at most {MAX_WAIT_S:g}")
+    say = _text(data, "say", "expect")
+    return Expect(say, claims, routes, _claim(when) if when is not None else None, float(wait_s))
+
+
+def _claim(text: Any) -> Claim:
+    claim = parse_claim(text)
+    for name in claim.names:
+        if not known(name):
+            raise LessonError(f"check {claim.text!r} reads {name!r}, which is not a measurement")
+    return claim
+
+
+def _steps(value: Any, slug: str, backends: Backends, required: bool) -> tuple[dict, ...]:
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or (required and not value):
+        raise LessonError("run must be a command like {action: send, count: 6}, or a list")
+    steps = []
+    for i, step in enumerate(value):
+        if isinstance(step, dict) and step.get("action") in NOT_IN_LESSONS:
+            raise LessonError(f"run[{i}]: a lesson cannot {step['action']}; link to it instead")
+        if isinstance(step, dict) and step.get("action") == "reset_lesson":
+            step = {"slug": slug, **step}
+        try:
+            command = parse_command(step)
+        except CommandError as exc:
+            raise LessonError(f"run[{i}]: {exc}") from None
+        if command.action == "reset_lesson" and command.fields["slug"] != slug:
+            raise LessonError(f"run[{i}]: a lesson can reset only itself")
+        clean = {"action": command.action, **command.fields}
+        try:
+            backends.follow(clean)
+        except LessonError as exc:
+            raise LessonError(f"run[{i}]: {exc.message}") from None
+        steps.append(clean)
+    return tuple(steps)
+
+
+def _only(data: dict, kind: str, allowed: tuple[str, ...]) -> None:
+    extra = sorted(set(data) - set(allowed))
+    if extra:
+        raise LessonError(f"a {kind} block takes {', '.join(allowed)}; unexpected {extra[0]!r}")
+
+
+def _text(data: dict, key: str, kind: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise LessonError(f"a {kind} block needs {key}: some text")
+    return value.strip()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

@@ -1,0 +1,141 @@
+"""Measurements: the names an `expect` check may use, worked out from the lab's real numbers.
+
+Every number comes from a process of the lab, read when the check runs:
+
+    routed, routed.b1      the balancer's routing decisions (requests at Layer 7,
+                           connections at Layer 4), from its GET /state
+    served, served.b1      requests the backend process itself answered (/_lab/state)
+    active, failures, healthy, weight (and .b1 ...)   the balancer's, per backend
+    <any of those>.max / .min   the largest / smallest over the backends
+    backends               how many backends the balancer has
+    sent, completed, failed, status.2xx, status.4xx, status.5xx   the traffic generator's
+    p50_ms, p95_ms         the traffic generator's response times (what clients waited)
+    decisions, retries     route events seen (retries: the ones that were a retry)
+    backends_used          how many backends the route events went to
+    clients                how many client addresses the route events came from
+    clients_split          clients whose requests went to more than one backend
+    moved                  the share (0-1) of clients that go to another backend than
+                           before the last counter reset (clients seen in both)
+    moved_to.b4            the share (0-1) of those clients that moved to b4
+
+All of them count from the last counter reset (opening a lesson resets too).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+PER_BACKEND = ("routed", "served", "active", "failures", "healthy", "weight")
+SCALARS = (
+    "backends",
+    "sent",
+    "completed",
+    "failed",
+    "in_flight",
+    "status.2xx",
+    "status.4xx",
+    "status.5xx",
+    "p50_ms",
+    "p95_ms",
+    "decisions",
+    "retries",
+    "backends_used",
+    "clients",
+    "clients_split",
+    "moved",
+)
+FAMILY_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?P<part>b[1-9][0-9]?|max|min))?$")
+BACKEND_ONLY = ("moved_to",)  # families with only per-backend members
+
+
+def known(name: str) -> bool:
+    """True if `name` is a measurement a check may use (backend names are not checked here)."""
+    if name in SCALARS:
+        return True
+    match = FAMILY_NAME.match(name)
+    if match and match["family"] in BACKEND_ONLY:
+        return (match["part"] or "").startswith("b")
+    return bool(match and match["family"] in PER_BACKEND)
+
+
+def routes(events: Iterable[dict]) -> list[dict]:
+    return [e for e in events if e.get("type") == "route"]
+
+
+def client_map(events: Iterable[dict]) -> dict[str, set[str]]:
+    """Client address -> the backends its routed requests went to."""
+    seen: dict[str, set[str]] = {}
+    for event in routes(events):
+        seen.setdefault(event.get("client", ""), set()).add(event.get("backend", ""))
+    return seen
+
+
+def measure(
+    balancer: dict,
+    traffic: dict | None,
+    served: dict[str, int],
+    windows: Sequence[list[dict]],
+) -> dict[str, float]:
+    """Every measurement, from the balancer's and the generator's /state, the backends'
+    served counts and the events (one list per counting window, the current one last)."""
+    metrics: dict[str, float] = {}
+    backends = balancer["backends"]
+    metrics["backends"] = len(backends)
+    per: dict[str, dict[str, float]] = {family: {} for family in PER_BACKEND}
+    for backend in backends:
+        name = backend["name"]
+        per["routed"][name] = backend["total"]
+        per["served"][name] = served.get(name, 0)
+        per["active"][name] = backend["active"]
+        per["failures"][name] = backend["failures"]
+        per["healthy"][name] = 1 if backend["healthy"] else 0
+        per["weight"][name] = backend["weight"]
+    for family, values in per.items():
+        _family(metrics, family, values)
+    if traffic is not None:
+        _traffic(metrics, traffic)
+    current = windows[-1] if windows else []
+    _events(metrics, current, windows[-2] if len(windows) > 1 else None)
+    return metrics
+
+
+def _family(metrics: dict[str, float], family: str, values: dict[str, float]) -> None:
+    metrics[family] = sum(values.values())
+    for name, value in values.items():
+        metrics[f"{family}.{name}"] = value
+    if values:
+        metrics[f"{family}.max"] = max(values.values())
+        metrics[f"{family}.min"] = min(values.values())
+
+
+def _traffic(metrics: dict[str, float], traffic: dict[str, Any]) -> None:
+    counters = traffic["counters"]
+    for key in ("sent", "completed", "failed", "in_flight"):
+        metrics[key] = counters[key]
+    for key in ("2xx", "4xx", "5xx"):
+        metrics[f"status.{key}"] = counters["status"].get(key, 0)
+    for key in ("p50", "p95"):
+        value = traffic["latency_ms"].get(key)
+        if value is not None:  # no answers yet: a check that reads it says so
+            metrics[f"{key}_ms"] = value
+
+
+def _events(metrics: dict[str, float], events: list[dict], before: list[dict] | None) -> None:
+    routed = routes(events)
+    metrics["decisions"] = len(routed)
+    metrics["retries"] = sum(1 for e in routed if e.get("retry"))
+    metrics["backends_used"] = len({e.get("backend") for e in routed})
+    now = client_map(events)
+    metrics["clients"] = len(now)
+    metrics["clients_split"] = sum(1 for backends in now.values() if len(backends) > 1)
+    if before is not None:
+        then = client_map(before)
+        both = [c for c in now if c in then]
+        if both:
+            movers = [c for c in both if now[c] != then[c]]
+            metrics["moved"] = len(movers) / len(both)
+            for name in {b for c in now for b in now[c]}:
+                went = sum(1 for c in movers if now[c] == {name})
+                metrics[f"moved_to.{name}"] = went / len(both)

@@ -1,0 +1,295 @@
+"""Run a lesson's experiment against a real lab, as a learner would, and check every claim.
+
+The runner opens the lesson (its settings), then goes through its directives in
+reading order: it presses every `do` button, answers every `predict` by sending
+its request and reading the real decision, and checks every `expect` against
+the lab's real numbers (lab.lessons.measure). Commands go through the same
+`command` entry point the page uses; the numbers come from the balancer's,
+the backends' and the traffic generator's own APIs, and the decisions from the
+balancer's event stream, read whole (the page's batches may sample).
+
+Waits are on conditions with a deadline, never on the clock alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.lessons.catalog import Lesson
+from lab.lessons.claims import ClaimError
+from lab.lessons.directives import WINDOW_STARTS, Do, Expect, Predict
+from lab.lessons.measure import measure, routes
+from lab.web.api import ApiError, JsonApi
+from lab.web.relay import REQUEST, LineReader
+
+POLL_S = 0.02
+PREDICT_WAIT_S = 10.0
+QUIET_WAIT_S = 20.0
+
+Command = Callable[[dict], dict]
+
+
+class EventTap:
+    """Every event of the balancer's GET /events, kept in order, read on a thread of its own."""
+
+    def __init__(self, admin_address: str) -> None:
+        host, _, port = admin_address.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=5.0)
+        self.sock.sendall(REQUEST)
+        self.events: list[dict] = []
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, name="event-tap", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        reader = LineReader()
+        self.sock.settimeout(None)
+        try:
+            while data := self.sock.recv(256 * 1024):
+                parsed = [json.loads(line) for line in reader.feed(data)]
+                with self._lock:
+                    self.events.extend(parsed)
+        except (OSError, ValueError) as exc:
+            self.error = exc
+
+    def since(self, start: int, end: int | None = None) -> list[dict]:
+        with self._lock:
+            return self.events[start:end]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.events)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(5)
+
+
+@dataclass
+class Outcome:
+    """What one directive did: ok or not, and what the lab showed."""
+
+    index: int
+    kind: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Run:
+    slug: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    def report(self) -> str:
+        return "\n".join(
+            f"{self.slug} #{o.index} {o.kind}: {'ok' if o.ok else 'FAILED'}: {o.detail}"
+            for o in self.outcomes
+        )
+
+
+class Runner:
+    """Carries out lessons against one running lab (a started LabController)."""
+
+    def __init__(self, controller: Any, command: Command) -> None:
+        self.controller = controller
+        self.command = command
+        self.tap = EventTap(controller.addresses["admin"])
+        self.balancer = JsonApi(controller.addresses["admin"], "the balancer")
+        self.traffic = JsonApi(controller.addresses["traffic"], "the traffic generator")
+        self.windows: list[int] = [0]  # where each counting window begins in tap.events
+        self._backends: dict[tuple[str, str], JsonApi] = {}
+
+    def close(self) -> None:
+        self.tap.close()
+        for api in [self.balancer, self.traffic, *self._backends.values()]:
+            api.close()
+
+    # -- a whole lesson
+
+    def run(self, lesson: Lesson) -> Run:
+        result = Run(lesson.slug)
+        self._send({"action": "pause"})  # whatever ran before, the lesson starts from quiet
+        self._wait(self.quiet, QUIET_WAIT_S, "the lab to be quiet before the lesson")
+        self._send({"action": "open_lesson", "slug": lesson.slug}, start_window=True)
+        for index, directive in enumerate(lesson.directives):
+            try:
+                if isinstance(directive, Do):
+                    outcome = self.press(directive)
+                elif isinstance(directive, Predict):
+                    outcome = self.predict(directive)
+                else:
+                    outcome = self.expect(directive)
+            except (LessonRunError, ApiError) as exc:
+                outcome = (False, str(exc))
+            result.outcomes.append(Outcome(index, directive.kind, *outcome))
+            if directive.kind != "expect" and not outcome[0]:
+                break  # an experiment that could not be carried out cannot be checked
+        return result
+
+    # -- the three directives
+
+    def press(self, button: Do) -> tuple[bool, str]:
+        for turn in range(button.repeat):
+            for step in button.steps:
+                self._send(step, start_window=step["action"] in WINDOW_STARTS)
+            if button.wait or turn + 1 < button.repeat:
+                self._wait(self.quiet, QUIET_WAIT_S, f"every answer after {button.label!r}")
+        return True, f"pressed {button.label!r}" + (
+            f" {button.repeat} times" if button.repeat > 1 else ""
+        )
+
+    def predict(self, question: Predict) -> tuple[bool, str]:
+        # Earlier requests may still be in flight (a `do` with wait: false); their
+        # decisions must be in before ours can be told apart from them.
+        self._wait(self.all_routed, QUIET_WAIT_S, "every decision so far to be seen")
+        start = len(self.tap)
+        for step in question.steps:
+            self._send(step, start_window=step["action"] in WINDOW_STARTS)
+        first = self._wait(
+            lambda: next(iter(routes(self.tap.since(start))), None),
+            PREDICT_WAIT_S,
+            "the decision a predict block asks about",
+        )
+        self._wait(self.quiet, QUIET_WAIT_S, "every answer after a predict block")
+        chosen = first["backend"]
+        said = f"the balancer chose {chosen} ({first['reason']})"
+        if chosen not in question.choices:
+            return False, f"{said}, which is not among the choices {list(question.choices)}"
+        if question.answer is not None and chosen != question.answer:
+            return False, f"the lesson's answer is {question.answer}, but {said}"
+        return True, said
+
+    def expect(self, claim: Expect) -> tuple[bool, str]:
+        if claim.when is not None:
+            condition = claim.when
+
+            def ready() -> bool:
+                try:
+                    return condition.holds(self.measurements())
+                except ClaimError:
+                    return False
+
+            self._wait(ready, claim.wait_s, f"'{condition.text}'")
+        else:
+            self._wait(self.quiet, claim.wait_s, "every answer to be in")
+        metrics = self.measurements()
+        problems = []
+        if claim.routes is not None:
+            seen = [e["backend"] for e in routes(self.window())]
+            if seen != list(claim.routes):
+                problems.append(f"routes were {seen}, not {list(claim.routes)}")
+        for check in claim.checks:
+            values = ", ".join(f"{n} = {_shown(metrics.get(n))}" for n in check.names)
+            try:
+                if not check.holds(metrics):
+                    problems.append(f"'{check.text}' is false ({values})")
+            except ClaimError as exc:
+                problems.append(f"'{check.text}' cannot be worked out: {exc} ({values})")
+        if problems:
+            return False, f"{claim.say!r}: " + "; ".join(problems)
+        shown = [f"{n} = {_shown(metrics.get(n))}" for c in claim.checks for n in c.names]
+        if claim.routes is not None:
+            shown.insert(0, f"routes = {list(claim.routes)}")
+        return True, f"{claim.say!r} holds ({', '.join(dict.fromkeys(shown))})"
+
+    # -- reading the lab
+
+    def window(self, back: int = 0) -> list[dict]:
+        """The events of the current counting window (back=1: the one before it)."""
+        starts = self.windows
+        at = len(starts) - 1 - back
+        if at < 0:
+            return []
+        end = starts[at + 1] if at + 1 < len(starts) else None
+        return self.tap.since(starts[at], end)
+
+    def measurements(self) -> dict[str, float]:
+        balancer = self.balancer.get("/state")
+        traffic = self.traffic.get("/state")
+        served = {}
+        for name, record in list(self.controller.backends.items()):
+            if record.state == "up":
+                key = (name, record.address)
+                api = self._backends.get(key) or self._backends.setdefault(
+                    key, JsonApi(record.address, name, timeout=2.0)
+                )
+                try:
+                    state = api.get("/_lab/state")
+                except ApiError:
+                    continue
+                served[name] = state["counters"]["served"]
+        windows = [self.window(1), self.window()] if len(self.windows) > 1 else [self.window()]
+        return measure(balancer, traffic, served, windows)
+
+    def caught_up(self, balancer: dict | None = None) -> bool:
+        """Every decision the balancer counted is in the events read so far."""
+        balancer = balancer or self.balancer.get("/state")
+        routed = sum(b["total"] for b in balancer["backends"])
+        return len(routes(self.window())) >= routed
+
+    def all_routed(self) -> bool:
+        """Every request in flight has been routed, and its decision seen (Layer 7)."""
+        balancer = self.balancer.get("/state")
+        if balancer["mode"] == "http":
+            in_flight = self.traffic.get("/state")["counters"]["in_flight"]
+            if sum(b["active"] for b in balancer["backends"]) < in_flight:
+                return False
+        return self.caught_up(balancer)
+
+    def quiet(self) -> bool:
+        """Every request answered, and every decision on the balancer seen in the events."""
+        traffic = self.traffic.get("/state")["counters"]
+        if traffic["in_flight"]:
+            return False
+        balancer = self.balancer.get("/state")
+        if not self.caught_up(balancer):
+            return False
+        # At Layer 4 an open keep-alive connection stays active, and that is quiet too.
+        return balancer["mode"] == "tcp" or not any(b["active"] for b in balancer["backends"])
+
+    # -- helpers
+
+    def _send(self, data: dict, start_window: bool = False) -> None:
+        if start_window:
+            self._wait(self.quiet, QUIET_WAIT_S, "every answer before counting afresh")
+        answer = self.command(data)
+        if not answer.get("ok"):
+            raise LessonRunError(f"{data} was refused: {answer.get('error')}")
+        if start_window:
+            self.windows.append(len(self.tap))
+
+    def _wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            if self.tap.error is not None:
+                raise LessonRunError(f"the event stream broke: {self.tap.error}")
+            if time.monotonic() > deadline:
+                raise LessonRunError(f"waited {timeout:g} s for {what}")
+            time.sleep(POLL_S)
+
+
+class LessonRunError(RuntimeError):
+    """An experiment that could not be carried out."""
+
+
+def _shown(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,485 @@
+"""Lessons without a lab: every lesson file checks out, and the lesson languages hold up.
+
+The course's own files are read here exactly as the lab reads them; the small
+languages (front matter settings, directives, claims) and the HTML renderer
+are fed good and bad input, hostile input included.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from lab.lessons.catalog import Catalog, parse_lesson
+from lab.lessons.claims import ClaimError, parse_claim
+from lab.lessons.directives import Do, Expect, Predict
+from lab.lessons.errors import LessonError
+from lab.lessons.measure import known, measure
+from lab.web.commands import COMMANDS, CommandError, parse_command
+
+COURSE = Catalog()
+LESSONS = COURSE.lessons()
+
+
+def lesson_text(settings: str = "", body: str = "Some text.\n") -> str:
+    front = "title: T\norder: 1\nsummary: S\n" + settings
+    return f"---\n{front}---\n{body}"
+
+
+# -- the course ---------------------------------------------------------------------------
+
+
+def test_every_lesson_file_checks_out():
+    files = sorted(COURSE.folder.glob("*.md"))
+    everything = Catalog(drafts=True)
+    assert len(files) == len(everything.lessons()) and len(LESSONS) >= 10
+    assert COURSE.errors == {} and everything.errors == {}
+
+
+def test_drafts_are_checked_but_kept_out_of_the_course():
+    drafts = [lesson for lesson in Catalog(drafts=True).lessons() if lesson.draft]
+    assert {lesson.slug for lesson in drafts} <= {
+        "health-checks",
+        "sticky-sessions",
+        "routing-rules",
+    }
+    for draft in drafts:
+        assert all(d.kind != "expect" for d in draft.directives)  # nothing unproven
+        assert COURSE.get(draft.slug) is None
+
+
+def test_the_course_covers_the_topics_in_order():
+    slugs = [lesson.slug for lesson in LESSONS]
+    for slug in (
+        "why-load-balance",
+        "how-a-load-balancer-works",
+        "layer-4-and-layer-7",
+        "round-robin",
+        "weighted-round-robin",
+        "least-connections",
+        "least-response-time",
+        "hashing",
+        "power-of-two-choices",
+        "choosing-an-algorithm",
+    ):
+        assert slug in slugs
+    assert slugs[0] == "why-load-balance" and slugs[-1] == "choosing-an-algorithm"
+    orders = [lesson.order for lesson in LESSONS]
+    assert orders == sorted(set(orders)), "each lesson has its own place in the course"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.slug for lesson in LESSONS])
+def test_each_lesson_acts_checks_and_suggests(lesson):
+    kinds = [d.kind for d in lesson.directives]
+    assert "do" in kinds or "predict" in kinds
+    assert "expect" in kinds
+    assert lesson.html.count("<h3>Try this</h3>") == 1
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.slug for lesson in LESSONS])
+def test_every_step_of_every_lesson_is_a_real_command(lesson):
+    for directive in lesson.directives:
+        for step in getattr(directive, "steps", ()):
+            assert step["action"] in COMMANDS
+            command = parse_command(step)
+            assert {"action": command.action, **command.fields} == step
+
+
+def test_the_layer_lesson_has_a_comparison_table():
+    lesson = COURSE.get("layer-4-and-layer-7")
+    assert "<table>" in lesson.html
+    for example in ("HAProxy", "nginx", "AWS Network Load Balancer", "Application Load Balancer"):
+        assert example in lesson.html
+
+
+# -- front matter and settings --------------------------------------------------------------
+
+
+def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
+    lesson = parse_lesson(
+        lesson_text(
+            textwrap.dedent(
+                """\
+                settings:
+                  backends:
+                    - {name: b1, weight: 5, latency_ms: 300}
+                    - {name: b2, max_concurrency: 2}
+                  balancer: {algorithm: least-connections, mode: tcp}
+                  traffic: {rate: 0, clients: 2}
+                """
+            )
+        ),
+        "a-lesson",
+    )
+    setup = lesson.setup
+    assert setup.names == ["b1", "b2"]
+    assert setup.backends[0].balancer == {"weight": 5}
+    assert setup.backends[0].knobs["latency_ms"] == 300
+    assert setup.backends[1].knobs["max_concurrency"] == 2
+    assert setup.traffic == {"rate": 0.0, "clients": 2, "keep_alive": True, "paused": True}
+    document = setup.balancer_document({"b1": "127.0.0.1:1", "b2": "127.0.0.1:2"})
+    assert document["algorithm"] == "least-connections" and document["mode"] == "tcp"
+    assert document["hash_key"] == "client-ip"  # what the lesson left out is the default
+    assert document["backends"] == [
+        {"name": "b1", "address": "127.0.0.1:1", "weight": 5},
+        {"name": "b2", "address": "127.0.0.1:2"},
+    ]
+
+
+def test_a_lesson_without_settings_gets_three_plain_backends():
+    setup = parse_lesson(lesson_text(), "plain").setup
+    assert setup.names == ["b1", "b2", "b3"]
+    assert all(b.balancer == {} for b in setup.backends)
+
+
+BAD_SETTINGS = [
+    ("settings: {backends: 13}", "1 to 12 backends"),
+    ("settings: {backends: [{name: web1}]}", "named b1 to b12"),
+    ("settings: {backends: [{name: b1}, {name: b1}]}", "b1 is listed twice"),
+    ("settings: {backends: [{name: b1, address: '1.2.3.4:5'}]}", "the lab sets address"),
+    ("settings: {backends: [{name: b1, latency_ms: -1}]}", "latency_ms must be between"),
+    ("settings: {backends: [{name: b1, weight: 0}]}", "weight must be 1-256"),
+    ("settings: {backends: [{name: b1, colour: red}]}", "colour"),
+    ("settings: {balancer: {algorithm: fastest}}", "unknown algorithm 'fastest'"),
+    ("settings: {balancer: {mode: udp}}", "mode must be"),
+    ("settings: {balancer: {hash_key: moon}}", "bad hash_key"),
+    ("settings: {balancer: {weights: {b1: 2}}}", "set weights in settings.backends"),
+    ("settings: {balancer: {listen: '127.0.0.1:1'}}", "cannot change while running"),
+    ("settings: {traffic: {rate: -1}}", "rate must be between"),
+    ("settings: {traffic: {clients: 0}}", "clients must be"),
+    ("settings: {traffic: {speed: 2}}", "unknown setting 'speed'"),
+    ("settings: {lab: 1}", "unknown setting 'lab'"),
+]
+
+
+@pytest.mark.parametrize("settings, words", BAD_SETTINGS, ids=[w for _, w in BAD_SETTINGS])
+def test_bad_settings_are_refused_naming_the_field(settings, words):
+    with pytest.raises(LessonError) as caught:
+        parse_lesson(lesson_text(settings + "\n"), "bad")
+    assert words in str(caught.value)
+    assert "settings" in str(caught.value)
+
+
+BAD_FRONT = [
+    ("no front matter", "Just text.\n", "starts with '---'"),
+    ("unclosed", "---\ntitle: T\n", "no closing '---'"),
+    ("bad yaml", "---\ntitle: [\n---\n", "not valid YAML"),
+    ("a list", "---\n- 1\n---\n", "front matter is a mapping"),
+    ("unknown key", "---\ntitle: T\norder: 1\nsummary: S\nauthor: me\n---\n", "author"),
+    ("no title", "---\norder: 1\nsummary: S\n---\n", "title must be one line"),
+    ("bad order", "---\ntitle: T\norder: first\nsummary: S\n---\n", "order must be"),
+]
+
+
+@pytest.mark.parametrize("_, text, words", BAD_FRONT, ids=[name for name, _, _ in BAD_FRONT])
+def test_bad_front_matter_is_refused(_, text, words):
+    with pytest.raises(LessonError, match=words):
+        parse_lesson(text, "bad")
+
+
+# -- directives ------------------------------------------------------------------------------
+
+
+def directives(body: str):
+    return parse_lesson(lesson_text(body=textwrap.dedent(body)), "here").directives
+
+
+def test_directives_are_read_in_order():
+    do, predict, expect = directives(
+        """\
+        ```do
+        label: Kill b2
+        run: {action: kill_backend, name: b2}
+        ```
+
+        ```predict
+        question: Which next?
+        choices: [b1, b3]
+        answer: b3
+        ```
+
+        ```expect
+        say: b2 got nothing.
+        check: [routed.b2 == 0, "0.1 <= moved <= 0.4"]
+        routes: [b1, b3]
+        ```
+        """
+    )
+    assert isinstance(do, Do) and do.steps == ({"action": "kill_backend", "name": "b2"},)
+    assert isinstance(predict, Predict) and predict.steps == ({"action": "send", "count": 1},)
+    assert predict.answer == "b3" and "answer" not in predict.public()
+    assert isinstance(expect, Expect) and [c.text for c in expect.checks] == [
+        "routed.b2 == 0",
+        "0.1 <= moved <= 0.4",
+    ]
+    assert expect.routes == ("b1", "b3")
+
+
+def test_a_lesson_may_start_itself_over_and_names_follow_added_backends():
+    (do,) = directives(
+        """\
+        ```do
+        label: Grow
+        run:
+          - {action: add_backend}
+          - {action: set_weight, name: b4, weight: 2}
+          - {action: reset_lesson}
+        ```
+        """
+    )
+    assert do.steps[-1] == {"action": "reset_lesson", "slug": "here"}
+
+
+BAD_DIRECTIVES = [
+    ("```do\nlabel: [\n```\n", "not valid YAML"),
+    ("```do\n- 1\n```\n", "holds a mapping"),
+    ("```do\nrun: {action: send, count: 1}\n```\n", "needs label"),
+    ("```do\nlabel: X\n```\n", "run must be a command"),
+    ("```do\nlabel: X\nrun: {action: explode}\n```\n", "unknown action 'explode'"),
+    ("```do\nlabel: X\nrun: {action: send, count: 0}\n```\n", "count must be 1 to 1000"),
+    ("```do\nlabel: X\nrun: {action: kill_backend, name: b9}\n```\n", "no backend 'b9'"),
+    ("```do\nlabel: X\nrun: {action: open_lesson, slug: other}\n```\n", "cannot open_lesson"),
+    ("```do\nlabel: X\nrun: {action: reset_lesson, slug: other}\n```\n", "reset only itself"),
+    ("```do\nlabel: X\nrun: {action: pause}\nrepeat: 0\n```\n", "repeat must be 1 to 50"),
+    ("```do\nlabel: X\nrun: {action: pause}\ncolour: red\n```\n", "unexpected 'colour'"),
+    ("```predict\nquestion: Q\nchoices: [b1]\n```\n", "at least two"),
+    ("```predict\nquestion: Q\nchoices: [b1, b7]\n```\n", "'b7' is not a backend"),
+    ("```predict\nquestion: Q\nchoices: [b1, b2]\nanswer: b3\n```\n", "not one of the choices"),
+    ("```expect\nsay: S\n```\n", "needs check or routes"),
+    ("```expect\nsay: S\ncheck: [luck > 1]\n```\n", "'luck', which is not a measurement"),
+    ("```expect\nsay: S\ncheck: [routed.b1]\n```\n", "compares nothing"),
+    ("```expect\nsay: S\ncheck: [routed.b1 == 2]\nwait_s: 600\n```\n", "wait_s must be"),
+    ("```expect\ncheck: [routed == 2]\n```\n", "needs say"),
+]
+
+
+@pytest.mark.parametrize("body, words", BAD_DIRECTIVES, ids=[w for _, w in BAD_DIRECTIVES])
+def test_bad_directives_are_refused_with_the_line(body, words):
+    with pytest.raises(LessonError) as caught:
+        parse_lesson(lesson_text(body="Intro.\n\n" + body), "here")
+    assert words in str(caught.value)
+    assert "line 8" in str(caught.value)  # front matter: lines 1-5; "Intro." 6; the fence 8
+
+
+# -- claims and measurements -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, metrics, holds",
+    [
+        ("routed.b1 == 2", {"routed.b1": 2}, True),
+        ("routed.b1 == 2", {"routed.b1": 3}, False),
+        ("routed.b1 < 0.5 * routed", {"routed.b1": 4, "routed": 10}, True),
+        ("routed.b1 < 0.5 * routed", {"routed.b1": 5, "routed": 10}, False),
+        ("0.1 <= moved <= 0.4", {"moved": 0.25}, True),
+        ("0.1 <= moved <= 0.4", {"moved": 0.5}, False),
+        ("(served.b1 + served.b2) / 2 >= -1 + 4", {"served.b1": 2, "served.b2": 4}, True),
+        ("p95_ms != p50_ms", {"p95_ms": 3.0, "p50_ms": 3.0}, False),
+    ],
+)
+def test_claims_are_worked_out_exactly(text, metrics, holds):
+    assert parse_claim(text).holds(metrics) is holds
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("routed.b1 = 2", "cannot read '= 2'"),
+        ("routed.b1 ==", "ends too soon"),
+        ("(routed.b1 == 2", "missing ')'"),
+        ("routed.b1 2", "unexpected '2'"),
+        ("__import__('os') == 1", "cannot read"),
+        ("", "a check is a line of text"),
+    ],
+)
+def test_a_malformed_claim_says_where(text, words):
+    with pytest.raises(LessonError, match=re.escape(words)):
+        parse_claim(text)
+
+
+def test_a_claim_that_cannot_be_worked_out_says_why():
+    with pytest.raises(ClaimError, match="divides by zero"):
+        parse_claim("routed.b1 / routed > 0.1").holds({"routed.b1": 0, "routed": 0})
+    with pytest.raises(ClaimError, match="no measurement called 'p95_ms'"):
+        parse_claim("p95_ms < 10").holds({})
+
+
+def test_known_measurements():
+    for name in ("routed", "routed.b12", "served.max", "healthy.b2", "moved", "moved_to.b4"):
+        assert known(name), name
+    for name in ("routed.x", "moved_to.max", "luck", "served.b0"):
+        assert not known(name), name
+
+
+def route(client: str, backend: str, retry: int = 0) -> dict:
+    event = {"type": "route", "client": client, "backend": backend}
+    return event | ({"retry": retry} if retry else {})
+
+
+def test_measurements_come_from_the_processes_numbers_and_the_events():
+    balancer = {
+        "backends": [
+            {"name": "b1", "total": 3, "active": 1, "failures": 0, "healthy": True, "weight": 2},
+            {"name": "b2", "total": 1, "active": 0, "failures": 1, "healthy": False, "weight": 1},
+        ]
+    }
+    traffic = {
+        "counters": {
+            "sent": 4,
+            "completed": 3,
+            "failed": 1,
+            "in_flight": 0,
+            "status": {"2xx": 3, "4xx": 0, "5xx": 0},
+        },
+        "latency_ms": {"p50": 1.5, "p95": None},
+    }
+    before = [route("a", "b1"), route("b", "b1"), route("c", "b2")]
+    now = [route("a", "b1"), route("b", "b2"), route("c", "b2", retry=1), route("c", "b1")]
+    metrics = measure(balancer, traffic, {"b1": 3}, [before, now])
+    assert metrics["routed"] == 4 and metrics["routed.max"] == 3 and metrics["routed.min"] == 1
+    assert metrics["served.b1"] == 3 and metrics["served.b2"] == 0
+    assert metrics["healthy"] == 1 and metrics["weight.b1"] == 2
+    assert metrics["status.2xx"] == 3 and metrics["p50_ms"] == 1.5 and "p95_ms" not in metrics
+    assert metrics["decisions"] == 4 and metrics["retries"] == 1
+    assert metrics["clients"] == 3 and metrics["clients_split"] == 1  # c went to b2, then b1
+    assert metrics["moved"] == pytest.approx(2 / 3)  # b (b1 -> b2) and c ({b2} -> {b1, b2})
+    assert metrics["moved_to.b2"] == pytest.approx(1 / 3)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+HOSTILE = textwrap.dedent(
+    """\
+    ---
+    title: "<script>alert('title')</script>"
+    order: 1
+    summary: "<img src=x onerror=alert(1)>"
+    ---
+    <script>window.pwned = 1</script>
+
+    <img src=x onerror="window.pwned = 2">
+
+    [click](javascript:window.pwned=3) [data](data:text/html;base64,PHNjcmlwdD4=)
+    ![x](javascript:window.pwned=4)
+
+    <a href="javascript:window.pwned=5">raw link</a>
+
+    ```html
+    <script>window.pwned = 6</script>
+    ```
+
+    ```do
+    label: "<script>window.pwned = 7</script>"
+    run: {action: send, count: 1}
+    ```
+    """
+)
+ALLOWED_TAGS = {"p", "a", "pre", "code", "div", "h2", "h3", "h4", "ul", "ol", "li", "em"}
+
+
+def test_lesson_text_can_never_carry_script():
+    lesson = parse_lesson(HOSTILE, "hostile")
+    parser = Tags()
+    parser.feed(lesson.html)
+    assert {tag for tag, _ in parser.tags} <= ALLOWED_TAGS
+    for tag, attrs in parser.tags:
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        assert not (attrs.get("href") or "").lower().startswith(("javascript:", "data:"))
+    assert "<script" not in lesson.html and "<img" not in lesson.html
+    assert "&lt;script&gt;window.pwned = 6" in lesson.html  # shown as code, as written
+    # Directive text stays data: the page puts it in with textContent.
+    assert lesson.directives[0].public()["label"] == "<script>window.pwned = 7</script>"
+    assert '<div class="directive directive-do" data-directive="0" data-kind="do"></div>' in (
+        lesson.html
+    )
+
+
+def test_rendering_shifts_headings_and_opens_outside_links_safely():
+    lesson = parse_lesson(
+        lesson_text(body="## Part\n\n[out](https://example.org) [in](/lessons/round-robin)\n"),
+        "links",
+    )
+    assert "<h3>Part</h3>" in lesson.html
+    assert '<a href="https://example.org" target="_blank" rel="noopener noreferrer">' in (
+        lesson.html
+    )
+    assert '<a href="/lessons/round-robin">in</a>' in lesson.html
+
+
+# -- the catalog and the command line --------------------------------------------------------
+
+
+def test_the_catalog_rereads_a_changed_file_and_leaves_out_a_broken_one(tmp_path):
+    (tmp_path / "01-first.md").write_text(lesson_text(), encoding="utf-8")
+    (tmp_path / "02-broken.md").write_text("no front matter", encoding="utf-8")
+    (tmp_path / "03-first.md").write_text(lesson_text(), encoding="utf-8")
+    catalog = Catalog(tmp_path)
+    assert [lesson.slug for lesson in catalog.lessons()] == ["first"]
+    assert "02-broken.md" in catalog.errors
+    assert "same slug as 01-first.md" in catalog.errors["03-first.md"]
+    (tmp_path / "03-first.md").unlink()
+    fixed = lesson_text().replace("T\n", "Fixed\n", 1).replace("order: 1", "order: 2")
+    (tmp_path / "02-broken.md").write_text(fixed, encoding="utf-8")
+    assert [lesson.title for lesson in catalog.lessons()] == ["T", "Fixed"]
+    assert catalog.errors == {}
+    assert catalog.neighbours("first")[1].slug == "broken"
+
+
+def lb_lab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_lb_lab_lessons_lists_the_course():
+    result = lb_lab("lessons")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for lesson in LESSONS:
+        assert any(
+            line.split()[:2] == [str(lesson.order), lesson.slug] and lesson.title in line
+            for line in lines
+        )
+        assert any(lesson.summary in line for line in lines)
+
+
+def test_lb_lab_lessons_names_a_broken_file(tmp_path: Path):
+    (tmp_path / "01-ok.md").write_text(lesson_text(), encoding="utf-8")
+    (tmp_path / "02-bad.md").write_text(lesson_text("settings: {backends: 40}\n"), "utf-8")
+    result = lb_lab("lessons", "--folder", str(tmp_path))
+    assert result.returncode == 1
+    assert "ok" in result.stdout
+    assert "02-bad.md" in result.stderr and "1 to 12 backends" in result.stderr
+
+
+def test_the_commands_lessons_add_are_checked_like_every_other():
+    assert parse_command({"action": "open_lesson", "slug": " hashing "}).fields == {
+        "slug": "hashing"
+    }
+    assert parse_command(
+        {"action": "set_max_concurrency", "name": "b1", "max_concurrency": 2}
+    ).fields == {"name": "b1", "max_concurrency": 2}
+    for bad, words in (
+        ({"action": "open_lesson"}, "open_lesson needs slug"),
+        ({"action": "reset_lesson", "slug": 4}, "slug must be text"),
+        ({"action": "set_max_concurrency", "name": "b1", "max_concurrency": -1}, "0 to 1000"),
+        ({"action": "set_max_concurrency", "name": "b1", "max_concurrency": 1.5}, "whole number"),
+    ):
+        with pytest.raises(CommandError, match=words):
+            parse_command(bad)
