@@ -14,9 +14,9 @@ BALANCER = {
     "errors": {"retry": 2},
     "backends": [
         {"name": "b1", "address": "127.0.0.1:9001", "weight": 2, "healthy": True,
-         "active": 1, "total": 10, "failures": 0, "ewma_ms": 1.5},
+         "state": "up", "reason": "", "active": 1, "total": 10, "failures": 0, "ewma_ms": 1.5},
         {"name": "b2", "address": "127.0.0.1:9002", "weight": 1, "healthy": True,
-         "active": 0, "total": 4, "failures": 2, "ewma_ms": 0.0},
+         "state": "up", "reason": "", "active": 0, "total": 4, "failures": 2, "ewma_ms": 0.0},
     ],
 }  # fmt: skip
 TRAFFIC = {
@@ -32,6 +32,7 @@ def test_counters_add_up_the_balancers_own_numbers():
     assert (result["total"], result["active"], result["failures"]) == (14, 1, 2)
     assert result["backends"]["b2"] == {
         "active": 0, "total": 4, "failures": 2, "ewma_ms": 0.0, "healthy": True,
+        "state": "up", "reason": "",
     }  # fmt: skip
     assert result["traffic"] == {
         "sent": 14, "completed": 13, "failed": 0, "in_flight": 1,
@@ -55,6 +56,19 @@ def test_a_state_joins_the_controllers_backends_with_the_balancers_numbers():
     assert state["algorithm"] == "least-connections"
     assert "consistent-hash" in state["algorithms"]
     assert state["latency_history"] == [{"t": 1, "n": 0}]
+
+
+def test_a_running_backend_shows_the_balancers_view_and_a_dead_one_its_fate():
+    down = {**BALANCER["backends"][0], "state": "down", "healthy": False,
+            "reason": "2 failed checks in a row (connection refused)"}  # fmt: skip
+    balancer = {**BALANCER, "backends": [down, BALANCER["backends"][1]]}
+    records = [BackendProcess("b1", "127.0.0.1:9001"), BackendProcess("b2", "", state="killed")]
+    b1, b2 = snapshot(balancer, TRAFFIC, records)["backends"]
+    assert (b1["process"], b1["state"], b1["reason"]) == (
+        "running", "down", "2 failed checks in a row (connection refused)",
+    )  # fmt: skip
+    assert (b2["process"], b2["state"]) == ("killed", "killed")
+    assert counters(balancer, None)["backends"]["b1"]["state"] == "down"
 
 
 def test_a_lab_without_traffic_says_why():

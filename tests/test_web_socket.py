@@ -13,11 +13,20 @@ import signal
 import pytest
 from conftest import Http, wait_for
 
+from lab.lessons.settings import balancer_defaults
 from lab.web import controller as controller_module
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 
 NAMES = ["b1", "b2", "b3"]
+# Health checks as the lab runs them, only faster, so a restarted backend is back in
+# service (two good checks) within a fraction of a second.
+LAB_HEALTH = {
+    **balancer_defaults()["health"],
+    "enabled": True,
+    "interval_ms": 100,
+    "timeout_ms": 80,
+}
 
 
 class Browser:
@@ -74,6 +83,7 @@ def lab():
         LabSettings(balancer_port=0, first_backend_port=0, paused=True, rate=5, seed=7)
     )
     controller.start()
+    assert controller.run("configure", settings={"health": LAB_HEALTH})["ok"]
     app = create_app({"TESTING": True, "ASYNC_MODE": "threading", "CONTROLLER": controller})
     yield app, controller
     controller.close()
@@ -107,6 +117,13 @@ def settled(lab):
         assert run("set_weight", name=name, weight=1)["ok"]
         assert run("set_latency", name=name, latency_ms=0, jitter_ms=0)["ok"]
         assert run("set_error_rate", name=name, error_rate=0)["ok"]
+        assert run("set_healthy", name=name, healthy=True)["ok"]
+        assert run("drain_backend", name=name, draining=False)["ok"]
+    assert run("configure", settings={"health": LAB_HEALTH, "sticky": {"mode": "off"}})["ok"]
+    wait_for(
+        lambda: all(b["state"] == "up" for b in controller.snapshot()["backends"]),
+        what="every backend back in service",
+    )
     assert run("set_mode", mode="http")["ok"]
     assert run("set_hash_key", hash_key="client-ip")["ok"]
     # A round robin switched to afresh starts again from b1.
@@ -226,8 +243,10 @@ def test_a_killed_backend_is_really_dead_and_traffic_flows_to_the_others(browser
     assert counters["backends"]["b2"]["failures"] >= 1
 
     assert browser.command(action="restart_backend", name="b2") == {"ok": True}
-    assert browser.received("state")[-1]["backends"][1]["state"] == "up"
+    assert browser.received("state")[-1]["backends"][1]["process"] == "running"
     assert controller.supervisor.children["b2"].alive()
+    # The balancer takes it back once its health checks pass: a card follows its counters.
+    browser.counters_when(lambda c: c["backends"]["b2"]["state"] == "up")
     browser.forget()
     assert browser.command(action="send", count=9) == {"ok": True}
     counters = browser.counters_when(lambda c: c["traffic"]["completed"] == 15)
@@ -251,7 +270,31 @@ def test_a_backend_that_dies_by_itself_is_shown_down(browser, lab):
     os.kill(controller.supervisor.children["b3"].pid, signal.SIGKILL)  # not through the lab
     wait_for(lambda: browser.states() == ["up", "up", "down"], what="the watchdog to notice")
     assert browser.command(action="restart_backend", name="b3") == {"ok": True}
-    assert browser.received("state")[-1]["backends"][2]["state"] == "up"
+    assert browser.received("state")[-1]["backends"][2]["process"] == "running"
+    browser.counters_when(lambda c: c["backends"]["b3"]["state"] == "up")
+
+
+def test_health_checks_drain_and_balancer_settings_from_the_page(browser, lab):
+    fast = {"enabled": True, "interval_ms": 100, "timeout_ms": 80, "rise": 2, "fall": 2}
+    assert browser.command(action="configure", settings={"health": fast}) == {"ok": True}
+    assert browser.command(action="set_healthy", name="b2", healthy=False) == {"ok": True}
+    counters = browser.counters_when(lambda c: c["backends"]["b2"]["state"] == "down")
+    assert counters["backends"]["b2"]["reason"].startswith("2 failed checks in a row")
+    health = [e for b in browser.received("batch") for e in b["events"] if e["type"] == "health"]
+    assert (health[0]["backend"], health[0]["healthy"]) == ("b2", False)
+
+    assert browser.command(action="drain_backend", name="b3", draining=True) == {"ok": True}
+    b3 = browser.received("state")[-1]["backends"][2]
+    assert (b3["process"], b3["state"], b3["draining"]) == ("running", "drained", True)
+    browser.forget()
+    assert browser.command(action="send", count=3) == {"ok": True}
+    counters = browser.counters_when(lambda c: c["total"] == 3 and c["active"] == 0)
+    assert totals(counters) == [3, 0, 0]
+
+    assert browser.command(action="configure", settings={"sticky": {"mode": "source"}})["ok"]
+    assert lab[1].snapshot()["backends"][0]["state"] == "up"
+    state = lab[1]._balancer().get("/state")
+    assert state["settings"]["sticky"]["mode"] == "source"
 
 
 def test_adding_and_removing_backends(browser, lab, monkeypatch):
@@ -318,6 +361,15 @@ BAD = [
     ({"action": "add_backend", "name": "b7"}, "add_backend takes no fields"),
     ({"action": "pause", "now": True}, "pause takes no fields"),
     ({"action": "reset", "all": True}, "reset takes no fields"),
+    ({"action": "set_healthy", "name": "b1", "healthy": "no"}, "healthy must be true or false"),
+    ({"action": "drain_backend", "name": "b8", "draining": True}, "no backend named 'b8'"),
+    ({"action": "configure", "settings": []}, "settings must be an object of settings"),
+    ({"action": "configure", "settings": {"backends": []}}, "backends belongs to the lab"),
+    ({"action": "configure", "settings": {"health": {"fall": 0}}}, "health.fall: must be 1-100"),
+    (
+        {"action": "configure", "settings": {"rules": [{"pool": "x", "path_prefix": "/"}]}},
+        "rules[0].pool: no pool named 'x'",
+    ),
 ]
 
 

@@ -129,10 +129,11 @@ class Health:
         if ok:
             backend.checks_ok += 1
             backend.checks_failed = 0
-            if not backend.up and backend.checks_ok >= settings.rise:
+            if (not backend.up or backend.ejected_until) and backend.checks_ok >= settings.rise:
+                # Good checks since it went down (either way) prove it is back.
                 backend.up = True
+                backend.ejected_until = 0.0
                 self.back_in_service(backend)
-                backend.ejected_until = 0.0  # a proven recovery ends a passive ejection too
                 self._update(
                     backend, f"{settings.rise} good checks in a row: back in service", "active"
                 )
@@ -158,6 +159,7 @@ class Health:
         if len(recent) >= passive.max_fails:
             recent.clear()
             backend.ejected_until = now + passive.fail_timeout_s
+            backend.checks_ok = 0  # active checks must prove it again from here
             count = "1 failure" if passive.max_fails == 1 else f"{passive.max_fails} failures"
             self._update(
                 backend,

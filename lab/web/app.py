@@ -16,6 +16,12 @@ Browser -> server, event `command`, with an acknowledgement:
     set_traffic {rate?, clients?, keep_alive?} (at least one)    pause {}  resume {}  reset {}
     open_lesson {slug}   reset_lesson {slug}   (the lesson's whole lab: backends, knobs,
                                                balancer, traffic; counters zeroed)
+    set_healthy {name, healthy}      (the backend's /health answers 503 when false; it
+                                     still serves everything else)
+    drain_backend {name, draining}   (no new requests; in-flight ones finish)
+    configure {settings}   (a partial balancer config, as PUT /config: health, passive,
+                           retries, sticky, timeouts, pools, rules, panic_threshold, ...;
+                           backends and mode belong to the lab's own commands)
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend) changes nothing and is answered {"ok": false, "error"}.
@@ -27,7 +33,10 @@ Server -> browser, event `state` (on connect, and to everyone after every change
      "modes": ["http", "tcp"],
      "balancer": {"listen": "127.0.0.1:8080", "admin": "127.0.0.1:40123"},
      "backends": [{"name": "b1", "address": "127.0.0.1:9001", "weight": 1,
-                   "state": "up" | "down" | "killed", "healthy": true,
+                   "process": "running" | "killed" | "exited",
+                   "state": "up" | "warming" | "down" | "draining" | "drained" | "killed",
+                   "reason": "", "draining": false, "backup": false,
+                   "effective_weight": 1, "healthy": true,
                    "active": 0, "total": 12, "failures": 0, "ewma_ms": 1.3,
                    "latency_ms": 0.0, "jitter_ms": 0.0, "error_rate": 0.0}, ...],
      "max_backends": 12,
@@ -41,18 +50,22 @@ Server -> browser, event `state` (on connect, and to everyone after every change
      "config_snippets": {"nginx": "upstream lab {...}", "haproxy": "backend lab ..."}}
 
     `state` "killed" = SIGKILLed by kill_backend; "down" = the process exited by
-    itself. `healthy` is the balancer's own view of the backend.
+    itself, or the balancer's health checks took it out (`reason` says which check);
+    "warming" = back in service and ramping up (slow start). `healthy` is the
+    balancer's own view of the backend.
 
 Server -> browser, event `batch` (to everyone, about every 50 ms while anything happens):
 
     {"events": [<balancer event>, ...],   # as on the balancer's GET /events (DESIGN.md):
-                                          # route, done, error, config, dropped
+                                          # route, done, error, config, health,
+                                          # check, drain, queue, dropped
      "omitted": 0,                        # requests left out of "events" (sampling)
      "latency": [<latency point>, ...],   # seconds that closed since the last batch
      "counters": {"total": 12, "active": 0, "failures": 0,   # sums over the backends
                   "errors": {"503": 1, "retry": 2},           # the balancer's, by kind
                   "backends": {"b1": {"active": 0, "total": 4, "failures": 0,
-                                      "ewma_ms": 1.3, "healthy": true}, ...},
+                                      "ewma_ms": 1.3, "healthy": true,
+                                      "state": "up", "reason": ""}, ...},
                   "traffic": {"sent": 12, "completed": 12, "failed": 0, "in_flight": 0,
                               "status": {"2xx": 12, "4xx": 0, "5xx": 0},
                               "latency_ms": {"p50": 1.2, "p95": 2.0}} | null}}

@@ -69,7 +69,13 @@ def _bool(name: str, value: Any) -> bool:
     return value
 
 
-_KINDS = {"text": _text, "int": _int, "number": _number, "bool": _bool}
+def _object(name: str, value: Any) -> dict:
+    if not isinstance(value, dict) or not value:
+        raise CommandError(f'{name} must be an object of settings, like {{"sticky": {{"mode": "cookie"}}}}')
+    return value
+
+
+_KINDS = {"text": _text, "int": _int, "number": _number, "bool": _bool, "object": _object}
 
 NAME = Field("text")
 MAX_CONCURRENCY = 1000  # a backend working on more requests at once than this is no lesson
@@ -87,6 +93,12 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "set_weight": {"name": NAME, "weight": Field("int", low=1, high=MAX_WEIGHT)},
     "set_latency": {"name": NAME, "latency_ms": MS, "jitter_ms": Field("number", False, 0, MAX_MS)},
     "set_error_rate": {"name": NAME, "error_rate": Field("number", low=0, high=1)},
+    # /health answers 503 while the backend still serves everything else (active checks fail).
+    "set_healthy": {"name": NAME, "healthy": Field("bool")},
+    "drain_backend": {"name": NAME, "draining": Field("bool")},
+    # Any balancer settings the page has no control for (health, sticky, rules, ...): the
+    # balancer validates them whole, as PUT /config does.
+    "configure": {"settings": Field("object")},
     "set_max_concurrency": {
         "name": NAME,
         "max_concurrency": Field("int", low=0, high=MAX_CONCURRENCY),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from lab.balancer.config import BalancerConfig
 from lab.lessons.catalog import Catalog, Lesson
 from lab.lessons.settings import DEFAULT_KNOBS, LabSetup, balancer_defaults
 from lab.lessons.snippets import from_state, snippets
@@ -168,6 +169,13 @@ class LabController:
         child = self._start_child("balancer", args, settings.balancer_port, flag="--listen")
         self.addresses = {"listen": child.addresses["listen"], "admin": child.addresses["admin"]}
         self.balancer = JsonApi(self.addresses["admin"], "the balancer")
+        # The lab's own defaults where they differ from a bare balancer's (active health
+        # checks, so a killed backend shows as down even with no traffic to notice it).
+        fresh = BalancerConfig().as_json()
+        lab = {k: v for k, v in balancer_defaults().items() if fresh.get(k) != v}
+        lab = {k: v for k, v in lab.items() if k not in ("mode", "algorithm", "hash_key")}
+        if lab:
+            self._put_config(lab)
 
     def _start_traffic(self) -> None:
         settings = self.settings
@@ -265,13 +273,13 @@ class LabController:
         return self.handle({"action": action, **fields})
 
     def _set_algorithm(self, algorithm: str) -> None:
-        self._configure({"algorithm": algorithm})
+        self._put_config({"algorithm": algorithm})
 
     def _set_hash_key(self, hash_key: str) -> None:
-        self._configure({"hash_key": hash_key})
+        self._put_config({"hash_key": hash_key})
 
     def _set_mode(self, mode: str) -> None:
-        self._configure({"mode": mode})
+        self._put_config({"mode": mode})
         self._reconnect_traffic()
 
     def _reconnect_traffic(self) -> None:
@@ -285,7 +293,7 @@ class LabController:
             self._set_traffic(keep_alive=False)
             self._set_traffic(keep_alive=True)
 
-    def _configure(self, change: dict) -> None:
+    def _put_config(self, change: dict) -> None:
         self._balancer().call("PUT", "/config", change)
 
     def _add_backend(self) -> None:
@@ -342,15 +350,30 @@ class LabController:
     def _set_error_rate(self, name: str, error_rate: float) -> None:
         self._turn_knobs(name, {"error_rate": error_rate})
 
+    def _set_healthy(self, name: str, healthy: bool) -> None:
+        self._turn_knobs(name, {"healthy": healthy})
+
+    def _drain_backend(self, name: str, draining: bool) -> None:
+        self._backend(name)
+        self._balancer().call("PUT", f"/backends/{name}", {"draining": draining})
+
+    def _configure(self, settings: dict) -> None:
+        lab_owned = sorted(set(settings) & {"backends", "mode"})
+        if lab_owned:
+            use = "add_backend and remove_backend" if lab_owned[0] == "backends" else "set_mode"
+            raise CommandError(f"{lab_owned[0]} belongs to the lab: use {use}")
+        self._put_config(settings)
+
     def _set_max_concurrency(self, name: str, max_concurrency: int) -> None:
         self._turn_knobs(name, {"max_concurrency": max_concurrency})
 
-    def _turn_knobs(self, name: str, knobs: dict[str, float]) -> None:
+    def _turn_knobs(self, name: str, knobs: dict[str, Any]) -> None:
         record = self._backend(name)
         if record.state != "up":
             raise CommandError(f"{name} is not running ({record.state}); restart it first")
         JsonApi(record.address, name).call("PUT", "/_lab/knobs", knobs)
-        record.knobs.update(knobs)
+        for knob, value in knobs.items():  # kept, so a restarted backend comes back the same
+            (record.knobs if knob in KNOB_FLAGS else record.other_knobs)[knob] = value
 
     def _set_traffic(self, **changes: Any) -> None:
         self._traffic().call("PUT", "/config", changes)
@@ -415,8 +438,8 @@ class LabController:
         # As in a new balancer: no response times, rotation or tie-break memory carried
         # over from before, so a lesson's first decisions are the same every time.
         other = next(a for a in ("random", "round-robin") if a != document["algorithm"])
-        self._configure({**balancer_defaults(), "backends": [], "algorithm": other})
-        self._configure(document)
+        self._put_config({**balancer_defaults(), "backends": [], "algorithm": other})
+        self._put_config(document)
 
     def _lesson_backend(self, name: str, knobs: dict[str, Any]) -> None:
         """Have backend `name` running with exactly these knobs."""

@@ -13,13 +13,16 @@ from typing import Any
 from lab.balancer.algorithms import ALGORITHM_NAMES, HASH_KEYS
 from lab.balancer.config import MODES
 
-PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy")
+# Per backend in every batch. `state` is the balancer's view (up, warming, down, draining,
+# drained), so a card follows health checks between full snapshots.
+PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy", "state", "reason")
+PROCESS = {"up": "running", "killed": "killed", "down": "exited"}
 TRAFFIC_SETTINGS = ("target", "rate", "clients", "keep_alive", "paused")
 
 
 def counters(balancer: dict, traffic: dict | None) -> dict:
     """The exact counters of a batch (and of a state)."""
-    per = {b["name"]: {k: b[k] for k in PER_BACKEND} for b in balancer["backends"]}
+    per = {b["name"]: {k: b.get(k) for k in PER_BACKEND} for b in balancer["backends"]}
     result: dict[str, Any] = {
         "total": sum(b["total"] for b in per.values()),
         "active": sum(b["active"] for b in per.values()),
@@ -39,12 +42,22 @@ def counters(balancer: dict, traffic: dict | None) -> dict:
 
 
 def backend_entry(record: Any, live: dict) -> dict:
-    """One backend: what the controller knows (process, knobs) and what the balancer counts."""
+    """One backend: what the controller knows (process, knobs) and what the balancer counts.
+
+    `state` is the process's fate when it is not running (killed, down), else the
+    balancer's view of it (up, warming, down, draining, drained), with its `reason`.
+    """
+    running = record.state == "up"
     return {
         "name": record.name,
         "address": record.address,
         "weight": live.get("weight", 1),
-        "state": record.state,
+        "process": PROCESS.get(record.state, record.state),
+        "state": live.get("state", "up") if running else record.state,
+        "reason": live.get("reason", ""),
+        "draining": live.get("draining", False),
+        "backup": live.get("backup", False),
+        "effective_weight": live.get("effective_weight", live.get("weight", 1)),
         "healthy": live.get("healthy", False),
         **{k: live.get(k, 0) for k in ("active", "total", "failures", "ewma_ms")},
         **record.knobs,
