@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from lab.balancer.config import BalancerConfig
 from lab.lessons.catalog import Catalog, parse_lesson
 from lab.lessons.claims import ClaimError, parse_claim
 from lab.lessons.directives import Do, Expect, Predict
 from lab.lessons.errors import LessonError
 from lab.lessons.measure import known, measure
+from lab.lessons.settings import balancer_defaults
 from lab.web.commands import COMMANDS, CommandError, parse_command
 
 COURSE = Catalog()
@@ -42,16 +44,23 @@ def test_every_lesson_file_checks_out():
     assert COURSE.errors == {} and everything.errors == {}
 
 
-def test_drafts_are_checked_but_kept_out_of_the_course():
-    drafts = [lesson for lesson in Catalog(drafts=True).lessons() if lesson.draft]
-    assert {lesson.slug for lesson in drafts} <= {
-        "health-checks",
-        "sticky-sessions",
-        "routing-rules",
-    }
-    for draft in drafts:
-        assert all(d.kind != "expect" for d in draft.directives)  # nothing unproven
-        assert COURSE.get(draft.slug) is None
+def test_drafts_are_checked_but_kept_out_of_the_course(tmp_path):
+    assert not [lesson.slug for lesson in Catalog(drafts=True).lessons() if lesson.draft]
+    (tmp_path / "01-done.md").write_text(lesson_text(), encoding="utf-8")
+    (tmp_path / "02-draft.md").write_text(
+        lesson_text("draft: true\n").replace("order: 1", "order: 2"), encoding="utf-8"
+    )
+    assert [lesson.slug for lesson in Catalog(tmp_path).lessons()] == ["done"]
+    assert [lesson.slug for lesson in Catalog(tmp_path, drafts=True).lessons()] == [
+        "done",
+        "draft",
+    ]
+    (tmp_path / "03-bad-draft.md").write_text(
+        lesson_text("draft: true\nsettings: {backends: 40}\n"), encoding="utf-8"
+    )
+    catalog = Catalog(tmp_path)
+    catalog.lessons()
+    assert "1 to 12 backends" in catalog.errors["03-bad-draft.md"]  # checked all the same
 
 
 def test_the_course_covers_the_topics_in_order():
@@ -66,6 +75,9 @@ def test_the_course_covers_the_topics_in_order():
         "least-response-time",
         "hashing",
         "power-of-two-choices",
+        "health-checks",
+        "sticky-sessions",
+        "routing-rules",
         "choosing-an-algorithm",
     ):
         assert slug in slugs
@@ -130,6 +142,29 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
         {"name": "b1", "address": "127.0.0.1:1", "weight": 5},
         {"name": "b2", "address": "127.0.0.1:2"},
     ]
+
+
+def test_the_lab_checks_health_actively_and_a_lesson_may_change_any_part_of_it():
+    fresh = BalancerConfig().as_json()
+    defaults = balancer_defaults()
+    assert defaults["health"] == {
+        **fresh["health"],
+        **{"enabled": True, "interval_ms": 1000, "timeout_ms": 500, "rise": 2, "fall": 2},
+    }
+    assert {k: v for k, v in defaults.items() if k != "health"} == {
+        k: fresh[k] for k in defaults if k != "health"
+    }
+    assert not {"backends", "listen", "admin", "seed"} & set(defaults)
+
+    def document(balancer: str) -> dict:
+        setup = parse_lesson(lesson_text(f"settings: {{balancer: {balancer}}}\n"), "x").setup
+        return setup.balancer_document(setup.placeholder_addresses())
+
+    faster = document("{health: {interval_ms: 200}, sticky: {mode: cookie}}")
+    assert faster["health"] == {**defaults["health"], "interval_ms": 200}  # the rest stays
+    assert faster["sticky"] == {**defaults["sticky"], "mode": "cookie"}
+    assert document("{health: {enabled: false}}")["health"]["enabled"] is False
+    assert document("{algorithm: random}")["health"] == defaults["health"]
 
 
 def test_a_lesson_without_settings_gets_three_plain_backends():
@@ -221,6 +256,23 @@ def test_directives_are_read_in_order():
     assert expect.routes == ("b1", "b3")
 
 
+def test_a_button_may_show_what_the_lab_refuses():
+    (do,) = directives(
+        """\
+        ```do
+        label: Try Layer 4
+        run: {action: set_mode, mode: tcp}
+        refused: "  routing rules need Layer 7 "
+        ```
+        """
+    )
+    assert do.refused == "routing rules need Layer 7"
+    assert do.public()["refused"] == "routing rules need Layer 7"
+    assert (
+        "refused" not in directives("```do\nlabel: Pause\nrun: {action: pause}\n```\n")[0].public()
+    )
+
+
 def test_a_lesson_may_start_itself_over_and_names_follow_added_backends():
     (do,) = directives(
         """\
@@ -248,6 +300,9 @@ BAD_DIRECTIVES = [
     ("```do\nlabel: X\nrun: {action: reset_lesson, slug: other}\n```\n", "reset only itself"),
     ("```do\nlabel: X\nrun: {action: pause}\nrepeat: 0\n```\n", "repeat must be 1 to 50"),
     ("```do\nlabel: X\nrun: {action: pause}\ncolour: red\n```\n", "unexpected 'colour'"),
+    ("```do\nlabel: X\nrun: {action: pause}\nrefused: [no]\n```\n", "refused must be words"),
+    ("```do\nlabel: X\nrun: {action: pause}\nrefused: nope\nrepeat: 2\n```\n", "cannot repeat"),
+    ("```do\nlabel: X\nrun: {action: configure, settings: 3}\n```\n", "settings"),
     ("```predict\nquestion: Q\nchoices: [b1]\n```\n", "at least two"),
     ("```predict\nquestion: Q\nchoices: [b1, b7]\n```\n", "'b7' is not a backend"),
     ("```predict\nquestion: Q\nchoices: [b1, b2]\nanswer: b3\n```\n", "not one of the choices"),
@@ -311,9 +366,16 @@ def test_a_claim_that_cannot_be_worked_out_says_why():
 
 
 def test_known_measurements():
-    for name in ("routed", "routed.b12", "served.max", "healthy.b2", "moved", "moved_to.b4"):
+    for name in (
+        "routed", "routed.b12", "served.max", "healthy.b2", "draining.b1", "moved",
+        "moved_to.b4", "sticky", "rule.api", "pool.default", "checks.min", "checks_failed.b2",
+        "marked_down", "marked_down.b2", "marked_down.passive", "marked_up.active",
+    ):  # fmt: skip
         assert known(name), name
-    for name in ("routed.x", "moved_to.max", "luck", "served.b0"):
+    for name in (
+        "routed.x", "moved_to.max", "luck", "served.b0", "rule", "pool.a.b", "sticky.b1",
+        "marked_up.sideways", "checks.active", "routed.active",
+    ):  # fmt: skip
         assert not known(name), name
 
 
@@ -350,6 +412,47 @@ def test_measurements_come_from_the_processes_numbers_and_the_events():
     assert metrics["clients"] == 3 and metrics["clients_split"] == 1  # c went to b2, then b1
     assert metrics["moved"] == pytest.approx(2 / 3)  # b (b1 -> b2) and c ({b2} -> {b1, b2})
     assert metrics["moved_to.b2"] == pytest.approx(1 / 3)
+    assert metrics["sticky"] == 0 and metrics["draining.b1"] == 0
+
+
+def test_health_sticky_and_rule_measurements_count_the_events():
+    balancer = {
+        "backends": [
+            {"name": n, "total": 0, "active": 0, "failures": 0, "healthy": True, "weight": 1}
+            for n in ("b1", "b2", "b3")
+        ],
+        "rules": [{"name": "api", "pool": "api"}, {"name": "canary", "pool": "canary"}],
+        "pools": [{"name": "default"}, {"name": "api"}, {"name": "canary"}],
+    }
+    balancer["backends"][2]["draining"] = True
+
+    def check(backend: str, ok: bool) -> dict:
+        return {"type": "check", "backend": backend, "ok": ok}
+
+    def health(backend: str, healthy: bool, source: str) -> dict:
+        return {"type": "health", "backend": backend, "healthy": healthy, "source": source}
+
+    events = [
+        check("b1", True), check("b2", True), check("b2", False), check("b2", False),
+        health("b2", False, "passive"), health("b2", False, "active"),
+        health("b2", True, "active"), health("b1", False, "passive"),
+        route("x", "b1") | {"sticky": True, "pool": "api", "rule": "api"},
+        route("x", "b1") | {"sticky": True},
+        route("y", "b2"),
+    ]  # fmt: skip
+    metrics = measure(balancer, None, {}, [events])
+    assert (metrics["checks"], metrics["checks.b2"], metrics["checks.b3"]) == (4, 3, 0)
+    assert (metrics["checks_failed"], metrics["checks_failed.b2"]) == (2, 2)
+    down = (metrics["marked_down"], metrics["marked_down.b2"], metrics["marked_down.b3"])
+    assert down == (3, 2, 0)
+    assert (metrics["marked_down.passive"], metrics["marked_down.active"]) == (2, 1)
+    assert (metrics["marked_up.b2"], metrics["marked_up.active"], metrics["marked_up.passive"]) == (
+        1, 1, 0
+    )  # fmt: skip
+    assert metrics["sticky"] == 2
+    assert (metrics["rule.api"], metrics["rule.canary"]) == (1, 0)  # named, if never matched
+    assert (metrics["pool.api"], metrics["pool.default"], metrics["pool.canary"]) == (1, 2, 0)
+    assert metrics["draining.b3"] == 1 and metrics["draining"] == 1
 
 
 # -- rendering -------------------------------------------------------------------------------

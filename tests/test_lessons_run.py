@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from lab.lessons.catalog import Catalog
-from lab.lessons.runner import Runner
+from lab.lessons.directives import Do
+from lab.lessons.runner import LessonRunError, Runner
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 
@@ -85,6 +86,20 @@ def test_opening_a_lesson_switches_the_whole_lab(runner):
     assert "weight=5;  # b1" in state["config_snippets"]["nginx"]
 
 
+def test_the_snippets_show_the_running_lessons_checks_pools_and_rules(runner):
+    assert runner.command({"action": "open_lesson", "slug": "routing-rules"})["ok"]
+    shown = states(runner)["config_snippets"]
+    assert "upstream lab_api {\n    least_conn;" in shown["nginx"]
+    assert "proxy_pass http://$lab_pool;" in shown["nginx"]
+    assert "    use_backend lab_canary if tester\n" in shown["haproxy"]
+    assert "check inter 1s rise 2 fall 2" in shown["haproxy"]  # the lab's own health checks
+    assert runner.command({"action": "open_lesson", "slug": "sticky-sessions"})["ok"]
+    shown = states(runner)["config_snippets"]
+    assert "cookie SERVERID insert indirect nocache" in shown["haproxy"]
+    assert "check inter 200ms rise 2 fall 2" in shown["haproxy"]
+    assert "# sticky cookie: NGINX Plus only" in shown["nginx"]
+
+
 def test_reset_lesson_puts_the_lessons_settings_back(runner):
     run = runner.command
     assert run({"action": "open_lesson", "slug": "weighted-round-robin"})["ok"]
@@ -121,3 +136,23 @@ def test_an_unknown_lesson_is_refused_and_changes_nothing(runner):
     assert answer["ok"] is False and "no lesson 'juggling'" in answer["error"]
     assert states(runner)["backends"] == before
     assert runner.command({"action": "reset_lesson"})["error"] == "reset_lesson needs slug"
+
+
+def test_a_button_the_lab_should_refuse_fails_the_lesson_when_it_does_not(runner):
+    assert runner.command({"action": "open_lesson", "slug": "round-robin"})["ok"]
+    unknown = ({"action": "set_weight", "name": "b9", "weight": 2},)
+    assert runner.press(Do("Weigh b9", unknown, refused="no backend named 'b9'"))[0]
+    ok, detail = runner.press(Do("Weigh b9", unknown, refused="needs Layer 7"))
+    assert not ok and "not saying 'needs Layer 7'" in detail
+    ok, detail = runner.press(Do("Pause", ({"action": "pause"},), refused="anything"))
+    assert not ok and "should have been refused" in detail
+
+
+def test_counting_afresh_while_traffic_runs_is_an_error_in_the_lesson(runner):
+    assert runner.command({"action": "open_lesson", "slug": "round-robin"})["ok"]
+    assert runner.command({"action": "resume"})["ok"]
+    try:
+        with pytest.raises(LessonRunError, match="pause the traffic first"):
+            runner.press(Do("Count afresh", ({"action": "reset"},)))
+    finally:
+        assert runner.command({"action": "pause"})["ok"]

@@ -7,6 +7,7 @@ both); without them those tests are skipped, the rest still run.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,7 +51,51 @@ def configs() -> list[tuple[str, dict]]:
     for mode, sticky in (("http", "cookie"), ("tcp", "source")):
         config = {"mode": mode, "algorithm": "round-robin", "backends": BACKENDS, **extras}
         cases.append((f"{mode}-checks-{sticky}", config | {"sticky": {"mode": sticky}}))
+    cases.append(("http-everything", EVERYTHING))
+    cases.append(("tcp-everything", TCP_EVERYTHING))
     return cases
+
+
+FOUR = [*BACKENDS, {"name": "b4", "address": "127.0.0.1:9004"}]
+RULES = [
+    {"name": "canary", "header": "X-Canary: 1", "pool": "canary"},
+    {"name": "beta", "cookie": "beta=yes", "method": "GET", "pool": "canary"},
+    {"name": "debug", "header": "X-Debug", "pool": "canary"},
+    {"name": "tester", "cookie": "tester", "pool": "canary"},
+    {"name": "admin", "host": "Admin.Example", "path_prefix": "/admin", "pool": "api"},
+    {"name": "api", "path_prefix": "/api", "pool": "api"},
+    {"name": "api_v2", "path_prefix": "/api/v2", "pool": "static"},  # never: /api came first
+    {"path_prefix": "/static", "pool": "static"},  # unnamed: the balancer calls it rule8
+    {"name": "writes", "method": "POST", "pool": "api"},
+]
+EVERYTHING = {
+    "mode": "http",
+    "algorithm": "least-connections",
+    "backends": FOUR,
+    "health": {"enabled": True, "interval_ms": 1000, "timeout_ms": 300, "rise": 2, "fall": 3},
+    "passive": {"max_fails": 3, "fail_timeout_s": 4.5, "on_5xx": True},
+    "retries": {"tries": 2, "non_idempotent": True},
+    "sticky": {"mode": "cookie", "cookie": "LAB"},
+    "timeouts": {"connect_ms": 500, "client_header_ms": 2000, "idle_ms": 120_000,
+                 "backend_response_ms": 30_000, "queue_ms": 250},
+    "slow_start_s": 20,
+    "pools": [
+        {"name": "api", "backends": ["b1", "b2"], "algorithm": "consistent-hash",
+         "hash_key": "header:X-User"},
+        {"name": "static", "backends": ["b3"]},
+        {"name": "canary", "backends": ["b4"], "algorithm": "random"},
+    ],
+    "rules": RULES,
+}  # fmt: skip
+TCP_EVERYTHING = {
+    "mode": "tcp",
+    "algorithm": "ip-hash",
+    "backends": BACKENDS,
+    "health": {"enabled": True, "type": "http", "interval_ms": 200, "timeout_ms": 150},
+    "retries": {"tries": 1},
+    "sticky": {"mode": "source", "expire_s": 90},
+    "timeouts": {"connect_ms": 700, "idle_ms": 5000},
+}
 
 
 CASES = configs()
@@ -92,7 +137,123 @@ def test_snippets_follow_the_running_balancers_state():
     shown = snippets(from_state(state))
     assert "server 127.0.0.1:40001 weight=3;  # b1" in shown["nginx"]
     assert "option httpchk GET /up" in shown["haproxy"]
-    assert "check inter 1000ms" in shown["haproxy"]
+    assert "check inter 1s" in shown["haproxy"]
+
+
+def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
+    shown = snippets(EVERYTHING)
+    nginx, haproxy = shown["nginx"], shown["haproxy"]
+    assert "option httpchk GET /health" in haproxy
+    assert "timeout check 300ms" in haproxy
+    assert (
+        "server b1 127.0.0.1:9001 weight 5 cookie b1 slowstart 20s check inter 1s rise 2 fall 3"
+    ) in haproxy
+    assert "# active health checks (health_check): NGINX Plus only;" in nginx
+    assert "server 127.0.0.1:9002 max_conns=4 max_fails=3 fail_timeout=5s;  # b2" in nginx
+    assert "server b3 127.0.0.1:9003 backup cookie b3" in haproxy
+    assert "cookie LAB insert indirect nocache" in haproxy
+    assert "# sticky cookie: NGINX Plus only" in nginx and "# slow_start: NGINX Plus only" in nginx
+    assert "retries 1\n    option redispatch" in haproxy
+    assert "proxy_next_upstream error timeout non_idempotent;" in nginx
+    assert "proxy_next_upstream_tries 2;" in nginx
+    for line in (
+        "proxy_connect_timeout 500ms;",
+        "client_header_timeout 2s;",
+        "keepalive_timeout 2m;",
+        "proxy_read_timeout 30s;",
+    ):
+        assert line in nginx
+    for line in (
+        "timeout connect 500ms",
+        "timeout http-request 2s",
+        "timeout http-keep-alive 2m",
+        "timeout server 30s",
+        "timeout queue 250ms",
+    ):
+        assert line in haproxy
+    tcp = snippets(TCP_EVERYTHING)
+    assert "stick-table type ip size 100k expire 90s\n    stick on src" in tcp["haproxy"]
+    assert "option httpchk GET /health" in tcp["haproxy"]  # an HTTP check of a TCP service
+    assert "retries 0" in tcp["haproxy"] and "redispatch" not in tcp["haproxy"]
+    assert "# no stick table in open-source nginx" in tcp["nginx"]
+    assert "proxy_next_upstream off;" in tcp["nginx"] and "keepalive_timeout" not in tcp["nginx"]
+    quiet = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
+    assert "NGINX Plus" not in quiet["nginx"] and "check" not in quiet["haproxy"]
+    assert "timeout" not in quiet["haproxy"] and "_timeout" not in quiet["nginx"]
+
+
+def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():
+    nginx, haproxy = snippets(EVERYTHING).values()
+    for pool in ("lab_api", "lab_static", "lab_canary"):
+        assert f"upstream {pool} {{" in nginx and f"backend {pool}\n" in haproxy
+    assert "upstream lab_api {\n    hash $http_x_user consistent;" in nginx
+    assert "backend lab_canary\n    mode http\n    balance random(1)" in haproxy
+    assert "proxy_pass http://$lab_pool;" in nginx
+    for line in (
+        "acl canary req.hdr(x-canary) -m str 1",
+        "acl beta_cookie req.cook(beta) -m str yes",
+        "acl beta_method method GET",
+        "acl debug req.hdr(x-debug) -m found",
+        "acl admin_path_prefix path_beg /admin",
+        "acl admin_host req.hdr(host),field(1,:) -m str -i admin.example",
+        "acl rule8 path_beg /static",
+        "use_backend lab_canary if beta_cookie beta_method",
+        "use_backend lab_api if admin_path_prefix admin_host",
+        "default_backend lab",
+    ):
+        assert f"    {line}\n" in haproxy, line
+    uses = [line.split()[1] for line in haproxy.splitlines() if "use_backend" in line]
+    assert uses == ["lab_canary"] * 4 + ["lab_api"] * 2 + ["lab_static"] * 2 + ["lab_api"]
+
+
+REQUESTS = [
+    {"path": "/", "headers": {}, "cookies": {}},
+    {"path": "/api/items", "headers": {"x-canary": "1"}, "cookies": {}},
+    {"path": "/api/items", "headers": {"x-canary": "2"}, "cookies": {}},
+    {"path": "/api/v2/x", "headers": {}, "cookies": {}},
+    {"path": "/static/app.js", "headers": {}, "cookies": {"beta": "yes"}},
+    {"path": "/static/app.js", "method": "POST", "headers": {}, "cookies": {"beta": "yes"}},
+    {"path": "/static/app.js", "method": "POST", "headers": {}, "cookies": {"beta": "no"}},
+    {"path": "/", "headers": {"x-debug": "on"}, "cookies": {}},
+    {"path": "/", "headers": {}, "cookies": {"tester": "1"}},
+    {"path": "/admin/x", "headers": {"host": "admin.example:8080"}, "cookies": {}},
+    {"path": "/admin/x", "headers": {"host": "shop.example"}, "cookies": {}},
+    {"path": "/login", "method": "POST", "headers": {}, "cookies": {}},
+]
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=[str(i) for i in range(len(REQUESTS))])
+def test_the_nginx_map_picks_the_pool_the_balancers_rules_pick(request_):
+    from lab.balancer.algorithms import RequestInfo
+    from lab.balancer.rules import match, parse_rules
+
+    rules = parse_rules(RULES, {"default", "api", "static", "canary"})
+    method = request_.get("method", "GET")
+    headers = {"host": "127.0.0.1:8080", **request_["headers"]}
+    info = RequestInfo("127.0.0.2", method, request_["path"], headers, request_["cookies"])
+    rule = match(rules, info)
+    wanted = "lab" if rule is None else f"lab_{rule.pool}"
+
+    nginx = snippets(EVERYTHING)["nginx"]
+    head, _, body = nginx.partition('map "')
+    key_names, _, body = body.partition('" $lab_pool {')
+    values = {
+        "$request_uri": request_["path"],
+        "$host": headers["host"].split(":")[0].lower(),
+        "$request_method": method,
+    }
+    for name, value in request_["headers"].items():
+        values["$http_" + name.replace("-", "_")] = value
+    for name, value in request_["cookies"].items():
+        values["$cookie_" + name] = value
+    key = "|".join(values.get(name, "") for name in key_names.split("|"))
+    chosen = "lab"
+    for line in body.split("}")[0].strip().splitlines():
+        pattern, upstream = line.split(";")[0].strip().rsplit(" ", 1)
+        if pattern.startswith('"~') and re.search(pattern.strip('"')[1:], key):
+            chosen = upstream
+            break
+    assert chosen == wanted, (key, wanted)
 
 
 def stream_module() -> str | None:

@@ -375,6 +375,23 @@ def test_each_client_keeps_its_own_cookies(shop, start_traffic):
     assert all(v["path"].startswith("/shop/") for v in CookieShop.seen)
 
 
+def test_reset_makes_fresh_visitors_starting_again_from_c1(shop, start_traffic):
+    target = f"http://127.0.0.1:{shop.server_address[1]}"
+    with Supervisor() as supervisor:
+        control = start_traffic(supervisor, target, "--rate", "0", "--clients", "3")
+        control.json("POST", "/send", {"count": 4})  # c1, c2, c3, c1: c2 would be next
+        settled(control, 4)
+        jars = {c["name"]: c["cookies"] for c in state(control)["client_list"]}
+        assert jars == {"c1": ["session"], "c2": ["session"], "c3": ["session"]}
+
+        assert control.json("POST", "/reset") == (200, {"ok": True})
+        assert [c["cookies"] for c in state(control)["client_list"]] == [[], [], []]
+        assert counters(control)["sent"] == 0
+        control.json("POST", "/send", {"count": 1})
+        settled(control, 1)
+    assert (CookieShop.seen[-1]["client"], CookieShop.seen[-1]["cookie"]) == ("c1", None)
+
+
 def test_keep_alive_reuses_one_connection_and_off_opens_one_per_request(lab, start_traffic):
     lab.start_balancer("--mode", "tcp")
     control = start_traffic(lab.supervisor, f"http://{lab.listen}", "--rate", "0", "--clients", "1")

@@ -182,6 +182,8 @@ class Health:
         for backend in self.balancer.backends.values():
             if backend.ejected_until and now >= backend.ejected_until:
                 backend.ejected_until = 0.0
+                if not backend.up:
+                    continue  # the active checks still say down: they will bring it back
                 self.back_in_service(backend)
                 self._update(
                     backend,

@@ -9,6 +9,12 @@ A directive is a fenced code block whose info string is `do`, `predict` or
       - {action: kill_backend, name: b2}
     ```
 
+    ```do
+    label: Try Layer 4
+    run: {action: set_mode, mode: tcp}
+    refused: routing rules need Layer 7   # the lab must refuse it, saying this
+    ```
+
     ```predict
     question: Which backend gets the next request?
     choices: [b1, b2, b3]
@@ -52,22 +58,29 @@ class Do:
     """A button: run these commands, `repeat` times, each time after every answer is in.
 
     With `wait` false the next directive does not wait for the answers either, so
-    a slow request can still be in flight when the next question is asked.
+    a slow request can still be in flight when the next question is asked. With
+    `refused`, the button shows something the lab will not do: one of its steps
+    must be refused with an error that says these words (the steps after it, like
+    the page's, do not run).
     """
 
     label: str
     steps: tuple[dict, ...]
     repeat: int = 1
     wait: bool = True
+    refused: str | None = None
     kind: str = "do"
 
     def public(self) -> dict:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind,
             "label": self.label,
             "run": list(self.steps),
             "repeat": self.repeat,
         }
+        if self.refused is not None:
+            data["refused"] = self.refused
+        return data
 
 
 @dataclass(frozen=True)
@@ -155,10 +168,13 @@ def parse_directive(kind: str, body: str, slug: str, backends: Backends) -> Dire
 
 
 def _do(data: dict, slug: str, backends: Backends) -> Do:
-    _only(data, "do", ("label", "run", "repeat", "wait"))
+    _only(data, "do", ("label", "run", "repeat", "wait", "refused"))
     wait = data.get("wait", True)
     if not isinstance(wait, bool):
         raise LessonError(f"wait must be true or false, got {wait!r}")
+    refused = data.get("refused")
+    if refused is not None and (not isinstance(refused, str) or not refused.strip()):
+        raise LessonError(f"refused must be words the refusal says, got {refused!r}")
     repeat = data.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
         raise LessonError(f"repeat must be 1 to {MAX_REPEAT}, got {repeat!r}")
@@ -166,7 +182,10 @@ def _do(data: dict, slug: str, backends: Backends) -> Do:
     for _ in range(repeat - 1):  # a repeated add_backend adds another each time
         for step in steps:
             backends.follow(step)
-    return Do(_text(data, "label", "do"), steps, repeat, wait)
+    if refused is not None and repeat != 1:
+        raise LessonError("a button that is refused cannot repeat")
+    label = _text(data, "label", "do")
+    return Do(label, steps, repeat, wait, refused.strip() if refused is not None else None)
 
 
 def _predict(data: dict, slug: str, backends: Backends) -> Predict:

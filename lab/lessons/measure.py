@@ -5,7 +5,7 @@ Every number comes from a process of the lab, read when the check runs:
     routed, routed.b1      the balancer's routing decisions (requests at Layer 7,
                            connections at Layer 4), from its GET /state
     served, served.b1      requests the backend process itself answered (/_lab/state)
-    active, failures, healthy, weight (and .b1 ...)   the balancer's, per backend
+    active, failures, healthy, draining, weight (and .b1 ...)   the balancer's, per backend
     <any of those>.max / .min   the largest / smallest over the backends
     backends               how many backends the balancer has
     sent, completed, failed, status.2xx, status.4xx, status.5xx   the traffic generator's
@@ -17,6 +17,15 @@ Every number comes from a process of the lab, read when the check runs:
     moved                  the share (0-1) of clients that go to another backend than
                            before the last counter reset (clients seen in both)
     moved_to.b4            the share (0-1) of those clients that moved to b4
+    sticky                 route events a sticky pin decided (cookie or stick table)
+    rule.api, pool.api     route events that rule `api` matched / that pool `api` served
+                           (pool.default: the default pool); 0 for every rule and pool
+                           the balancer has, whether used or not
+    checks, checks.b1      active health checks (probes) of each backend...
+    checks_failed, ...     ...and the ones that failed
+    marked_down, marked_up health events taking a backend out of service / putting it
+                           back: .b1 per backend, .active (by the active checks) or
+                           .passive (by passive health, on real traffic)
 
 All of them count from the last counter reset (opening a lesson resets too).
 """
@@ -27,7 +36,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-PER_BACKEND = ("routed", "served", "active", "failures", "healthy", "weight")
+PER_BACKEND = ("routed", "served", "active", "failures", "healthy", "draining", "weight")
+# Counted from the events, per backend; the health verdicts also by who gave them.
+EVENT_FAMILIES = ("checks", "checks_failed")
+HEALTH_FAMILIES = ("marked_down", "marked_up")
+SOURCES = ("active", "passive")
+NAMED = ("rule", "pool")  # families whose parts are the names of rules and pools
 SCALARS = (
     "backends",
     "sent",
@@ -45,19 +59,27 @@ SCALARS = (
     "clients",
     "clients_split",
     "moved",
+    "sticky",
 )
 FAMILY_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?P<part>b[1-9][0-9]?|max|min))?$")
 BACKEND_ONLY = ("moved_to",)  # families with only per-backend members
+NAMED_NAME = re.compile(r"^(?P<family>[a-z_]+)\.(?P<part>[a-z0-9_]+)$")
 
 
 def known(name: str) -> bool:
-    """True if `name` is a measurement a check may use (backend names are not checked here)."""
+    """True if `name` is a measurement a check may use (backend, rule and pool names are
+    not checked here: a lesson's own settings and steps decide which exist)."""
     if name in SCALARS:
+        return True
+    named = NAMED_NAME.match(name)
+    if named and named["family"] in NAMED:
+        return True
+    if named and named["family"] in HEALTH_FAMILIES and named["part"] in SOURCES:
         return True
     match = FAMILY_NAME.match(name)
     if match and match["family"] in BACKEND_ONLY:
         return (match["part"] or "").startswith("b")
-    return bool(match and match["family"] in PER_BACKEND)
+    return bool(match and match["family"] in (*PER_BACKEND, *EVENT_FAMILIES, *HEALTH_FAMILIES))
 
 
 def routes(events: Iterable[dict]) -> list[dict]:
@@ -91,6 +113,7 @@ def measure(
         per["active"][name] = backend["active"]
         per["failures"][name] = backend["failures"]
         per["healthy"][name] = 1 if backend["healthy"] else 0
+        per["draining"][name] = 1 if backend.get("draining") else 0
         per["weight"][name] = backend["weight"]
     for family, values in per.items():
         _family(metrics, family, values)
@@ -98,6 +121,9 @@ def measure(
         _traffic(metrics, traffic)
     current = windows[-1] if windows else []
     _events(metrics, current, windows[-2] if len(windows) > 1 else None)
+    names = [b["name"] for b in backends]
+    _health(metrics, current, names)
+    _routing(metrics, current, balancer)
     return metrics
 
 
@@ -126,6 +152,7 @@ def _events(metrics: dict[str, float], events: list[dict], before: list[dict] | 
     routed = routes(events)
     metrics["decisions"] = len(routed)
     metrics["retries"] = sum(1 for e in routed if e.get("retry"))
+    metrics["sticky"] = sum(1 for e in routed if e.get("sticky"))
     metrics["backends_used"] = len({e.get("backend") for e in routed})
     now = client_map(events)
     metrics["clients"] = len(now)
@@ -139,3 +166,46 @@ def _events(metrics: dict[str, float], events: list[dict], before: list[dict] | 
             for name in {b for c in now for b in now[c]}:
                 went = sum(1 for c in movers if now[c] == {name})
                 metrics[f"moved_to.{name}"] = went / len(both)
+
+
+def _health(metrics: dict[str, float], events: list[dict], names: list[str]) -> None:
+    """Probes and verdicts per backend (every backend the balancer has, 0 if none)."""
+    counts: dict[str, dict[str, float]] = {
+        family: dict.fromkeys(names, 0) for family in (*EVENT_FAMILIES, *HEALTH_FAMILIES)
+    }
+    by_source = {family: dict.fromkeys(SOURCES, 0) for family in HEALTH_FAMILIES}
+    for event in events:
+        kind, backend = event.get("type"), event.get("backend", "")
+        if kind == "check":
+            counts["checks"][backend] = counts["checks"].get(backend, 0) + 1
+            if not event.get("ok"):
+                failed = counts["checks_failed"]
+                failed[backend] = failed.get(backend, 0) + 1
+        elif kind == "health":
+            family = "marked_up" if event.get("healthy") else "marked_down"
+            counts[family][backend] = counts[family].get(backend, 0) + 1
+            source = event.get("source")
+            if source in SOURCES:
+                by_source[family][source] += 1
+    for family, values in counts.items():
+        _family(metrics, family, values)
+    for family, values in by_source.items():
+        for source, value in values.items():
+            metrics[f"{family}.{source}"] = value
+
+
+def _routing(metrics: dict[str, float], events: list[dict], balancer: dict) -> None:
+    """Route events by the rule that matched and the pool that served them."""
+    rules = dict.fromkeys((r["name"] for r in balancer.get("rules", [])), 0)
+    pools = dict.fromkeys((p["name"] for p in balancer.get("pools", [])), 0)
+    pools.setdefault("default", 0)
+    for event in routes(events):
+        rule = event.get("rule")
+        if rule is not None:
+            rules[rule] = rules.get(rule, 0) + 1
+        pool = event.get("pool", "default")
+        pools[pool] = pools.get(pool, 0) + 1
+    for name, value in rules.items():
+        metrics[f"rule.{name}"] = value
+    for name, value in pools.items():
+        metrics[f"pool.{name}"] = value

@@ -143,6 +143,8 @@ class Runner:
     # -- the three directives
 
     def press(self, button: Do) -> tuple[bool, str]:
+        if button.refused is not None:
+            return self.press_refused(button)
         for turn in range(button.repeat):
             for step in button.steps:
                 self._send(step, start_window=step["action"] in WINDOW_STARTS)
@@ -151,6 +153,23 @@ class Runner:
         return True, f"pressed {button.label!r}" + (
             f" {button.repeat} times" if button.repeat > 1 else ""
         )
+
+    def press_refused(self, button: Do) -> tuple[bool, str]:
+        """A button the lab must refuse: some step is refused, saying the lesson's words."""
+        for step in button.steps:
+            starts = step["action"] in WINDOW_STARTS
+            if starts:
+                self._before_window(step)
+            answer = self.command(step)
+            if answer.get("ok"):
+                if starts:
+                    self._start_window(step)
+                continue
+            error = str(answer.get("error"))
+            if button.refused.lower() not in error.lower():
+                return False, f"{step} was refused, but not saying {button.refused!r}: {error}"
+            return True, f"pressed {button.label!r}: refused, as the lesson says ({error})"
+        return False, f"{button.label!r} should have been refused ({button.refused!r}), but was not"
 
     def predict(self, question: Predict) -> tuple[bool, str]:
         # Earlier requests may still be in flight (a `do` with wait: false); their
@@ -265,12 +284,37 @@ class Runner:
 
     def _send(self, data: dict, start_window: bool = False) -> None:
         if start_window:
-            self._wait(self.quiet, QUIET_WAIT_S, "every answer before counting afresh")
+            self._before_window(data)
         answer = self.command(data)
         if not answer.get("ok"):
             raise LessonRunError(f"{data} was refused: {answer.get('error')}")
         if start_window:
-            self.windows.append(len(self.tap))
+            self._start_window(data)
+
+    def _before_window(self, data: dict) -> None:
+        """Make the lab quiet before its counters are zeroed.
+
+        A count starts exactly only if no request is routed between the counters'
+        reset and the window's start: such a request would be counted by the
+        balancer and not by the events. A lesson (re)opens with its traffic paused,
+        as the lab itself does it; a plain reset must find the traffic paused.
+        """
+        if data["action"] in ("open_lesson", "reset_lesson"):
+            self.command({"action": "pause"})
+        elif not self.traffic.get("/state")["paused"]:
+            raise LessonRunError(
+                f"{data['action']} while the traffic runs cannot be counted from an exact "
+                "point; pause the traffic first (and resume it after)"
+            )
+        self._wait(self.quiet, QUIET_WAIT_S, "every answer before counting afresh")
+
+    def _start_window(self, data: dict) -> None:
+        if not self.traffic.get("/state")["paused"]:
+            raise LessonRunError(
+                f"{data['action']} left the traffic running, so its count has no exact start; "
+                "start the lesson paused and resume the traffic with a button"
+            )
+        self.windows.append(len(self.tap))
 
     def _wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout

@@ -14,10 +14,11 @@ balancer's backends accept) goes into the balancer's backend list.
 
 `balancer` is a partial balancer config, exactly as `PUT /config` takes it, and
 is checked by the balancer's own `apply_update`. Whatever a lesson leaves out
-takes the balancer's default, so a lesson never inherits the last one's
-settings. `traffic` is checked by the traffic generator's own schema; a lesson
-starts paused unless it says otherwise, so that what moves is what the learner
-sent.
+takes the lab's default (`balancer_defaults`: a fresh balancer's, with active
+health checks on), so a lesson never inherits the last one's settings; a table
+given in part (`health: {interval_ms: 200}`) keeps the lab's other values.
+`traffic` is checked by the traffic generator's own schema; a lesson starts
+paused unless it says otherwise, so that what moves is what the learner sent.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from lab.backend.knobs import Knobs
 from lab.balancer.config import LIVE_FIELDS, BalancerConfig, ConfigError, apply_update
+from lab.balancer.settings import SECTIONS
 from lab.errors import FieldError
 from lab.lessons.errors import LessonError
 from lab.traffic.settings import Settings as TrafficSettings
@@ -42,6 +44,9 @@ LESSON_TRAFFIC = {"rate": 2.0, "clients": 4, "keep_alive": True, "paused": True}
 LAB_OWNED = ("address",)
 # Balancer settings that come from `backends`, not from `balancer`.
 FROM_BACKENDS = ("backends", "weights")
+# The lab probes every backend, so a killed one shows as down even with no traffic to
+# notice it: every second, half a second to answer, two in a row either way.
+LAB_HEALTH = {"enabled": True, "interval_ms": 1000, "timeout_ms": 500, "rise": 2, "fall": 2}
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,13 @@ class LabSetup:
 
     def balancer_document(self, addresses: dict[str, str]) -> dict[str, Any]:
         """The `PUT /config` body that makes the balancer exactly what the lesson wants."""
-        return {
-            **balancer_defaults(),
-            **self.balancer,
-            "backends": [b.spec(addresses[b.name]) for b in self.backends],
-        }
+        defaults = balancer_defaults()
+        document = {**defaults, **self.balancer}
+        for key in SECTIONS:  # a table given in part keeps the lab's other settings
+            if isinstance(self.balancer.get(key), dict):
+                document[key] = {**defaults[key], **self.balancer[key]}
+        document["backends"] = [b.spec(addresses[b.name]) for b in self.backends]
+        return document
 
     def placeholder_addresses(self) -> dict[str, str]:
         """Addresses good enough to validate and to draw config snippets before a lab runs."""
@@ -90,9 +97,12 @@ class LabSetup:
 
 
 def balancer_defaults() -> dict[str, Any]:
-    """Every setting a running balancer can change, at the value a fresh balancer has."""
+    """Every setting a running balancer can change, at the lab's default: a fresh
+    balancer's, except that the lab runs active health checks (LAB_HEALTH)."""
     fresh = BalancerConfig().as_json()
-    return {k: v for k, v in fresh.items() if k in LIVE_FIELDS and k not in FROM_BACKENDS}
+    defaults = {k: v for k, v in fresh.items() if k in LIVE_FIELDS and k not in FROM_BACKENDS}
+    defaults["health"] = {**defaults["health"], **LAB_HEALTH}
+    return defaults
 
 
 def parse_setup(data: Any) -> LabSetup:

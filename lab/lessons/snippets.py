@@ -1,9 +1,12 @@
-"""The same setting in the real world: an nginx `upstream` block and HAProxy `backend` lines.
+"""The same setting in the real world: nginx `upstream` blocks and HAProxy `backend` sections.
 
 Generated from a balancer config (a lesson's, or the running balancer's /state),
 never pasted, so what the page shows follows what the lab does. Where a peer
 has no exact equivalent, the snippet says so in a comment and uses the
-nearest thing it has (see the source notes in the README's table).
+nearest thing it has (see the source notes in the README's table): open-source
+nginx has no active health checks, sticky cookies or slow start (NGINX Plus
+has them), and routing rules become a `map` there and `acl` + `use_backend`
+lines in HAProxy, with one upstream or backend per pool (lab.lessons.snippet_rules).
 
 `nginx_config` and `haproxy_config` wrap a snippet into a whole file that
 `nginx -t` and `haproxy -c` accept, which is how the tests check them.
@@ -14,12 +17,37 @@ from __future__ import annotations
 import math
 from typing import Any
 
-UPSTREAM = "lab"
+from lab.lessons.snippet_rules import (
+    UPSTREAM,
+    Pool,
+    haproxy_frontend,
+    named_rules,
+    nginx_router,
+    pools_of,
+    time_text,
+)
+
 # The lab's algorithms whose nginx method allows `backup` servers (hash and random do not).
 BACKUP_METHODS = ("round-robin", "least-connections", "least-response-time")
-NGINX_KEYS = {  # the lab's hash_key -> the nginx variable holding the same thing
-    "client-ip": "$remote_addr",
-    "path": "$uri",
+DEFAULT_TIMEOUTS = {
+    "connect_ms": 3000,
+    "client_header_ms": 10_000,
+    "idle_ms": 60_000,
+    "backend_response_ms": 60_000,
+    "queue_ms": 5000,
+}
+NGINX_TIMEOUTS = {  # the lab's timeout -> nginx's directive (http { }, server { } or location)
+    "connect_ms": "proxy_connect_timeout",
+    "client_header_ms": "client_header_timeout",
+    "idle_ms": "keepalive_timeout",
+    "backend_response_ms": "proxy_read_timeout",
+}
+HAPROXY_TIMEOUTS = {  # ... and HAProxy's (each may stand in a backend section)
+    "connect_ms": "connect",
+    "client_header_ms": "http-request",
+    "idle_ms": "http-keep-alive",
+    "backend_response_ms": "server",
+    "queue_ms": "queue",
 }
 
 
@@ -35,8 +63,7 @@ def _hash_source(hash_key: str, mode: str) -> tuple[str, str]:
     return "$cookie_" + name, f"hash req.cook({name})"
 
 
-def _nginx_method(config: dict) -> list[str]:
-    algorithm, mode = config.get("algorithm", "round-robin"), config.get("mode", "http")
+def _nginx_method(algorithm: str, hash_key: str, mode: str) -> list[str]:
     if algorithm == "round-robin":
         return ["# round robin: the default"]
     if algorithm == "least-connections":
@@ -48,9 +75,9 @@ def _nginx_method(config: dict) -> list[str]:
     if algorithm == "ip-hash":
         return ["# not ip_hash: it hashes 3 octets", "hash $remote_addr;"]
     if algorithm == "consistent-hash":
-        variable, _ = _hash_source(config.get("hash_key", "client-ip"), mode)
+        variable, _ = _hash_source(hash_key, mode)
         lines = [f"hash {variable} consistent;"]
-        if mode == "tcp" and config.get("hash_key", "client-ip") != "client-ip":
+        if mode == "tcp" and hash_key != "client-ip":
             lines.insert(0, "# Layer 4: only the address")
         return lines
     if algorithm == "least-response-time":
@@ -58,59 +85,104 @@ def _nginx_method(config: dict) -> list[str]:
     return [f"# no nginx equivalent for {algorithm}"]
 
 
-def _nginx_server(backend: dict) -> str:
+def _nginx_server(backend: dict, passive: str, backup_allowed: bool) -> str:
     parts = [f"server {backend['address']}"]
     if backend.get("weight", 1) != 1:
         parts.append(f"weight={backend['weight']}")
     if backend.get("max_conns"):
         parts.append(f"max_conns={backend['max_conns']}")
-    passive = backend.get("_passive")
     if passive:
         parts.append(passive)
     note = backend["name"]
     if backend.get("backup"):
-        if backend.get("_backup_allowed", True):
+        if backup_allowed:
             parts.append("backup")
         else:  # nginx allows backup servers only with round robin and least_conn
-            note += ", backup: not with this method in nginx"
+            note += ", backup: not here in nginx"
     return " ".join(parts) + f";  # {note}"
 
 
-def nginx_snippet(config: dict) -> str:
-    """The `upstream` block that does what the lab's balancer does now."""
-    mode = config.get("mode", "http")
-    context = "stream { } (Layer 4)" if mode == "tcp" else "http { } (Layer 7)"
+def _nginx_passive(config: dict) -> str:
+    """Per-server passive health, when it differs from nginx's own defaults."""
     passive = config.get("passive") or {}
-    extra = ""
-    if passive.get("max_fails", 1) != 1 or passive.get("fail_timeout_s", 10) != 10:
-        extra = f"max_fails={passive.get('max_fails', 1)} fail_timeout={_seconds(passive)}"
-    lines = [f"# inside {context}", f"upstream {UPSTREAM} {{"]
-    lines += [f"    {line}" for line in _nginx_method(config)]
-    backup_allowed = config.get("algorithm", "round-robin") in BACKUP_METHODS
-    for backend in config.get("backends", []):
-        server = {**backend, "_passive": extra, "_backup_allowed": backup_allowed}
-        lines.append("    " + _nginx_server(server))
-    if mode != "tcp":
-        lines.append("    keepalive 16;")
-    health = config.get("health") or {}
-    if health.get("enabled"):
-        lines.append("    # health_check: NGINX Plus only")
+    if passive.get("max_fails", 1) == 1 and passive.get("fail_timeout_s", 10) == 10:
+        return ""
+    # nginx takes fail_timeout in whole seconds only
+    seconds = max(math.ceil(float(passive.get("fail_timeout_s", 10))), 1)
+    return f"max_fails={passive.get('max_fails', 1)} fail_timeout={seconds}s"
+
+
+def _nginx_notes(config: dict) -> list[str]:
+    """What the lab does here and open-source nginx cannot, said where it would go."""
+    notes = []
+    if (config.get("health") or {}).get("enabled"):
+        notes.append("# active health checks (health_check): NGINX Plus only;")
+        notes.append("# open-source nginx sees failures on real traffic (max_fails)")
     sticky = (config.get("sticky") or {}).get("mode", "off")
     if sticky == "cookie":
-        lines.append("    # sticky cookie: NGINX Plus only")
+        notes.append("# sticky cookie: NGINX Plus only")
     elif sticky == "source":
-        lines.append("    # sticky: NGINX Plus only")
-    lines.append("}")
+        notes.append("# no stick table in open-source nginx: hash $remote_addr")
+        notes.append("# consistent; keeps clients in place by hashing, not remembering")
+    if config.get("slow_start_s"):
+        notes.append("# slow_start: NGINX Plus only")
+    return notes
+
+
+def _nginx_upstream(config: dict, pool: Pool, notes: list[str]) -> list[str]:
+    mode = config.get("mode", "http")
+    lines = [f"upstream {pool.upstream} {{"]
+    lines += [f"    {line}" for line in _nginx_method(pool.algorithm, pool.hash_key, mode)]
+    passive = _nginx_passive(config)
+    # nginx wants a primary server in every upstream; a pool of backups only uses them anyway
+    backup_allowed = pool.algorithm in BACKUP_METHODS and not all(
+        b.get("backup") for b in pool.backends
+    )
+    lines += [f"    {_nginx_server(b, passive, backup_allowed)}" for b in pool.backends]
+    if mode != "tcp":
+        lines.append("    keepalive 16;")
+    lines += [f"    {note}" for note in notes]
+    return [*lines, "}"]
+
+
+def _nginx_proxying(config: dict) -> list[str]:
+    """Retries and timeouts: proxy settings, outside the upstream block."""
+    mode = config.get("mode", "http")
+    retries = config.get("retries") or {}
+    tries = retries.get("tries", 3)
+    lines = []
+    if tries == 1:
+        lines.append("proxy_next_upstream off;  # no retries")
+    else:
+        if retries.get("non_idempotent") and mode != "tcp":
+            lines.append("proxy_next_upstream error timeout non_idempotent;")
+        lines.append(f"proxy_next_upstream_tries {tries};  # a failed try goes to another server")
+    timeouts = config.get("timeouts") or {}
+    for key, directive in NGINX_TIMEOUTS.items():
+        value = timeouts.get(key, DEFAULT_TIMEOUTS[key])
+        if value != DEFAULT_TIMEOUTS[key] and (mode != "tcp" or key == "connect_ms"):
+            lines.append(f"{directive} {time_text(value)};")
+    return lines
+
+
+def nginx_snippet(config: dict) -> str:
+    """The upstream blocks (and, with rules, the routing) that do what the lab's balancer does."""
+    mode = config.get("mode", "http")
+    context = "stream { } (Layer 4)" if mode == "tcp" else "http { } (Layer 7)"
+    lines = [f"# inside {context}"]
+    pools = pools_of(config)
+    for i, pool in enumerate(pools):
+        if i:
+            lines.append(f"# pool {pool.name}")
+        lines += _nginx_upstream(config, pool, _nginx_notes(config) if i == 0 else [])
+    lines += _nginx_proxying(config)
+    rules = named_rules(config)
+    if rules and mode != "tcp":
+        lines += nginx_router(rules, pools, config.get("listen", "127.0.0.1:8080"))
     return "\n".join(lines)
 
 
-def _seconds(passive: dict) -> str:
-    # nginx takes fail_timeout in whole seconds only
-    return f"{max(math.ceil(float(passive.get('fail_timeout_s', 10))), 1)}s"
-
-
-def _haproxy_balance(config: dict) -> list[str]:
-    algorithm, mode = config.get("algorithm", "round-robin"), config.get("mode", "http")
+def _haproxy_balance(algorithm: str, hash_key: str, mode: str) -> list[str]:
     if algorithm == "round-robin":
         return ["balance roundrobin"]
     if algorithm == "least-connections":
@@ -122,34 +194,37 @@ def _haproxy_balance(config: dict) -> list[str]:
     if algorithm == "ip-hash":
         return ["balance source", "hash-type map-based"]
     if algorithm == "consistent-hash":
-        _, expression = _hash_source(config.get("hash_key", "client-ip"), mode)
+        _, expression = _hash_source(hash_key, mode)
         return [f"balance {expression}", "hash-type consistent"]
     if algorithm == "least-response-time":
         return ["# no response-time balance", "balance leastconn"]
     return [f"# no HAProxy equivalent for {algorithm}"]
 
 
-def haproxy_snippet(config: dict) -> str:
-    """The `backend` section that does what the lab's balancer does now."""
+def _haproxy_backend(config: dict, pool: Pool) -> list[str]:
     mode = config.get("mode", "http")
     health = config.get("health") or {}
     sticky = config.get("sticky") or {}
-    lines = [f"backend {UPSTREAM}", f"    mode {mode}"]
-    lines += [f"    {line}" for line in _haproxy_balance(config)]
+    cookie = sticky.get("mode") == "cookie" and mode == "http"
+    lines = [f"backend {pool.upstream}", f"    mode {mode}"]
+    lines += [f"    {line}" for line in _haproxy_balance(pool.algorithm, pool.hash_key, mode)]
     check = ""
     if health.get("enabled"):
-        if mode == "http" and health.get("type", "") in ("", "http"):
+        if (health.get("type") or mode) == "http":
             lines.append(f"    option httpchk GET {health.get('path', '/health')}")
+        lines.append(f"    timeout check {time_text(health.get('timeout_ms', 1000))}")
         check = (
-            f" check inter {health.get('interval_ms', 2000)}ms"
+            f" check inter {time_text(health.get('interval_ms', 2000))}"
             f" rise {health.get('rise', 2)} fall {health.get('fall', 3)}"
         )
-    if sticky.get("mode") == "cookie" and mode == "http":
+    if cookie:
         lines.append(f"    cookie {sticky.get('cookie', 'SERVERID')} insert indirect nocache")
     elif sticky.get("mode") == "source":
-        lines.append("    stick-table type ip size 100k expire 30m")
-        lines.append("    stick on src")
-    for backend in config.get("backends", []):
+        expire = time_text(round(float(sticky.get("expire_s", 1800)) * 1000))
+        lines += ["    stick-table type ip size 100k expire " + expire, "    stick on src"]
+    lines += _haproxy_proxying(config)
+    slow_start = config.get("slow_start_s") or 0
+    for backend in pool.backends:
         parts = [f"    server {backend['name']} {backend['address']}"]
         if backend.get("weight", 1) != 1:
             parts.append(f"weight {backend['weight']}")
@@ -157,9 +232,42 @@ def haproxy_snippet(config: dict) -> str:
             parts.append(f"maxconn {backend['max_conns']}")
         if backend.get("backup"):
             parts.append("backup")
-        if sticky.get("mode") == "cookie" and mode == "http":
+        if cookie:
             parts.append(f"cookie {backend['name']}")
+        if slow_start:
+            parts.append(f"slowstart {time_text(round(slow_start * 1000))}")
         lines.append(" ".join(parts) + check)
+    return lines
+
+
+def _haproxy_proxying(config: dict) -> list[str]:
+    """Retries (HAProxy counts them after the first try) and timeouts that are not the lab's."""
+    mode = config.get("mode", "http")
+    tries = (config.get("retries") or {}).get("tries", 3)
+    lines = [f"    retries {tries - 1}"]
+    if tries > 1:
+        lines.append("    option redispatch  # a retry goes to another server")
+    timeouts = config.get("timeouts") or {}
+    for key, name in HAPROXY_TIMEOUTS.items():
+        value = timeouts.get(key, DEFAULT_TIMEOUTS[key])
+        layer7_only = key in ("client_header_ms", "idle_ms")
+        if value != DEFAULT_TIMEOUTS[key] and not (layer7_only and mode == "tcp"):
+            lines.append(f"    timeout {name} {time_text(value)}")
+    return lines
+
+
+def haproxy_snippet(config: dict) -> str:
+    """The `backend` sections (and, with rules, the `frontend`) that do what the lab does."""
+    mode = config.get("mode", "http")
+    pools = pools_of(config)
+    lines = []
+    rules = named_rules(config)
+    if rules and mode != "tcp":
+        lines += [*haproxy_frontend(rules, pools, config.get("listen", "127.0.0.1:8080")), ""]
+    for i, pool in enumerate(pools):
+        if i:
+            lines.append("")
+        lines += _haproxy_backend(config, pool)
     return "\n".join(lines)
 
 
@@ -168,26 +276,33 @@ def snippets(config: dict) -> dict[str, str]:
     return {"nginx": nginx_snippet(config), "haproxy": haproxy_snippet(config)}
 
 
+SETTINGS = ("health", "passive", "retries", "sticky", "timeouts", "slow_start_s")
+
+
 def from_state(state: dict[str, Any]) -> dict[str, Any]:
     """The parts of a balancer's /state the snippets read."""
     keep = ("name", "address", "weight", "backup", "max_conns")
     tables = state.get("settings") if isinstance(state.get("settings"), dict) else state
-    return {
-        **{k: state[k] for k in ("mode", "algorithm", "hash_key") if k in state},
-        **{k: tables[k] for k in ("health", "passive", "sticky") if _table(tables, k)},
+    config = {
+        **{k: state[k] for k in ("mode", "algorithm", "hash_key", "listen") if k in state},
+        **{k: tables[k] for k in SETTINGS if k in tables},
         "backends": [{k: b[k] for k in keep if k in b} for b in state.get("backends", [])],
     }
-
-
-def _table(tables: dict, name: str) -> bool:
-    return isinstance(tables.get(name), dict)
+    if state.get("rules"):
+        config["rules"] = state["rules"]
+        config["pools"] = [
+            {"name": p["name"], "backends": p["backends"], "algorithm": p.get("algorithm")}
+            for p in state.get("pools", [])
+        ]
+    return config
 
 
 def nginx_config(snippet: str, mode: str, folder: str, stream_module: str | None = None) -> str:
-    """A whole nginx.conf around an upstream snippet, for `nginx -t`.
+    """A whole nginx.conf around a snippet, for `nginx -t`.
 
     A Layer 4 snippet needs the stream module; without one (`stream_module` None)
     its upstream block is checked inside http { }, where the same directives are valid.
+    A snippet with routing rules brings its own server { }.
     """
     head = f"load_module {stream_module};\n" if stream_module and mode == "tcp" else ""
     head += (
@@ -206,15 +321,20 @@ def nginx_config(snippet: str, mode: str, folder: str, stream_module: str | None
         f"            proxy_pass http://{UPSTREAM};\n            proxy_http_version 1.1;\n"
         '            proxy_set_header Connection "";\n        }\n    }\n'
     )
+    if "server {" in snippet:
+        server = ""
     return head + f"http {{\n    access_log off;\n{temp}{snippet}\n{server}}}\n"
 
 
 def haproxy_config(snippet: str, mode: str) -> str:
-    """A whole haproxy.cfg around a backend snippet, for `haproxy -c`."""
+    """A whole haproxy.cfg around a snippet, for `haproxy -c`."""
+    frontend = (
+        ""
+        if "frontend " in snippet
+        else f"frontend lab_in\n    bind 127.0.0.1:8080\n    default_backend {UPSTREAM}\n\n"
+    )
     return (
         "global\n    maxconn 256\n\n"
         f"defaults\n    mode {mode}\n    timeout connect 3s\n    timeout client 30s\n"
-        "    timeout server 30s\n\n"
-        f"frontend lab_in\n    bind 127.0.0.1:8080\n    default_backend {UPSTREAM}\n\n"
-        f"{snippet}\n"
+        f"    timeout server 30s\n\n{frontend}{snippet}\n"
     )

@@ -9,7 +9,8 @@
                    400 {"error": "...", "field": "..."} and nothing changed
     POST /send     {"count": N} with N 1-1000: a burst now, paused or not;
                    200 {"ok": true, "queued": N} at once, without waiting for answers
-    POST /reset    zero the counters (in_flight is a gauge and stays); 200 {"ok": true}
+    POST /reset    zero the counters (in_flight is a gauge and stays), empty every client's
+                   cookie jar and send the next request from c1; 200 {"ok": true}
 
 Unknown path 404, wrong method 405, malformed JSON 400 with "field": "body".
 Bad input never takes the process down.

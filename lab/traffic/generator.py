@@ -77,7 +77,12 @@ class TrafficGenerator:
             self._submit(now)
 
     def reset(self) -> None:
+        """Zero the counters and start the clients afresh: empty cookie jars (new visitors,
+        with no session or sticky cookie), and the next request from c1 again."""
         self.stats.reset()
+        for client in self.clients:
+            client.jar.clear()
+        self._turn = 0
 
     def state(self) -> dict:
         settings = self.settings

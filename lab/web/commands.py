@@ -71,7 +71,8 @@ def _bool(name: str, value: Any) -> bool:
 
 def _object(name: str, value: Any) -> dict:
     if not isinstance(value, dict) or not value:
-        raise CommandError(f'{name} must be an object of settings, like {{"sticky": {{"mode": "cookie"}}}}')
+        example = '{"sticky": {"mode": "cookie"}}'
+        raise CommandError(f"{name} must be an object of settings, like {example}")
     return value
 
 
