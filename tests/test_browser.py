@@ -155,3 +155,101 @@ def test_step_mode_sends_one_request_and_shows_why(page):
     page.get_by_role("button", name="Step: send one").click()
     expect(page.locator("#step-route")).to_contain_text("→ b1")
     expect(page.locator("#step-why")).to_contain_text("b1 is next in turn")
+
+
+# How long (ms, frame by frame) the header shows a p50 while the latency chart says it has
+# no answers (the chart's accessible name says what it draws).
+WATCH_LATENCY = """() => {
+  const watch = { mismatched: 0, last: performance.now() };
+  const tick = (now) => {
+    const header = document.getElementById("totals").textContent;
+    const chart = document.getElementById("latency").getAttribute("aria-label");
+    const apart = /p50 [0-9]/.test(header) && chart.includes("no answers");
+    if (apart) watch.mismatched += now - watch.last;
+    watch.last = now;
+    requestAnimationFrame(tick);
+  };
+  window.latencyWatch = watch;
+  requestAnimationFrame(tick);
+}"""
+
+
+def test_the_latency_chart_shows_an_answer_when_the_header_does_and_restarts_on_reset(page):
+    chart = page.locator("#latency")
+    expect(chart).to_have_attribute("aria-label", re.compile("no answers yet"))
+    page.evaluate(WATCH_LATENCY)
+    # Send just after a second begins: a chart that waits for the second to end (as it did)
+    # would then say "no answers yet" for most of a second while the header shows a p50.
+    page.wait_for_function("() => Date.now() % 1000 < 100", polling=5)
+    page.get_by_role("button", name="Send 1", exact=True).click()
+    expect(page.locator("#totals")).to_contain_text(re.compile(r"p50 [0-9]"))
+    expect(chart).to_have_attribute("aria-label", re.compile(r"latest: p50 [0-9.]+ ms"))
+    # It may trail the header by a batch (50 ms, more on a busy machine): the `state` that
+    # answers a command reads the counters on its own.
+    assert page.evaluate("window.latencyWatch.mismatched") < 400
+    page.get_by_role("button", name="Reset").click()
+    expect(page.locator("#totals")).to_contain_text("routed 0")
+    expect(chart).to_have_attribute("aria-label", re.compile("no answers yet"))
+
+
+def overflows(locator) -> bool:
+    return locator.evaluate("(el) => el.scrollWidth > el.clientWidth")
+
+
+def test_a_long_reason_opens_whole_on_keyboard_focus_or_pointer_and_the_log_stays_tidy(page):
+    card(page, "b1").get_by_role("button", name="Raise b1's weight").click()
+    expect(card(page, "b1").locator('[data-k="weight"]')).to_have_text("2")
+    page.get_by_role("button", name="Send 10").click()
+    rows = page.locator("#log li")
+    expect(rows).to_have_count(7)
+    expect(rows.first).to_contain_text("scores grow by weight 2:1:1")
+    assert overflows(rows.first.locator(".why")), "the reason fits: the test needs a longer one"
+    one_line = rows.first.bounding_box()["height"]
+
+    card(page, "b3").get_by_role("button", name="Raise b3's weight").focus()
+    page.keyboard.press("Tab")  # the next stop after the last card is the newest decision
+    focused = page.locator("#log li:focus")
+    expect(focused).to_have_count(1)
+    assert not overflows(focused.locator(".why"))
+    assert focused.bounding_box()["height"] > 1.5 * one_line  # wrapped onto more lines
+    assert rows.nth(3).bounding_box()["height"] == one_line  # the others stay one line
+
+    page.keyboard.press("Escape")
+    expect(page.locator("#log li:focus")).to_have_count(0)
+    rows.nth(2).hover()
+    assert not overflows(rows.nth(2).locator(".why"))
+    page.mouse.move(0, 0)
+    newest = rows.first.inner_text()
+    page.evaluate("window.lab.command({action: 'send', count: 1})")
+    expect(page.locator("#totals")).to_contain_text("routed 11")
+    expect(rows.first).not_to_have_text(newest)  # the log goes on once nobody is reading it
+
+
+def test_health_checks_drain_and_their_reasons_show_on_the_card(page):
+    """Real probes: /health answering 503 takes b2 down (with the reason), drain empties b3."""
+    command = "(data) => window.lab.command(data)"
+    fast = {"enabled": True, "interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 2}
+    page.evaluate(command, {"action": "configure", "settings": {"health": fast}})
+    b2 = card(page, "b2")
+    page.evaluate(command, {"action": "set_healthy", "name": "b2", "healthy": False})
+    expect(b2.locator(".badge")).to_have_text("down")
+    expect(b2.locator('[data-k="reason"]')).to_have_text(
+        "2 failed checks in a row (GET /health answered 503 Service Unavailable)"
+    )
+    expect(page.locator("#log")).to_contain_text("health check: 2 failed checks in a row")
+    expect(b2.locator('[data-act="kill"]')).to_have_text("Kill")  # the process still runs
+
+    b3 = card(page, "b3")
+    b3.locator('[data-act="drain"]').click()
+    expect(b3.locator(".badge")).to_have_text("drained")
+    expect(b3.locator('[data-act="drain"]')).to_have_text("Undrain")
+    for _ in range(3):
+        page.get_by_role("button", name="Send 1", exact=True).click()
+    expect(routed(page, "b1")).to_have_text("3")  # b2 is down, b3 drained: only b1 is left
+    assert (count(page, "b2"), count(page, "b3")) == (0, 0)
+
+    page.evaluate(command, {"action": "set_healthy", "name": "b2", "healthy": True})
+    expect(b2.locator(".badge")).to_have_text("up")
+    expect(b2.locator('[data-k="reason"]')).to_have_text("")
+    b3.locator('[data-act="drain"]').click()
+    expect(b3.locator(".badge")).to_have_text("up")

@@ -280,8 +280,9 @@ def test_health_checks_drain_and_balancer_settings_from_the_page(browser, lab):
     assert browser.command(action="set_healthy", name="b2", healthy=False) == {"ok": True}
     counters = browser.counters_when(lambda c: c["backends"]["b2"]["state"] == "down")
     assert counters["backends"]["b2"]["reason"].startswith("2 failed checks in a row")
-    health = [e for b in browser.received("batch") for e in b["events"] if e["type"] == "health"]
-    assert (health[0]["backend"], health[0]["healthy"]) == ("b2", False)
+    events = [e for b in browser.received("batch") for e in b["events"]]
+    health = [e for e in events if e["type"] == "health" and e["backend"] == "b2"]
+    assert health[-1]["healthy"] is False and health[-1]["source"] == "active"
 
     assert browser.command(action="drain_backend", name="b3", draining=True) == {"ok": True}
     b3 = browser.received("state")[-1]["backends"][2]

@@ -124,10 +124,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the results as JSON (progress goes to stderr)"
     )
+    web = parser.add_argument_group(
+        "web lab",
+        "--web benchmarks the web lab instead: `lb-lab serve` with its page open "
+        "in headless Chromium under load (needs Playwright and Chromium)",
+    )
+    web.add_argument("--web", action="store_true", help="run the web lab benchmark")
+    web.add_argument(
+        "--web-rate",
+        type=_positive(float),
+        default=2000.0,
+        metavar="R",
+        help="requests/s through the balancer while measuring (default 2000)",
+    )
+    web.add_argument(
+        "--web-seconds",
+        type=_positive(float),
+        default=10.0,
+        metavar="S",
+        help="seconds of measuring (default 10)",
+    )
+    web.add_argument(
+        "--chromium", default=None, metavar="PATH", help="the browser (default /usr/bin/chromium)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(options: argparse.Namespace) -> int:
+    if options.web:
+        from lab.bench.web import main as web_main
+
+        return web_main(options)
     from lab.bench.runner import main
 
     return main(options)

@@ -61,6 +61,7 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
                                           # check, drain, queue, dropped
      "omitted": 0,                        # requests left out of "events" (sampling)
      "latency": [<latency point>, ...],   # seconds that closed since the last batch
+     "latency_now": <latency point> | null,  # the second still running, so far
      "counters": {"total": 12, "active": 0, "failures": 0,   # sums over the backends
                   "errors": {"503": 1, "retry": 2},           # the balancer's, by kind
                   "backends": {"b1": {"active": 0, "total": 4, "failures": 0,

@@ -1,15 +1,18 @@
 """The relay: the balancer's event stream, batched about every 50 ms for every browser at once.
 
 Counters are exact, animation is sampled. Each batch carries the balancer's
-own counters, read from its `GET /state` at send time, so a number on the page
-is never an estimate; the events in a batch are the routing decisions to draw,
-and under heavy traffic only some of them are sent (`omitted` says how many
-requests were left out). A request whose `route` was sent always gets its `done` or
-`error` too, so no dot waits forever.
+own counters, read from its `GET /state` right after the previous batch went
+out, so a number on the page is never an estimate; the events in a batch are
+the routing decisions to draw, and under heavy traffic only some of them are
+sent, spread evenly over the batch (`omitted` says how many requests were left
+out). A request whose `route` was sent always gets its `done` or `error` too,
+so no dot waits forever.
 
 The p50/p95 latency chart is computed here from every `done` event the relay
 reads, one point per wall-clock second, and kept for the last minute so a
-browser that joins late draws the same chart as the others.
+browser that joins late draws the same chart as the others. Each batch also
+carries `latency_now`, the second still running (so far), so the chart shows an
+answer as soon as the header's counters do, not up to a second later.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import math
 import socket
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -92,6 +96,18 @@ class LatencyHistory:
         unsent, self.unsent = self.unsent[-HISTORY_S:], []
         return unsent
 
+    def now(self) -> dict | None:
+        """The second still running, as a point of what answered in it so far (None: nothing)."""
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        return {
+            "t": self.second,
+            "n": len(ordered),
+            "p50": round(percentile(ordered, 0.50), 1),
+            "p95": round(percentile(ordered, 0.95), 1),
+        }
+
 
 class BatchBuilder:
     """Collects events between two batches and decides which ones browsers will draw."""
@@ -101,6 +117,12 @@ class BatchBuilder:
         self.events: list[dict] = []
         self.new_routes = 0
         self.omitted = 0
+        # Draw one new request in `stride` (set from the last batch's count), chosen by a hash
+        # of its id, so the drawn ones spread over the batch instead of being its first few
+        # (a steady stream of dots, no older than the rest), and so that a plain "every n-th"
+        # never falls in step with round robin and shows one backend only.
+        self.stride = 1
+        self.arrivals = 0  # new requests in this batch, drawn or not
         self.shown: set[str] = set()  # requests drawn and not finished yet
         self.latency = LatencyHistory()
         self.last_counters: dict | None = None
@@ -117,18 +139,28 @@ class BatchBuilder:
                 self.shown.discard(rid)
         elif kind == "done":
             pass  # its route was not drawn (and was counted as omitted), so neither is its end
-        elif self.new_routes < self.max_new_routes:
-            self.new_routes += 1
-            self.events.append(event)
-            if kind == "route":
-                self.shown.add(rid)
-        elif kind == "route" or event.get("status") is not None:
-            self.omitted += 1  # a request not drawn (its retries are not counted again)
+        else:
+            # A request's first event (a refusal before its retry does not count it yet).
+            counted = kind == "route" or event.get("status") is not None
+            drawn = self.new_routes < self.max_new_routes and (
+                self.stride == 1 or zlib.crc32(rid.encode()) % self.stride == 0
+            )
+            if counted:
+                self.arrivals += 1
+            if drawn:
+                self.new_routes += 1
+                self.events.append(event)
+                if kind == "route":
+                    self.shown.add(rid)
+            elif counted:
+                self.omitted += 1  # a request not drawn (its retries are not counted again)
         if len(self.shown) > 50_000:  # their done events were dropped upstream: let go
             self.shown.clear()
 
     def take(self, counters: dict | None, now: float) -> dict | None:
         """The next batch, or None when nothing happened since the last one."""
+        self.stride = max(1, math.ceil(self.arrivals / self.max_new_routes))
+        self.arrivals = 0
         self.latency.advance(now)
         points = self.latency.take_unsent()
         counters = counters if counters is not None else self.last_counters
@@ -139,6 +171,7 @@ class BatchBuilder:
             "counters": counters or {},
             "omitted": self.omitted,
             "latency": points,
+            "latency_now": self.latency.now(),
         }
         self.events, self.new_routes, self.omitted = [], 0, 0
         self.last_counters = counters
@@ -168,10 +201,12 @@ class EventRelay:
         self.builder = BatchBuilder()
         self.stopped = False
         self.connected = False
+        self.latest: dict | None = None  # the counters read after the last batch
         self._reset_history = False
 
     def history(self) -> list[dict]:
-        return list(self.builder.latency.points)
+        # After a reset the chart starts afresh at once, even before the relay applies it.
+        return [] if self._reset_history else list(self.builder.latency.points)
 
     def reset_history(self) -> None:
         """Start the latency chart afresh (done at the next batch, in the relay's own task)."""
@@ -198,34 +233,58 @@ class EventRelay:
             sock.sendall(REQUEST)
             self.connected = True
             reader = LineReader()
+            self.poll()
             next_batch = self.clock() + self.batch_s
             while not self.stopped:
                 wait = next_batch - self.clock()
-                if wait <= 0:
-                    self.flush()
+                if wait > 0:
+                    self._read(sock, reader, wait)
+                    continue
+                self._read(sock, reader, 0.0)  # what arrived meanwhile belongs in this batch
+                self.flush()
+                # A steady beat: the next batch is due one period after this one was due,
+                # not one period after this flush (and its counter poll) finished.
+                next_batch += self.batch_s
+                if next_batch < self.clock():
                     next_batch = self.clock() + self.batch_s
-                    continue
-                sock.settimeout(wait)
-                try:
-                    data = sock.recv(256 * 1024)
-                except TimeoutError:
-                    continue
-                if not data:
-                    raise ConnectionError("the balancer closed the event stream")
-                now = self.wall()
-                for line in reader.feed(data):
-                    self.builder.add(json.loads(line), now)
+
+    def _read(self, sock: socket.socket, reader: LineReader, wait: float) -> None:
+        """Take in what the balancer sent, waiting up to `wait` s for it (0: what is there now)."""
+        while True:
+            sock.settimeout(wait)
+            try:
+                data = sock.recv(256 * 1024)
+            except (TimeoutError, BlockingIOError, InterruptedError):
+                return
+            if not data:
+                raise ConnectionError("the balancer closed the event stream")
+            now = self.wall()
+            for line in reader.feed(data):
+                self.builder.add(json.loads(line), now)
+            if wait:
+                return
 
     def flush(self) -> None:
-        """Publish one batch: the events since the last one and fresh, exact counters."""
+        """Publish one batch (the events since the last one, the counters last read), then poll.
+
+        The counters are read after publishing, for the next batch, so the events never
+        wait for the two APIs to answer (tens of ms under heavy traffic). They are then one
+        batch older than the events, so a batch draws every decision its counters count,
+        and when traffic stops the next batch brings the final, exact numbers.
+        """
         if self._reset_history:
             self._reset_history = False
             self.builder.latency = LatencyHistory()
-        try:
-            counters = self.counters()
-        except Exception as exc:  # a broken poll must not stop the stream; show old numbers
-            log.warning("could not read counters: %s", exc)
-            counters = None
-        batch = self.builder.take(counters, self.wall())
+            self.poll()  # the counters read before the reset are out of date
+        batch = self.builder.take(self.latest, self.wall())
         if batch is not None:
             self.publish("batch", batch)
+        self.poll()
+
+    def poll(self) -> None:
+        """Read exact counters now, for the next batch."""
+        try:
+            self.latest = self.counters()
+        except Exception as exc:  # a broken poll must not stop the stream; show old numbers
+            log.warning("could not read counters: %s", exc)
+            self.latest = None

@@ -1,6 +1,12 @@
 """Run the web lab under eventlet's WSGI server until Ctrl-C, SIGTERM or a broken lab.
 
 Imported only by `lb-lab serve`, after `eventlet.monkey_patch()`.
+
+Start-up is a race against the clock (the page should show healthy backends
+within 3 s of launching `lb-lab`), so the work overlaps: the lab's processes
+start first, Flask is imported while they boot, and the page is served, and its
+URL printed, while they finish, so that a browser opened at once has loaded it
+by the time the lab's first `state` arrives.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import eventlet.wsgi
 
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.supervisor import StartError
-from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 
 STOP_POLL_S = 0.2
@@ -75,19 +80,16 @@ def serve(options: argparse.Namespace) -> int:
     shutdown = Shutdown()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, shutdown.request)
+    starting = start_in_background(controller)
+    app, socketio = serve_page(sock, options.host)
     try:
-        controller.start(side_by_side)
+        starting.wait()
     except StartError as exc:
         print(f"lb-lab: could not start the lab: {exc}")
         sock.close()
         return 1
     try:
-        loopback = options.host in ("127.0.0.1", "localhost", "::1")
-        app = create_app(
-            {"CONTROLLER": controller, "ASYNC_MODE": "eventlet", "LOOPBACK_ONLY": loopback}
-        )
-        print(welcome(controller, sock.getsockname()), flush=True)
-        socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
+        go_live(app, socketio, controller)
         while not shutdown.requested and not controller.problem:
             socketio.sleep(STOP_POLL_S)
         if controller.problem:
@@ -99,10 +101,50 @@ def serve(options: argparse.Namespace) -> int:
         sock.close()
 
 
-def welcome(controller: LabController, page: tuple) -> str:
-    """What the lab prints once it runs: the URL first, then how to reach each part."""
+def start_in_background(controller: LabController) -> eventlet.greenthread.GreenThread:
+    """Start the lab in a green thread; return once its backends have been launched."""
+    starting = eventlet.spawn(controller.start, side_by_side)
+    backends = controller.settings.backends
+    while len(controller.supervisor.children) < backends and not starting.dead:
+        eventlet.sleep(0)  # let it reach the point where it waits for them to boot
+    return starting
+
+
+def serve_page(sock: eventlet.greenio.GreenSocket, host: str) -> tuple:
+    """Serve the page (with no controller yet) and print its URL; return the app and socketio."""
+    from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the backends boot
+
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "LOOPBACK_ONLY": loopback})
+    socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
+    print(page_line(sock.getsockname()), flush=True)
+    return app, socketio
+
+
+def go_live(app, socketio, controller: LabController) -> None:
+    """Hand the started lab to the page: commands, the relay, and a `state` for every browser."""
+    app.config["CONTROLLER"] = controller  # what create_app does with one it is given
+    controller.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
+    state = controller.describe()
+    if state is not None:  # the browsers that came while the lab started have none yet
+        socketio.emit("state", state)
+    print(welcome(controller), flush=True)
+
+
+def page_line(page: tuple) -> str:
+    """What the lab prints first: the page's URL (and a warning when it is not loopback only)."""
     host, port = page[0], page[1]
     shown = f"[{host}]" if ":" in host else host
+    exposed = (
+        ""
+        if host in ("127.0.0.1", "::1", "localhost")
+        else "\n  note: the page and its controls can be reached from other machines"
+    )
+    return f"\nLoad Balancing Lab: http://{shown}:{port}/{exposed}"
+
+
+def welcome(controller: LabController) -> str:
+    """What the lab prints once it runs, after the URL: how to reach each part."""
     addresses = controller.addresses
     settings = controller.settings
     backends = ", ".join(f"{r.name} {r.address}" for r in controller.backends.values())
@@ -112,13 +154,7 @@ def welcome(controller: LabController, page: tuple) -> str:
         if "traffic" in addresses
         else f"  traffic:  not running ({controller.traffic_error})"
     )
-    exposed = (
-        ""
-        if host in ("127.0.0.1", "::1", "localhost")
-        else "  note: the page and its controls can be reached from other machines\n"
-    )
     return (
-        f"\nLoad Balancing Lab: http://{shown}:{port}/\n{exposed}"
         f"  backends: {backends}\n"
         f"  balancer: {settings.mode}, {settings.algorithm}, on {addresses['listen']}"
         f" (admin {addresses['admin']})\n"

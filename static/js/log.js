@@ -1,5 +1,10 @@
 // The decision log: the last routing decisions and why, newest first.
 // Events only update a small array; the list is rebuilt at most five times a second.
+//
+// Each row is one line, so the log stays tidy on a projector; a reason too long for it ends
+// in "…". Pointing at a row, or moving the keyboard focus to it (Tab), opens it to show the
+// whole reason (lab.css), and the list holds still while it is read: under heavy traffic it
+// would otherwise be replaced before anyone could read it. Escape lets it go.
 
 import { backendColour, inkOn } from "./palette.js";
 
@@ -12,11 +17,20 @@ export class DecisionLog {
     this.entries = []; // newest first: {id, backend, reason, mark, failed}
     this.dirty = true;
     this.lastRender = 0;
+    list.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && list.contains(document.activeElement)) document.activeElement.blur();
+    });
+  }
+
+  /** True while a row is pointed at or focused: the list then holds still. */
+  get held() {
+    return this.list.matches(":hover") || this.list.contains(document.activeElement);
   }
 
   clear() {
     this.entries = [];
     this.dirty = true;
+    this.list.replaceChildren(); // at once, even while held
   }
 
   ingest(events) {
@@ -38,6 +52,14 @@ export class DecisionLog {
         } else {
           this.add({ id: event.id, backend: event.backend || "–", reason: event.reason, mark: `✕ ${event.status ?? ""}`.trim(), failed: true });
         }
+      } else if (event.type === "health") {
+        // A backend in or out of service: as much a decision as a route, and rarer.
+        const how = event.source === "passive" ? "passive health" : "health check";
+        this.add({ id: "", backend: event.backend, reason: `${how}: ${event.reason}`, mark: event.healthy ? "▲ up" : "▼ down", failed: !event.healthy });
+      } else if (event.type === "drain") {
+        this.add({ id: "", backend: event.backend, reason: event.reason, mark: event.state, failed: false });
+      } else if (event.type === "queue") {
+        this.add({ id: event.id, backend: "–", reason: event.reason, mark: "queued", failed: false });
       }
     }
   }
@@ -49,7 +71,7 @@ export class DecisionLog {
   }
 
   render(now) {
-    if (!this.dirty || now - this.lastRender < RENDER_EVERY_MS) return;
+    if (!this.dirty || now - this.lastRender < RENDER_EVERY_MS || this.held) return;
     this.dirty = false;
     this.lastRender = now;
     this.list.replaceChildren(...this.entries.map((entry) => this.item(entry)));
@@ -58,6 +80,7 @@ export class DecisionLog {
   item(entry) {
     const li = document.createElement("li");
     li.className = entry.failed ? "failed" : "";
+    li.tabIndex = 0; // focus opens the row to its whole reason
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = entry.backend;
@@ -69,7 +92,6 @@ export class DecisionLog {
     const why = document.createElement("span");
     why.className = "why";
     why.textContent = entry.reason;
-    why.title = `${entry.id}: ${entry.reason}`;
     const mark = document.createElement("span");
     mark.className = "mark";
     mark.textContent = entry.failed && !entry.mark.startsWith("✕") ? `✕ ${entry.mark}` : entry.mark;

@@ -18,6 +18,9 @@ const view = {
   state: null,
   counters: null,
   history: [],
+  latencyNow: null, // the second still running, so the chart shows answers the header shows
+  pendingCounters: null, // the latest batch's, shown at the next panel refresh
+  panelsAt: 0,
   omitted: 0,
   stepMode: false,
   speedBeforeStep: "1",
@@ -72,6 +75,7 @@ function renderState(state) {
   renderCards(state.backends);
   view.history = state.latency_history.slice();
   view.latencyDirty = true;
+  view.pendingCounters = null; // older than these
   renderCounters(state.counters);
   if (state.problem) showMessage(`The lab is broken: ${state.problem}`);
 }
@@ -130,19 +134,17 @@ function newCard(name) {
 
 function fillCard(card, backend) {
   const name = backend.name;
-  card.dataset.state = backend.state;
+  card.dataset.process = backend.process;
+  fillHealth(card, backend);
   card.dataset.weight = backend.weight;
   card.dataset.latency = backend.latency_ms;
   card.dataset.errorRate = backend.error_rate;
-  const badge = card.querySelector('[data-k="state"]');
-  badge.textContent = backend.state;
-  badge.dataset.state = backend.state;
   card.querySelector('[data-k="weight"]').textContent = backend.weight;
   const knobs = [];
   if (backend.latency_ms) knobs.push(`+${backend.latency_ms} ms latency${backend.jitter_ms ? ` ±${backend.jitter_ms}` : ""}`);
   if (backend.error_rate) knobs.push(`${Math.round(backend.error_rate * 100)}% errors`);
   card.querySelector('[data-k="knobs"]').textContent = knobs.join(" · ");
-  const up = backend.state === "up";
+  const up = backend.process === "running";
   const kill = card.querySelector('[data-act="kill"]');
   kill.textContent = up ? "Kill" : "Restart";
   kill.classList.toggle("primary", !up);
@@ -157,8 +159,25 @@ function fillCard(card, backend) {
   flaky.title = backend.error_rate ? "stop the errors" : `answer ${FLAKY_RATE * 100}% of requests with 500`;
   flaky.setAttribute("aria-label", backend.error_rate ? `Stop ${name}'s errors` : `Make ${name} fail ${FLAKY_RATE * 100}% of requests`);
   flaky.disabled = !up;
+  const drain = card.querySelector('[data-act="drain"]');
+  drain.textContent = backend.draining ? "Undrain" : "Drain";
+  drain.title = backend.draining ? "take new requests again" : "no new requests; let the ones in flight finish";
+  drain.setAttribute("aria-label", `${backend.draining ? "Undrain" : "Drain"} ${name}`);
+  drain.disabled = !up;
   card.querySelector('[data-act="lighter"]').disabled = backend.weight <= 1;
   fillNumbers(card, backend);
+}
+
+// A card's state word: the process's fate when it is not running (killed, down),
+// otherwise the balancer's view (up, warming, down, draining, drained) and why.
+function fillHealth(card, health) {
+  if (!health.state || card.dataset.state === health.state && card.dataset.reason === (health.reason || "")) return;
+  card.dataset.state = health.state;
+  card.dataset.reason = health.reason || "";
+  const badge = card.querySelector('[data-k="state"]');
+  badge.textContent = health.state;
+  badge.dataset.state = health.state;
+  card.querySelector('[data-k="reason"]').textContent = health.state === "killed" ? "" : health.reason || "";
 }
 
 function fillNumbers(card, numbers) {
@@ -177,7 +196,10 @@ function renderCounters(counters) {
   view.counters = counters;
   for (const [name, numbers] of Object.entries(counters.backends)) {
     const card = $("backends").querySelector(`[data-backend="${name}"]`);
-    if (card) fillNumbers(card, numbers);
+    if (!card) continue;
+    fillNumbers(card, numbers);
+    // Health changes between snapshots arrive with the counters.
+    if (card.dataset.process === "running") fillHealth(card, numbers);
   }
   const traffic = counters.traffic;
   const ms = (v) => (v == null ? "–" : `${+v.toFixed(1)} ms`);
@@ -214,7 +236,12 @@ function onBatch(batch) {
     view.history = view.history.concat(batch.latency).slice(-60);
     view.latencyDirty = true;
   }
-  renderCounters(batch.counters);
+  // The running second is redrawn when it starts or ends; in between it rides along with
+  // the next redraw, so heavy traffic does not redraw the chart with every batch.
+  const now = batch.latency_now ?? null;
+  if ((now && now.t) !== (view.latencyNow && view.latencyNow.t)) view.latencyDirty = true;
+  view.latencyNow = now;
+  view.pendingCounters = batch.counters;
 }
 
 function showStep(events) {
@@ -276,7 +303,8 @@ function onCardClick(event) {
   const backend = view.state.backends.find((b) => b.name === name);
   if (!backend) return;
   const act = button.dataset.act;
-  if (act === "kill") command({ action: backend.state === "up" ? "kill_backend" : "restart_backend", name });
+  if (act === "kill") command({ action: backend.process === "running" ? "kill_backend" : "restart_backend", name });
+  else if (act === "drain") command({ action: "drain_backend", name, draining: !backend.draining });
   else if (act === "slow") command({ action: "set_latency", name, latency_ms: backend.latency_ms ? 0 : SLOW_MS, jitter_ms: 0 });
   else if (act === "flaky") command({ action: "set_error_rate", name, error_rate: backend.error_rate ? 0 : FLAKY_RATE });
   else if (act === "lighter") command({ action: "set_weight", name, weight: backend.weight - 1 });
@@ -305,8 +333,20 @@ async function setStepMode(on) {
 
 // -- the loop ---------------------------------------------------------------------------
 
+// Numbers, the log and the charts change together, five times a second, not with each
+// batch: a browser without a GPU redraws the whole page in any frame that changes more than
+// the scene, and at 20 batches a second that cost more than the animation (lb-lab bench --web).
+const PANELS_EVERY_MS = 200;
+
 function loop(now) {
   scene.frame(now);
+  if (now - view.panelsAt < PANELS_EVERY_MS) {
+    requestAnimationFrame(loop);
+    return;
+  }
+  view.panelsAt = now;
+  if (view.pendingCounters) renderCounters(view.pendingCounters);
+  view.pendingCounters = null;
   log.render(now);
   const drawn = view.omitted + scene.skipped;
   const note = drawn ? `sampled: ${drawn} not drawn, all counted` : "";
@@ -317,7 +357,7 @@ function loop(now) {
     view.barsDirty = false;
   }
   if (view.latencyDirty) {
-    drawLatency($("latency"), view.history);
+    drawLatency($("latency"), view.history, view.latencyNow);
     view.latencyDirty = false;
   }
   requestAnimationFrame(loop);
@@ -347,7 +387,8 @@ function start() {
   socket.on("state", renderState);
   socket.on("batch", onBatch);
   // For lessons and for a curious learner's console: the same command the buttons send.
-  window.lab = { command, view, scene, maxDots: MAX_DOTS };
+  // lessons.js listens on the same socket (state for its config snippets, batches for predictions).
+  window.lab = { command, view, scene, maxDots: MAX_DOTS, socket };
   requestAnimationFrame(loop);
 }
 

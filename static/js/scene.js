@@ -2,6 +2,13 @@
 // Every drawn request is a dot on one canvas, moved by one requestAnimationFrame loop
 // (main.js calls frame()). The DOM (balancer box, cards) is only measured, on layout changes.
 //
+// The canvas is redrawn at every frame while anything moves, so each frame must be cheap
+// for the browser's compositor too, which in a browser without a GPU blends it in software:
+// the canvas is opaque (it paints the scene's background itself), it stops where the cards
+// begin, its bitmap has exactly the pixels it covers on screen (a scaled bitmap is filtered
+// at every frame), dots and clients are stamped from pre-drawn sprites, and a still, empty
+// scene is not redrawn.
+//
 // Layer 7: one dot per request: client -> balancer -> backend, a short stay, then back.
 // Layer 4: one line per open TCP connection, from its client through the balancer to its
 // backend, drawn while the connection lives; a dot shows it being set up.
@@ -18,12 +25,18 @@ const STALE_MS = 60000; // a request whose end never came (its events were dropp
 export const MAX_DOTS = 150; // drawn at once; more are counted, not drawn
 const MAX_CLIENTS_DRAWN = 12;
 const DOT_R = 12;
+const CLIENT_R = 17;
+const SPRITE_PAD = 3; // room around a sprite's circle for its ring
 
 export class Scene {
   constructor(canvas, container) {
     this.canvas = canvas;
     this.container = container;
-    this.ctx = canvas.getContext("2d");
+    this.ctx = canvas.getContext("2d", { alpha: false });
+    this.background = "#FFFFFF"; // the scene's own, read in measure()
+    this.dpr = 1;
+    this.sprites = new Map(); // key -> a small canvas drawn once, stamped with drawImage
+    this.stale = true; // the canvas shows something that must be redrawn or cleared
     this.flights = new Map(); // request or connection id -> flight
     this.marks = [];
     this.speed = 1;
@@ -37,10 +50,17 @@ export class Scene {
     this.balancer = { left: 0, right: 0, y: 0 };
     this.anchors = new Map();
     this.last = 0;
+    this.lastAdmitted = 0; // the balancer time of the newest dot drawn
+    // Decision-to-screen delays in seconds (the balancer's event time `t` to the first frame
+    // that draws it), recorded only while this is an array: `lb-lab bench --web` sets it
+    // through window.lab.scene, so it costs nothing otherwise.
+    this.delays = null;
   }
 
   setClients(count) {
-    this.clients = Math.max(1, Math.min(count || 1, MAX_CLIENTS_DRAWN));
+    const clients = Math.max(1, Math.min(count || 1, MAX_CLIENTS_DRAWN));
+    if (clients !== this.clients) this.stale = true;
+    this.clients = clients;
   }
 
   invalidateLayout() {
@@ -49,13 +69,7 @@ export class Scene {
 
   /** Read where the balancer box and the cards are; size the canvas for the screen. */
   measure() {
-    const box = this.container.getBoundingClientRect();
-    const dpr = window.devicePixelRatio || 1;
-    this.width = box.width;
-    this.height = box.height;
-    this.canvas.width = Math.round(box.width * dpr);
-    this.canvas.height = Math.round(box.height * dpr);
-    this.ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const box = this.canvas.getBoundingClientRect(); // its left, top and height stay put
     const lb = this.container.querySelector("#balancer").getBoundingClientRect();
     this.balancer = { left: lb.left - box.left, right: lb.right - box.left, y: lb.top - box.top + lb.height / 2 };
     this.anchors.clear();
@@ -63,6 +77,23 @@ export class Scene {
       const r = card.getBoundingClientRect();
       this.anchors.set(card.dataset.backend, { x: r.left - box.left - DOT_R - 4, y: r.top - box.top + r.height / 2 });
     }
+    // The canvas ends just past the farthest point a dot reaches, where the cards begin:
+    // what it drew under them would never be seen, and each pixel costs at every frame.
+    const reach = Math.max(this.balancer.right + 120, ...[...this.anchors.values()].map((a) => a.x));
+    const width = Math.max(Math.min(Math.ceil(reach + DOT_R + 2 * SPRITE_PAD), this.container.clientWidth), 1);
+    this.canvas.style.width = `${width}px`;
+    const dpr = window.devicePixelRatio || 1;
+    if (dpr !== this.dpr) this.sprites.clear();
+    this.dpr = dpr;
+    this.width = width;
+    this.height = box.height;
+    // The device pixels the browser snaps the canvas to (its edges, rounded): a bitmap of
+    // any other size would be scaled, and so filtered, at every frame.
+    this.canvas.width = Math.max(Math.round((box.left + width) * dpr) - Math.round(box.left * dpr), 1);
+    this.canvas.height = Math.max(Math.round(box.bottom * dpr) - Math.round(box.top * dpr), 1);
+    this.ctx.setTransform(this.canvas.width / width, 0, 0, this.canvas.height / (box.height || 1), 0, 0);
+    this.background = getComputedStyle(this.container).backgroundColor;
+    this.stale = true;
     this.layoutDirty = false;
   }
 
@@ -101,14 +132,17 @@ export class Scene {
       Object.assign(flight, { backend: event.backend, from: "balancer", phase: "in", progress: 0 });
       return;
     }
-    if (this.flights.size >= MAX_DOTS) {
+    if (this.flights.size >= MAX_DOTS || this.crowded(event.t)) {
       this.skipped += 1;
       this.ignored.add(event.id);
       if (this.ignored.size > 20000) this.ignored.clear();
       return;
     }
+    if (event.t) this.lastAdmitted = event.t;
     this.flights.set(event.id, {
       id: event.id,
+      t: event.t,
+      timed: this.delays === null, // only requests that arrive while measuring are timed
       kind: event.mode === "tcp" ? "connection" : "request",
       slot: this.slotFor(event.client, event.id),
       backend: event.backend,
@@ -119,6 +153,17 @@ export class Scene {
       failed: false,
       done: false,
     });
+  }
+
+  /**
+   * Under heavy traffic, take new dots at the steady pace the scene can hold (MAX_DOTS over
+   * a dot's trip), judged by the balancer's time `t`: otherwise the dots that fit would
+   * start together and cross the scene in waves, with empty stretches between them.
+   */
+  crowded(t) {
+    if (!t || this.flights.size < MAX_DOTS / 2) return false; // a burst of "Send 10" is drawn whole
+    const gap = (IN_MS + DWELL_MS + OUT_MS) / MAX_DOTS / (this.speed || 1) / 1000;
+    return t - this.lastAdmitted < gap;
   }
 
   onDone(event) {
@@ -140,7 +185,8 @@ export class Scene {
     } else if (this.flights.size < MAX_DOTS) {
       // Refused by the balancer itself (e.g. 503 "no healthy backend"): there and back.
       this.flights.set(event.id, {
-        id: event.id, kind: "request", slot: this.slotFor(event.client, event.id), backend: null,
+        id: event.id, t: event.t, timed: this.delays === null, kind: "request",
+        slot: this.slotFor(event.client, event.id), backend: null,
         from: "client", phase: "in", progress: 0, waited: 0, failed: true, done: true,
       });
     }
@@ -152,14 +198,30 @@ export class Scene {
     this.last = now;
     if (this.layoutDirty) this.measure();
     this.advance(dt * this.speed);
+    const empty = this.flights.size === 0 && this.marks.length === 0;
+    if (empty && !this.stale) return; // nothing moves and the canvas already shows that
+    this.stale = !empty;
     const ctx = this.ctx;
-    ctx.clearRect(0, 0, this.width, this.height);
+    ctx.fillStyle = this.background;
+    ctx.fillRect(0, 0, this.width, this.height);
     this.drawClients();
     this.drawConnections();
     for (const flight of this.flights.values()) {
       if (flight.kind === "request" || flight.phase === "in") this.drawFlight(flight);
     }
     this.drawMarks();
+    if (this.delays) this.recordDelays();
+  }
+
+  /** Note how long each flight drawn for the first time took from decision to screen. */
+  recordDelays() {
+    const wall = Date.now() / 1000; // the same clock as the balancer's `t` on one machine
+    for (const flight of this.flights.values()) {
+      if (!flight.timed && flight.t) {
+        flight.timed = true;
+        this.delays.push(wall - flight.t);
+      }
+    }
   }
 
   advance(ms) {
@@ -214,17 +276,24 @@ export class Scene {
       drawCross(ctx, x, y, DOT_R);
       if (f.backend) label(ctx, backendLabel(f.backend), x + DOT_R + 8, y - DOT_R, INK, 13);
     } else {
-      const colour = f.backend ? backendColour(f.backend) : "#FFFFFF";
-      ctx.beginPath();
-      ctx.arc(x, y, DOT_R, 0, Math.PI * 2);
-      ctx.fillStyle = colour;
-      ctx.fill();
-      ctx.lineWidth = 2;
-      ctx.strokeStyle = INK;
-      ctx.stroke();
-      label(ctx, f.backend ? backendLabel(f.backend) : "?", x, y, inkOn(colour), 13);
+      this.stamp(`dot:${f.backend || ""}`, DOT_R, x, y, drawDot, f.backend);
     }
     ctx.globalAlpha = 1;
+  }
+
+  /** Draw a sprite centred on x, y; `draw(ctx, centre, ...args)` makes it the first time. */
+  stamp(key, radius, x, y, draw, ...args) {
+    const half = radius + SPRITE_PAD;
+    let sprite = this.sprites.get(key);
+    if (!sprite) {
+      sprite = document.createElement("canvas");
+      sprite.width = sprite.height = Math.ceil(half * 2 * this.dpr);
+      const ctx = sprite.getContext("2d");
+      ctx.scale(this.dpr, this.dpr);
+      draw(ctx, half, ...args);
+      this.sprites.set(key, sprite);
+    }
+    this.ctx.drawImage(sprite, x - half, y - half, half * 2, half * 2);
   }
 
   drawConnections() {
@@ -254,17 +323,9 @@ export class Scene {
   }
 
   drawClients() {
-    const ctx = this.ctx;
     for (let slot = 0; slot < this.clients; slot += 1) {
       const { x, y } = this.clientPoint(slot);
-      ctx.beginPath();
-      ctx.arc(x, y, 17, 0, Math.PI * 2);
-      ctx.fillStyle = "#FFFFFF";
-      ctx.fill();
-      ctx.lineWidth = 2.5;
-      ctx.strokeStyle = INK;
-      ctx.stroke();
-      label(ctx, `c${slot + 1}`, x, y, INK, 13);
+      this.stamp(`client:${slot}`, CLIENT_R, x, y, drawClient, slot);
     }
   }
 
@@ -278,6 +339,30 @@ export class Scene {
       ctx.globalAlpha = 1;
     }
   }
+}
+
+/** A request's dot: its backend's colour and number, or a white "?" before it has one. */
+function drawDot(ctx, centre, backend) {
+  const colour = backend ? backendColour(backend) : "#FFFFFF";
+  ctx.beginPath();
+  ctx.arc(centre, centre, DOT_R, 0, Math.PI * 2);
+  ctx.fillStyle = colour;
+  ctx.fill();
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = INK;
+  ctx.stroke();
+  label(ctx, backend ? backendLabel(backend) : "?", centre, centre, inkOn(colour), 13);
+}
+
+function drawClient(ctx, centre, slot) {
+  ctx.beginPath();
+  ctx.arc(centre, centre, CLIENT_R, 0, Math.PI * 2);
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fill();
+  ctx.lineWidth = 2.5;
+  ctx.strokeStyle = INK;
+  ctx.stroke();
+  label(ctx, `c${slot + 1}`, centre, centre, INK, 13);
 }
 
 function ease(t) {

@@ -1,0 +1,393 @@
+"""`lb-lab bench --web`: the whole lab under load, with its page open in headless Chromium.
+
+It starts a real `lb-lab serve` on free ports, opens the page, turns the
+traffic up through the page's own `command` path, and measures what the issue
+asks of the web lab: frames per second, decision-to-screen delay, the web
+process's CPU, start-up time, and whether the page's counters end exactly at
+the balancer's `/state` totals. Every process it starts is stopped at the end,
+and the report says so (or names the pids left running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from lab.bench.admin import AdminError, get_json, split_address
+from lab.bench.browser import (
+    HEALTHY_BACKENDS,
+    SHOWN_COUNTERS,
+    START_DELAYS,
+    START_FRAME_COUNTER,
+    STOP_DELAYS,
+    STOP_FRAME_COUNTER,
+    VIEWPORT,
+    BrowserError,
+    chromium,
+    find_chromium,
+)
+from lab.bench.runner import cpu_seconds, stderr_line
+from lab.bench.stats import percentile
+from lab.bench.tether import tethered
+from lab.bench.web_report import WebReport, format_web
+
+START_TIMEOUT_S = 20.0  # generous: the figure is measured, the timeout only stops a hung lab
+WARMUP_S = 2.0  # the generator ramps up and the page fills with dots before measuring
+SETTLE_TIMEOUT_S = 10.0
+POLL_S = 0.1
+STOP_TIMEOUT_S = 10.0
+
+
+class WebBenchError(RuntimeError):
+    """The lab or the page did not do what the benchmark needs; the message says what."""
+
+
+@dataclass(frozen=True)
+class WebPlan:
+    rate: float
+    seconds: float
+    backends: int
+    chromium: str
+
+
+class LabProcess:
+    """One `lb-lab serve` on free ports, tied to this process's life; its addresses as printed."""
+
+    def __init__(self, backends: int) -> None:
+        argv = [sys.executable, "-m", "lab", "serve", "--port", "0", "--balancer-port", "0"]
+        argv += ["--backend-port", "0", "--backends", str(backends)]
+        self.process = subprocess.Popen(
+            tethered(argv),  # the same pid once it execs; SIGTERMed if we die
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        self.output: list[str] = []
+        self.url = self.admin = self.traffic = ""
+        self.url_at = 0.0  # wall clock when it printed its URL
+        self.printed_url = threading.Event()
+        self.printed_all = threading.Event()  # the addresses of its parts, once they run
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_for(self, printed: threading.Event, what: str, timeout: float) -> None:
+        if not printed.wait(timeout) or self.process.poll() is not None:
+            output = "".join(self.output)[-2000:]
+            raise WebBenchError(f"lb-lab serve did not print {what}:\n{output}")
+
+    def _drain(self) -> None:
+        """Read what the lab prints, to the end, so that it never blocks on a full pipe."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if url := re.search(r"Load Balancing Lab: (http://\S+)", line):
+                self.url, self.url_at = url.group(1), time.time()
+                self.printed_url.set()
+            elif admin := re.search(r"\(admin (\S+)\)", line):
+                self.admin = admin.group(1)
+            elif traffic := re.search(r"control (\S+)", line):
+                self.traffic = traffic.group(1)
+            elif "Press Ctrl-C" in line:
+                self.printed_all.set()
+        self.printed_url.set()  # it exited: the waits see that
+        self.printed_all.set()
+
+    def balancer_state(self) -> dict:
+        return get_json(*split_address(self.admin), "/state")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root`, from /proc (empty where there is no /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rpartition(")")[2].split()[1])
+                parents.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has exited; only its exit status waits to be read)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds every core of this machine has spent busy since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+ROLES = ("balancer", "traffic", "backend")  # `python -m lab ROLE ...`: the lab's children
+
+
+def cpu_by_role(web_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by this benchmark's processes, summed by what they are."""
+    used: dict[str, float] = {}
+    for pid in {os.getpid(), *descendants(os.getpid())}:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                args = cmdline.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if pid == web_pid:
+            role = "web"
+        elif pid == os.getpid():
+            role = "bench"
+        else:  # what is not part of the lab is Chromium and the Playwright driver
+            role = next((r for r in ROLES if r in args[:4]), "browser")
+        used[role] = used.get(role, 0.0) + (cpu_seconds(pid) or 0.0)
+    return used
+
+
+def wait_until(condition: Callable[[], object], timeout: float) -> object:
+    """Poll `condition` until it is truthy (returned) or `timeout` passes (returns None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result or time.monotonic() > deadline:
+            return result or None
+        time.sleep(POLL_S)
+
+
+def balancer_totals(state: dict) -> dict:
+    """The balancer's /state in the shape of the page's counters."""
+    backends = {
+        b["name"]: {"total": b["total"], "failures": b["failures"]} for b in state["backends"]
+    }
+    return {
+        "backends": backends,
+        "routed": sum(b["total"] for b in backends.values()),
+        "failures": sum(b["failures"] for b in backends.values()),
+    }
+
+
+class WebBench:
+    """One run: start the lab and the browser, measure, stop everything, report."""
+
+    def __init__(self, plan: WebPlan, say: Callable[[str], None]) -> None:
+        self.plan = plan
+        self.say = say
+        self.report = WebReport(
+            settings={
+                "rate": plan.rate,
+                "seconds": plan.seconds,
+                "backends": plan.backends,
+                "browser": plan.chromium,
+                "cpus": os.cpu_count(),
+                "viewport": f"{VIEWPORT['width']}x{VIEWPORT['height']}",
+            }
+        )
+        self.problems: list[str] = []  # console errors of the page
+        self.launched = 0.0  # wall clock when `lb-lab serve` was launched
+
+    def run(self) -> WebReport:
+        started: set[int] = set()
+        with chromium(self.plan.chromium) as browser:
+            context = browser.new_context(viewport=VIEWPORT)
+            try:
+                page = context.new_page()
+                page.on("console", lambda m: self._console(m.type, m.text))
+                page.on("pageerror", lambda e: self._console("error", str(e)))
+                with self._lab() as lab:
+                    self._start_up(page, lab)
+                    started = descendants(os.getpid())  # lab, its children, Chromium, driver
+                    self._under_load(page, lab)
+                    self._settle(page, lab)
+            finally:
+                context.close()
+        still = [pid for pid in sorted(started) if alive(pid)]
+        if still:  # give exiting processes a moment before calling them left over
+            wait_until(lambda: not any(alive(pid) for pid in still), STOP_TIMEOUT_S)
+        self.report.started = sorted(started)
+        self.report.leftover = [pid for pid in still if alive(pid)]
+        self.report.notes += [f"page console: {text}" for text in self.problems[:5]]
+        return self.report
+
+    def _console(self, kind: str, text: str) -> None:
+        if kind == "error":
+            self.problems.append(text)
+
+    @contextlib.contextmanager
+    def _lab(self) -> Iterator[LabProcess]:
+        self.launched = time.time()
+        lab = LabProcess(self.plan.backends)
+        try:
+            lab.wait_for(lab.printed_url, "its URL", START_TIMEOUT_S)
+            yield lab
+        finally:
+            lab.stop()
+
+    def _start_up(self, page, lab: LabProcess) -> None:
+        """From launching `lb-lab` to the page showing every backend up and healthy.
+
+        The page is opened as soon as the URL is printed, as a learner would click it.
+        """
+        page.goto(lab.url)
+        shown = page.wait_for_function(
+            HEALTHY_BACKENDS, arg=self.plan.backends, timeout=START_TIMEOUT_S * 1000
+        ).json_value()
+        self.report.figures["startup_s"] = round(shown - self.launched, 3)
+        self.report.figures["startup_url_s"] = round(lab.url_at - self.launched, 3)
+        self.say(
+            f"start-up: URL printed after {lab.url_at - self.launched:.2f} s, "
+            f"{self.plan.backends} healthy backends shown after {shown - self.launched:.2f} s"
+        )
+        lab.wait_for(lab.printed_all, "the addresses of its parts", START_TIMEOUT_S)
+
+    def _command(self, page, **data) -> None:
+        """Send a command the way the page's controls do, through its Socket.IO `command`."""
+        answer = page.evaluate("(data) => window.lab.command(data)", data)
+        if not answer.get("ok"):
+            raise WebBenchError(f"the lab refused {data}: {answer.get('error')}")
+
+    def _under_load(self, page, lab: LabProcess) -> None:
+        plan, figures = self.plan, self.report.figures
+        self._command(page, action="set_traffic", rate=plan.rate)
+        warm_up = min(WARMUP_S, plan.seconds / 2)
+        self.say(f"traffic set to {plan.rate:g} req/s; warming up for {warm_up:g} s")
+        time.sleep(warm_up)
+        cpu_before, machine_before = cpu_by_role(lab.pid), machine_busy_s()
+        state_before = lab.balancer_state()
+        page.evaluate(START_DELAYS)
+        page.evaluate(START_FRAME_COUNTER)
+        began = time.monotonic()
+        self.say(f"measuring for {plan.seconds:g} s")
+        time.sleep(plan.seconds)
+        frames = page.evaluate(STOP_FRAME_COUNTER)
+        delays = page.evaluate(STOP_DELAYS)
+        window = time.monotonic() - began
+        state_after = lab.balancer_state()
+        cpu_after, machine_after = cpu_by_role(lab.pid), machine_busy_s()
+        figures.update(self._cpu(cpu_before, cpu_after, machine_before, machine_after, window))
+        before, after = balancer_totals(state_before), balancer_totals(state_after)
+        figures.update(
+            window_s=round(window, 3),
+            window_requests=after["routed"] - before["routed"],
+            window_failures=after["failures"] - before["failures"],
+            achieved_rps=round((after["routed"] - before["routed"]) / window, 1),
+            frames=frames["frames"],
+            frame_window_s=round(frames["ms"] / 1000, 3),
+            fps=round(frames["frames"] / (frames["ms"] / 1000), 1),
+            worst_frame_ms=round(frames["worst_ms"], 1),
+        )
+        figures.update(self._delays(delays))
+
+    @staticmethod
+    def _cpu(before: dict, after: dict, machine_before, machine_after, window: float) -> dict:
+        """Each role's share of one core over the window; and what the rest of the machine did."""
+        figures = {}
+        for role, used in after.items():
+            figures[f"{role}_cpu_percent"] = round((used - before.get(role, 0.0)) / window * 100, 1)
+        if "web" in after:
+            figures["web_cpu_s"] = round(after["web"] - before.get("web", 0.0), 3)
+        if machine_before is not None and machine_after is not None:
+            # The figures depend on what else ran: report it (a process that exited within
+            # the window is counted as someone else's).
+            ours = sum(after.values()) - sum(before.get(role, 0.0) for role in after)
+            busy = machine_after - machine_before
+            figures["machine_busy_percent"] = round(busy / window * 100, 1)
+            figures["others_cpu_percent"] = round(max(busy - ours, 0.0) / window * 100, 1)
+        return figures
+
+    @staticmethod
+    def _delays(seconds: list[float]) -> dict:
+        if not seconds:
+            return {"delay_samples": 0, "delay_p95_ms": None}
+        ordered = sorted(s * 1000 for s in seconds)
+        return {
+            "delay_samples": len(ordered),
+            "delay_p50_ms": round(percentile(ordered, 50), 1),
+            "delay_p95_ms": round(percentile(ordered, 95), 1),
+            "delay_max_ms": round(ordered[-1], 1),
+            "delay_min_ms": round(ordered[0], 1),
+        }
+
+    def _settle(self, page, lab: LabProcess) -> None:
+        """Stop the traffic, wait for the balancer to be still, then compare with the page."""
+        self._command(page, action="pause")
+        stopped = time.monotonic()
+        last: list[dict] = []
+
+        def still() -> dict | None:
+            state = lab.balancer_state()
+            traffic = get_json(*split_address(lab.traffic), "/state")
+            quiet = traffic["counters"]["in_flight"] == 0 and all(
+                b["active"] == 0 for b in state["backends"]
+            )
+            totals = balancer_totals(state)
+            same = last and last[-1] == totals
+            last.append(totals)
+            return totals if quiet and same else None
+
+        expected = wait_until(still, SETTLE_TIMEOUT_S)
+        if expected is None:
+            self.report.notes.append("the balancer was still busy after the traffic stopped")
+            expected = last[-1]
+        shown = wait_until(lambda: page.evaluate(SHOWN_COUNTERS) == expected, 5.0)
+        page_view = page.evaluate(SHOWN_COUNTERS)
+        self.report.counters = {"page": page_view, "balancer": expected}
+        self.report.figures["counters_equal"] = page_view == expected
+        if shown:
+            self.report.figures["settle_s"] = round(time.monotonic() - stopped, 3)
+
+
+def main(options: argparse.Namespace) -> int:
+    try:
+        plan = WebPlan(
+            rate=options.web_rate,
+            seconds=options.web_seconds,
+            backends=options.backends,
+            chromium=find_chromium(options.chromium),
+        )
+        report = WebBench(plan, stderr_line).run()
+    except (BrowserError, WebBenchError, AdminError) as exc:
+        print(f"lb-lab bench --web: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "lb-lab bench --web: interrupted; every process it started is stopped", file=sys.stderr
+        )
+        return 130
+    print(json.dumps(report.to_json(), indent=2) if options.json else format_web(report))
+    return 0
