@@ -61,6 +61,17 @@ def test_round_robin_reasons_show_turn_or_scores():
     assert "5:1:1" in reason and "drops by 7" in reason
 
 
+def test_round_robin_turn_reasons_follow_new_equal_weights_and_pool_size():
+    rr = create("round-robin")
+    pool = make_pool(1, 1, 1)
+    assert rr.choose(pool, REQUEST).reason == "b1 is next in turn (weights 1:1:1)"
+    for backend in pool:
+        backend.weight = 2
+    assert rr.choose(pool, REQUEST).reason == "b2 is next in turn (weights 2:2:2)"
+    pool.append(Backend("b4", "127.0.0.1", 9004, weight=2))
+    assert rr.choose(pool, REQUEST).reason.endswith("(weights 2:2:2:2)")
+
+
 def test_round_robin_follows_a_weight_change_mid_run():
     rr = create("round-robin")
     pool = make_pool(1, 1, 1)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 
 from conftest import Http, split, wait_for
 from test_events import FakeSink
@@ -37,6 +38,18 @@ def test_hot_path_events_are_valid_json_for_any_path_and_reason():
         "type": "done", "id": "r1", "t": done["t"], "backend": "b1",
         "status": None, "ms": 1.235, "bytes": 10, "bytes_up": 20,
     }  # fmt: skip
+
+
+def test_event_times_are_the_wall_clock_to_within_a_millisecond():
+    balancer = Balancer(BalancerConfig())
+    stamps = []
+    for _ in range(2000):
+        before = time.time()
+        text = balancer.event_time()
+        stamps.append(float(text))
+        assert before - 0.001 <= stamps[-1] <= time.time() + 1e-6  # 6 decimals may round up
+        assert len(text.partition(".")[2]) == 6  # microseconds, as before
+    assert stamps == sorted(stamps)
 
 
 def test_a_stuck_events_reader_never_slows_traffic_and_drops_are_counted(lab, tmp_path):

@@ -68,6 +68,24 @@ def test_a_stuck_reader_loses_events_and_is_told_how_many():
     assert lines[-1] == {"type": "dropped", "count": 15}
 
 
+def test_a_new_reader_gets_only_what_is_published_after_it_joins():
+    async def scenario():
+        bus = EventBus()
+        early = FakeSink()
+        bus.subscribe(early)
+        bus.publish({"type": "route", "id": "r1"})
+        late = FakeSink()
+        bus.subscribe(late)  # before the flush that writes r1
+        bus.publish({"type": "route", "id": "r2"})
+        bus.flush()
+        return early.lines(), late.lines(), bus.published
+
+    early, late, published = run(scenario())
+    assert [e["id"] for e in early] == ["r1", "r2"]
+    assert [e["id"] for e in late] == ["r2"]
+    assert published == 2
+
+
 def test_unsubscribed_reader_gets_nothing_more():
     async def scenario():
         bus = EventBus()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+from math import exp
 
 # Seconds over which a response time fades out of the peak EWMA (Finagle uses 10 s;
 # a shorter window lets a learner see the lab react within a few seconds).
@@ -13,6 +13,8 @@ EWMA_DECAY_S = 5.0
 
 # Upper bounds (ms) of the latency histogram buckets in /metrics.
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+# The same bounds as floats: a float compares faster with a float than with an int.
+_BUCKET_BOUNDS = tuple(float(bound) for bound in LATENCY_BUCKETS_MS)
 
 
 @dataclass(eq=False, slots=True)
@@ -60,14 +62,17 @@ class Backend:
         so one slow answer is noticed at once but one fast answer does not
         make a struggling backend look healthy.
         """
-        if self.ewma_at == 0.0 or ms > self.ewma_ms:
+        # This runs for every response: plain local arithmetic, no max(), float bounds.
+        ewma = self.ewma_ms
+        if ms > ewma or self.ewma_at == 0.0:
             self.ewma_ms = ms
         else:
-            keep = math.exp(-max(now - self.ewma_at, 0.0) / EWMA_DECAY_S)
-            self.ewma_ms = self.ewma_ms * keep + ms * (1.0 - keep)
+            elapsed = now - self.ewma_at
+            keep = exp(-elapsed / EWMA_DECAY_S) if elapsed > 0.0 else 1.0
+            self.ewma_ms = ewma * keep + ms * (1.0 - keep)
         self.ewma_at = now
         self.latency_sum_ms += ms
-        self.latency_buckets[bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+        self.latency_buckets[bisect_left(_BUCKET_BOUNDS, ms)] += 1
 
     def fade(self, now: float, idle_s: float = 1.0) -> None:
         """Let an old response time fade while no new ones arrive.
@@ -77,7 +82,7 @@ class Backend:
         Fading lets the balancer probe it again after a while.
         """
         if self.ewma_ms and now - self.ewma_at >= idle_s:
-            self.ewma_ms *= math.exp(-(now - self.ewma_at) / EWMA_DECAY_S)
+            self.ewma_ms *= exp(-(now - self.ewma_at) / EWMA_DECAY_S)
             self.ewma_at = now
 
     def reset_counters(self) -> None:

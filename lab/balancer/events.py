@@ -40,50 +40,78 @@ class Subscriber:
 
 
 class EventBus:
-    """Fan events out to subscribers without ever blocking the publisher."""
+    """Fan events out to subscribers without ever blocking the publisher.
+
+    Publishing appends the line to one shared batch; the flush, every 10 ms, hands
+    the batch to each subscriber's queue (dropping what does not fit) and writes.
+    The queues fill in the same order either way, so a reader keeps and loses the
+    same events as it would if each line went straight to every queue.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, limit: int = QUEUE_LIMIT):
         self.loop = loop
         self.limit = limit
         self.subscribers: list[Subscriber] = []
-        self.published = 0
+        # True when someone reads events; callers skip building them otherwise. A plain
+        # attribute, kept by (un)subscribe, because the hot path asks twice per request.
+        self.listening = False
+        self.pending: list[str] = []  # published since the last flush, not yet queued
         self.dropped = 0
+        self._handed_out = 0  # published before the current batch
         self._flush_handle: asyncio.TimerHandle | None = None
 
     @property
-    def listening(self) -> bool:
-        """True when someone reads events; callers skip building them otherwise."""
-        return bool(self.subscribers)
+    def published(self) -> int:
+        return self._handed_out + len(self.pending)
 
     def subscribe(self, sink: Sink) -> Subscriber:
+        self._hand_out()  # a new reader gets only what is published from now on
         subscriber = Subscriber(sink, self.limit)
         self.subscribers.append(subscriber)
+        self.listening = True
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if subscriber in self.subscribers:
             self.subscribers.remove(subscriber)
+        self.listening = bool(self.subscribers)
 
     def publish(self, event: dict) -> None:
         self.publish_encoded(_encode(event))
 
     def publish_encoded(self, line: str) -> None:
         """Publish an event already encoded as one line of JSON (the per-request hot path)."""
-        self.published += 1
-        for subscriber in self.subscribers:
-            if len(subscriber.queue) >= subscriber.limit:
-                subscriber.dropped += 1
-                subscriber.dropped_total += 1
-                self.dropped += 1
-            else:
-                subscriber.queue.append(line)
-        if self._flush_handle is None and self.subscribers:
+        if not self.listening:
+            self._handed_out += 1  # counted, and kept nowhere
+            return
+        self.pending.append(line)
+        if self._flush_handle is None:
             loop = self.loop or asyncio.get_running_loop()
             self._flush_handle = loop.call_later(FLUSH_EVERY_S, self.flush)
+
+    def _hand_out(self) -> None:
+        """Move the batch into every subscriber's queue, up to its limit; count the rest."""
+        batch = self.pending
+        if not batch:
+            return
+        self.pending = []
+        self._handed_out += len(batch)
+        for subscriber in self.subscribers:
+            room = subscriber.limit - len(subscriber.queue)
+            if room >= len(batch):
+                subscriber.queue.extend(batch)
+                continue
+            kept = max(room, 0)
+            subscriber.queue.extend(batch[:kept])
+            lost = len(batch) - kept
+            subscriber.dropped += lost
+            subscriber.dropped_total += lost
+            self.dropped += lost
 
     def flush(self) -> None:
         """Write what each subscriber can take now; keep the rest queued (bounded)."""
         self._flush_handle = None
+        self._hand_out()
         pending = False
         for subscriber in self.subscribers:
             if not subscriber.queue and not subscriber.dropped:

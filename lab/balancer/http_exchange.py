@@ -9,7 +9,7 @@ route, done and error events.
 from __future__ import annotations
 
 import asyncio
-from time import monotonic, perf_counter
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from lab.balancer.algorithms import Decision, RequestInfo
@@ -47,50 +47,63 @@ class Reject(Exception):
 class Exchange:
     """One request and its response, from the first header byte to the last response byte.
 
-    Most fields start as class-level defaults and are set only when a request needs
-    them: this object is made for every request, so its birth must be cheap.
+    This object is made for every request and read all along its way, so its fields
+    are slots, all set at birth: a slot is the quickest attribute Python has to read.
     """
 
-    id = ""
-    method = ""
-    url = b""
-    head_size = 0
-    content_lengths: list[bytes] | None = None
-    forwarded: bytes | None = None  # X-Forwarded-For from the client, if any
-    has_host = False
-    transfer_encoding: bytes | None = None
-    chunked = False
-    keep_alive = True
-    is_head = False
-    headers_done = False
-    request_complete = False
-    body: list[bytes] | None = None  # framed body pieces waiting for an upstream
-    buffered = 0
-    body_sent = False
-    upstream: UpstreamConnection | None = None
-    backend = None
-    tried: tuple | list = ()  # backends that failed this request
-    attempts = 0
-    started = 0.0
-    response_started = False
-    sent = 0  # response bytes to the client
-    received = 0  # request body bytes from the client
-    finished = False
-    info: RequestInfo | None = None
-    head = b""
-    pool = None  # the pool a rule (or the default) chose
-    rule = None
-    set_cookie: bytes | None = None  # a sticky cookie to insert into the response head
-    replay: list[bytes] | None = None  # body pieces already sent, kept for a retry
-    upstream_seen = 0.0  # clock time of the last sign of life from the backend
-    queued = False
-    held = b""  # response bytes held back until a sticky cookie can be inserted
+    __slots__ = (
+        "client", "balancer", "lines", "pairs", "id", "method", "raw_method", "url",
+        "head_size", "content_lengths", "forwarded", "has_host", "transfer_encoding",
+        "chunked", "keep_alive", "is_head", "headers_done", "request_complete", "body",
+        "buffered", "body_sent", "upstream", "backend", "tried", "attempts", "started",
+        "response_started", "sent", "received", "finished", "info", "head", "pool", "rule",
+        "set_cookie", "replay", "upstream_seen", "queued", "held",
+    )  # fmt: skip
 
     def __init__(self, client: HttpClientConnection) -> None:
         self.client = client
         self.balancer = client.balancer
+        # The request head, as parsed.
         self.lines: list[bytes] = []  # header lines to forward, already framed
         self.pairs: list[tuple[bytes, bytes]] = []  # (lower-case name, value), as received
+        self.id = ""
+        self.method = ""
+        self.raw_method = b""
+        self.url = b""
+        self.head_size = 0
+        self.content_lengths: list[bytes] | None = None
+        self.forwarded: bytes | None = None  # X-Forwarded-For from the client, if any
+        self.has_host = False
+        self.transfer_encoding: bytes | None = None
+        self.chunked = False
+        self.keep_alive = True
+        self.is_head = False
+        self.headers_done = False
+        self.request_complete = False
+        # The request body.
+        self.body: list[bytes] | None = None  # framed body pieces waiting for an upstream
+        self.buffered = 0
+        self.body_sent = False
+        self.replay: list[bytes] | None = None  # body pieces already sent, kept for a retry
+        # Routing.
+        self.info: RequestInfo | None = None
+        self.head = b""
+        self.pool = None  # the pool a rule (or the default) chose
+        self.rule = None
+        self.backend = None
+        self.tried: tuple | list = ()  # backends that failed this request
+        self.attempts = 0
+        self.queued = False
+        # The response.
+        self.upstream: UpstreamConnection | None = None
+        self.started = 0.0
+        self.upstream_seen = 0.0  # clock time of the last sign of life from the backend
+        self.response_started = False
+        self.sent = 0  # response bytes to the client
+        self.received = 0  # request body bytes from the client
+        self.finished = False
+        self.set_cookie: bytes | None = None  # a sticky cookie to insert into the response head
+        self.held = b""  # response bytes held back until a sticky cookie can be inserted
 
     # -- the request -----------------------------------------------------------------
 
@@ -107,8 +120,10 @@ class Exchange:
             raise Reject(400, "HTTP/1.1 request without a Host header")
 
     def build_head(self) -> bytes:
-        client_ip = self.client.client_ip_bytes
-        xff = self.forwarded + b", " + client_ip if self.forwarded else client_ip
+        if self.forwarded:
+            xff = b"X-Forwarded-For: %s, %s\r\n" % (self.forwarded, self.client.client_ip_bytes)
+        else:
+            xff = self.client.forwarded_for  # the same line for every request on a connection
         framing = (
             b"Transfer-Encoding: chunked\r\n"
             if self.chunked
@@ -117,23 +132,12 @@ class Exchange:
             )
         )
         return b"".join(
-            (
-                self.method.encode(),
-                b" ",
-                self.url,
-                b" HTTP/1.1\r\n",
-                *self.lines,
-                b"X-Forwarded-For: ",
-                xff,
-                b"\r\n",
-                framing,
-                b"\r\n",
-            )
+            (self.raw_method, b" ", self.url, b" HTTP/1.1\r\n", *self.lines, xff, framing, b"\r\n")
         )
 
     def begin(self) -> None:
         """Headers are in and it is this request's turn: choose a backend and go."""
-        self.started = perf_counter()
+        self.started = monotonic()
         balancer = self.balancer
         self.id = balancer.next_id()
         path = self.url.decode("latin-1")
@@ -147,7 +151,10 @@ class Exchange:
         else:  # most settings never look at headers: skip decoding them
             self.info = RequestInfo(self.client.client_ip, self.method, path)
         self.head = self.build_head()
-        self.pool, self.rule = balancer.choose_pool(self.info)
+        if balancer.rules:
+            self.pool, self.rule = balancer.choose_pool(self.info)
+        else:
+            self.pool = balancer.default_pool
         self.route()
 
     def strip_sticky_cookie(self, name: str) -> None:
@@ -187,7 +194,6 @@ class Exchange:
             )
         self.backend = backend = outcome.backend
         self.attempts += 1
-        balancer.publish_route(self.id, self.info, outcome, self.attempts - 1, self.pool, self.rule)
         if balancer.sticky.cookie is not None:
             name = balancer.sticky.cookie
             if (self.info.cookies or {}).get(name) != backend.name:
@@ -201,6 +207,8 @@ class Exchange:
             self.attach(conn)
         else:
             self.client.loop.create_task(self.connect(backend))
+        # Observers hear of it once the request is on its way: the event waits, not the request.
+        balancer.publish_route(self.id, self.info, outcome, self.attempts - 1, self.pool, self.rule)
 
     # -- waiting in the queue (see lab.balancer.queue) ---------------------------------
 
@@ -232,7 +240,9 @@ class Exchange:
     def attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         self.upstream_seen = now = monotonic()
-        self.client.wake_by(now + self.balancer.config.timeouts.backend_response_ms / 1000)
+        when = now + self.balancer.config.timeouts.backend_response_ms / 1000
+        if when < self.client.timer_when:  # most often the timer already fires sooner
+            self.client.wake_by(when)
         conn.start(self)
         if self.content_lengths or self.chunked:  # keep the body for a retry, while small
             self.replay = list(self.body or ()) if self.buffered <= REPLAY_LIMIT else None
@@ -286,7 +296,7 @@ class Exchange:
         status = conn.status
         conn.finish()
         self.upstream = None
-        self.end(status, close=not self.request_complete)
+        self.end(status, not self.request_complete, now=self.upstream_seen)
 
     def with_cookie(self, data: bytes) -> bytes:
         """Insert the sticky Set-Cookie line at the end of the final response head.
@@ -395,11 +405,19 @@ class Exchange:
             self.replay = None
         self.route()
 
-    def end(self, status: int, close: bool = False, failed: bool = False, why: str = "") -> None:
+    def end(
+        self,
+        status: int,
+        close: bool = False,
+        failed: bool = False,
+        why: str = "",
+        now: float = 0.0,
+    ) -> None:
+        """The response is over (`now`: when its last bytes came, if just noted)."""
         if self.finished:
             return
         self.finished = True
-        ms = (perf_counter() - self.started) * 1000.0
+        ms = ((now or monotonic()) - self.started) * 1000.0
         backend = self.backend
         if failed or status >= 500:
             self.balancer.release(
@@ -408,7 +426,7 @@ class Exchange:
         else:
             self.balancer.release(backend, ms)
         self.balancer.publish_done(self.id, backend, status, ms, self.sent, self.received)
-        self.client.exchange_finished(self, close=close or not self.keep_alive)
+        self.client.exchange_finished(self, close or not self.keep_alive)
 
     def answer(self, status: int, reason: str) -> None:
         """Answer the client ourselves (no backend involved)."""
@@ -429,7 +447,7 @@ class Exchange:
             self.upstream.close()  # half a response is left in it; never reuse
             self.upstream = None
         if self.backend is not None:
-            ms = (perf_counter() - self.started) * 1000.0
+            ms = (monotonic() - self.started) * 1000.0
             self.balancer.release(self.backend, None)
             self.balancer.publish_done(self.id, self.backend, 499, ms, self.sent, self.received)
 

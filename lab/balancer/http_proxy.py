@@ -10,6 +10,7 @@ connection; http_exchange carries each one to a backend and back.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from time import monotonic
 
@@ -39,6 +40,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.client_ip_bytes = b""
+        self.forwarded_for = b""  # the X-Forwarded-For line when the client sent none
         self.exchanges: deque[Exchange] = deque()  # in arrival order; [0] is being served
         self.parsing: Exchange | None = None
         self.in_head = True
@@ -51,7 +53,7 @@ class HttpClientConnection(asyncio.Protocol):
         # Timeouts share one lazy timer per connection: the hot path only notes the time
         # things happen, and the timer, when it fires, works out what is overdue.
         self.timer: asyncio.TimerHandle | None = None
-        self.timer_when = 0.0  # clock time the timer fires
+        self.timer_when = math.inf  # clock time the timer fires (inf: no timer)
         self.head_started = 0.0  # clock time the request head being read began
         self.idle_since = 0.0  # clock time the last answer finished (0: none yet)
 
@@ -62,6 +64,7 @@ class HttpClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else "unknown"
         self.client_ip_bytes = self.client_ip.encode()
+        self.forwarded_for = b"X-Forwarded-For: %s\r\n" % self.client_ip_bytes
         self.head_started = monotonic()  # the first request head is due from now
         self.wake_by(self.head_started + self.balancer.config.timeouts.client_header_ms / 1000)
 
@@ -71,7 +74,9 @@ class HttpClientConnection(asyncio.Protocol):
         if self.in_head:
             if not self.head_raw:
                 self.head_started = now = monotonic()
-                self.wake_by(now + self.balancer.config.timeouts.client_header_ms / 1000)
+                when = now + self.balancer.config.timeouts.client_header_ms / 1000
+                if when < self.timer_when:  # most often the timer already fires sooner
+                    self.wake_by(when)
             self.head_raw += len(data)
         try:
             self.parser.feed_data(data)
@@ -158,14 +163,16 @@ class HttpClientConnection(asyncio.Protocol):
         exchange = self.parsing
         exchange.headers_done = True
         self.in_head = False
-        exchange.method = method = self.parser.get_method().decode("ascii", "replace")
+        exchange.raw_method = raw_method = self.parser.get_method()
+        exchange.method = method = raw_method.decode("ascii", "replace")
         exchange.is_head = method == "HEAD"
         exchange.keep_alive = self.parser.should_keep_alive()
         if self.parser.should_upgrade():  # Upgrade: or CONNECT; refuse before routing anything
             raise Reject(501, "protocol upgrades and CONNECT are not supported at Layer 7 here")
         te = exchange.transfer_encoding
         exchange.chunked = te is not None and te.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-        exchange.validate()
+        if exchange.content_lengths is not None or not exchange.has_host:
+            exchange.validate()  # only these can be refused; most requests skip the call
         if exchange is self.exchanges[0]:
             exchange.begin()
 
@@ -196,7 +203,9 @@ class HttpClientConnection(asyncio.Protocol):
             return
         if not exchanges:
             self.idle_since = now = monotonic()
-            self.wake_by(now + self.balancer.config.timeouts.idle_ms / 1000)
+            when = now + self.balancer.config.timeouts.idle_ms / 1000
+            if when < self.timer_when:
+                self.wake_by(when)
         if exchanges:
             nxt = exchanges[0]
             if nxt.headers_done and not nxt.finished:
@@ -253,9 +262,9 @@ class HttpClientConnection(asyncio.Protocol):
         self.timer_when = monotonic() + delay
 
     def wake_by(self, when: float) -> None:
-        """Make sure the timer fires no later than `when`. Most calls find it already
-        does, so the cost per request is a comparison."""
-        if self.timer is None or when < self.timer_when:
+        """Make sure the timer fires no later than `when`. Most times it already does:
+        the hot path compares with `timer_when` itself and calls this only when not."""
+        if when < self.timer_when:
             if self.timer is not None:
                 self.timer.cancel()
             self.arm(max(when - monotonic(), 0.0))
@@ -264,6 +273,7 @@ class HttpClientConnection(asyncio.Protocol):
         """Close what is overdue: a slow request head (slowloris), an idle keep-alive
         connection, or a backend that went silent. Otherwise sleep until the next deadline."""
         self.timer = None
+        self.timer_when = math.inf
         if self.closing:
             return
         timeouts = self.balancer.config.timeouts

@@ -142,7 +142,9 @@ class UpstreamPool:
         return None
 
     def put_idle(self, conn: UpstreamConnection) -> None:
-        idle = self.idle.setdefault(conn.backend, [])
+        idle = self.idle.get(conn.backend)
+        if idle is None:  # not setdefault: that would make a new list on every call
+            idle = self.idle[conn.backend] = []
         if len(idle) >= MAX_IDLE_PER_BACKEND:
             conn.close()
         else:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Sequence
 
 from lab.balancer.algorithms.base import Algorithm, Decision, RequestInfo
-from lab.balancer.algorithms.common import listing, only_one, weight_of, weights_text
+from lab.balancer.algorithms.common import listing, only_one, weights_text
 from lab.balancer.backend import Backend
+
+_LOWEST = -math.inf  # below any score
 
 
 class RoundRobin(Algorithm):
@@ -24,40 +26,57 @@ class RoundRobin(Algorithm):
         # Score per backend name. Like nginx, a backend that leaves the candidates
         # keeps its score and resumes from it when it comes back.
         self._current: dict[str, int] = {}
+        # "b2 is next in turn (weights 1:1:1)" per name, for one count and weight.
+        self._turn_texts: dict[str, str] = {}
+        self._turn_count = 0
+        self._turn_weight = 0
 
     def choose(self, candidates: Sequence[Backend], request: RequestInfo) -> Decision:
-        # This runs for every request, so the loop also notices whether the weights
-        # are all equal, which is what the reason needs to know.
+        # This runs for every request, so it is one plain loop: it updates the scores,
+        # finds the top one, and notices whether the weights are all equal, which is
+        # what the reason needs to know.
         current = self._current
         total = 0
-        best = 0
-        best_score = 0
-        first_weight = weight_of(candidates[0])
+        chosen = candidates[0]
+        best_score = _LOWEST
+        first_weight = chosen.weight if chosen.weight > 0 else 1  # weight_of, inlined
         equal = True
-        for i, backend in enumerate(candidates):
-            weight = backend.weight if backend.weight > 0 else 1
+        for backend in candidates:
+            weight = backend.weight
+            if weight < 1:
+                weight = 1
             total += weight
-            equal = equal and weight == first_weight
-            score = current.get(backend.name, 0) + weight
-            current[backend.name] = score
-            if i == 0 or score > best_score:  # strict: a tie goes to the first in pool order
-                best, best_score = i, score
-        chosen = candidates[best]
-        if equal and len(candidates) > 1:
-            reason = (
-                f"{chosen.name} is next in turn ({self._equal_text(len(candidates), first_weight)})"
-            )
+            if weight != first_weight:
+                equal = False
+            name = backend.name
+            try:
+                score = current[name] + weight
+            except KeyError:
+                score = weight
+            current[name] = score
+            if score > best_score:  # strict: a tie goes to the first in pool order
+                chosen, best_score = backend, score
+        count = len(candidates)
+        if equal and count > 1:
+            reason = self._turn_texts.get(chosen.name)
+            if reason is None or count != self._turn_count or first_weight != self._turn_weight:
+                reason = self._turn_text(chosen.name, count, first_weight)
         else:
             reason = self._reason(candidates, chosen, best_score, total)
         current[chosen.name] = best_score - total
-        if len(current) > 2 * len(candidates) + 8:
+        if len(current) > 2 * count + 8:
             self._forget_departed(candidates)
         return Decision(chosen, reason)
 
-    @staticmethod
-    @functools.lru_cache(maxsize=64)
-    def _equal_text(count: int, weight: int) -> str:
-        return "weights " + ":".join([str(weight)] * count)
+    def _turn_text(self, name: str, count: int, weight: int) -> str:
+        """Make (and keep) the reason for equal weights; the texts are few and repeat."""
+        changed = (count, weight) != (self._turn_count, self._turn_weight)
+        if changed or len(self._turn_texts) > 2 * count + 8:  # new weights, or names came and went
+            self._turn_count, self._turn_weight = count, weight
+            self._turn_texts = {}
+        text = f"{name} is next in turn (weights {':'.join([str(weight)] * count)})"
+        self._turn_texts[name] = text
+        return text
 
     def _reason(
         self, candidates: Sequence[Backend], chosen: Backend, score: int, total: int
