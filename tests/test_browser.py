@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.bench import browser as browser_support
+
 CHROMIUM = Path("/usr/bin/chromium")
 ANY_PORTS = ["--balancer-port", "0", "--backend-port", "0"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
@@ -27,20 +29,9 @@ expect = sync_api.expect
 
 @pytest.fixture(scope="module")
 def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+    """One headless Chromium for the module, launched as the web benchmark launches it."""
+    with browser_support.chromium(str(CHROMIUM)) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.bench import browser as browser_support
 from lab.lessons.catalog import Catalog
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,20 +33,9 @@ expect = sync_api.expect
 
 @pytest.fixture(scope="module")
 def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+    """One headless Chromium for the module, launched as the web benchmark launches it."""
+    with browser_support.chromium(str(CHROMIUM)) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
