@@ -222,7 +222,10 @@ def test_health_checks_drain_and_their_reasons_show_on_the_card(page):
     fast = {"enabled": True, "interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 2}
     page.evaluate(command, {"action": "configure", "settings": {"health": fast}})
     b2 = card(page, "b2")
+    # Every probe the balancer makes is drawn: a ring to the card and back.
+    page.wait_for_function("() => window.lab.scene.probes.some((p) => p.backend === 'b3' && p.ok)")
     page.evaluate(command, {"action": "set_healthy", "name": "b2", "healthy": False})
+    page.wait_for_function("() => window.lab.scene.probes.some((p) => p.backend === 'b2' && !p.ok)")
     expect(b2.locator(".badge")).to_have_text("down")
     expect(b2.locator('[data-k="reason"]')).to_have_text(
         "2 failed checks in a row (GET /health answered 503 Service Unavailable)"

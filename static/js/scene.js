@@ -12,6 +12,8 @@
 // Layer 7: one dot per request: client -> balancer -> backend, a short stay, then back.
 // Layer 4: one line per open TCP connection, from its client through the balancer to its
 // backend, drawn while the connection lives; a dot shows it being set up.
+// Health checks: each probe the balancer really made (a `check` event) is a small ring
+// from the balancer to the backend and back, crossed out when the check failed.
 
 import { backendColour, backendLabel, inkOn, INK, FAILED_INK } from "./palette.js";
 
@@ -21,6 +23,9 @@ const DWELL_MS = 160; // a visible stay at the backend, even for a 1 ms answer
 const HOLD_MS = 700; // reduced motion: how long a dot stays where it landed
 const MARK_MS = 1100; // a "refused" cross at a backend
 const CLOSE_MS = 600; // a closed L4 connection fading out
+const PROBE_MS = 700; // a health check's round trip, drawn (the real one takes a millisecond)
+const PROBE_R = 6;
+const MAX_PROBES = 36; // drawn at once: a dozen backends at slow motion
 const STALE_MS = 60000; // a request whose end never came (its events were dropped)
 export const MAX_DOTS = 150; // drawn at once; more are counted, not drawn
 const MAX_CLIENTS_DRAWN = 12;
@@ -39,6 +44,7 @@ export class Scene {
     this.stale = true; // the canvas shows something that must be redrawn or cleared
     this.flights = new Map(); // request or connection id -> flight
     this.marks = [];
+    this.probes = []; // {backend, ok, age}
     this.speed = 1;
     this.reduced = false;
     this.clients = 4;
@@ -121,6 +127,9 @@ export class Scene {
       if (event.type === "route") this.onRoute(event);
       else if (event.type === "done") this.onDone(event);
       else if (event.type === "error") this.onError(event);
+      else if (event.type === "check" && this.probes.length < MAX_PROBES) {
+        this.probes.push({ backend: event.backend, ok: event.ok, age: 0 });
+      }
     }
   }
 
@@ -198,7 +207,7 @@ export class Scene {
     this.last = now;
     if (this.layoutDirty) this.measure();
     this.advance(dt * this.speed);
-    const empty = this.flights.size === 0 && this.marks.length === 0;
+    const empty = this.flights.size === 0 && this.marks.length === 0 && this.probes.length === 0;
     if (empty && !this.stale) return; // nothing moves and the canvas already shows that
     this.stale = !empty;
     const ctx = this.ctx;
@@ -210,6 +219,7 @@ export class Scene {
       if (flight.kind === "request" || flight.phase === "in") this.drawFlight(flight);
     }
     this.drawMarks();
+    this.drawProbes();
     if (this.delays) this.recordDelays();
   }
 
@@ -246,6 +256,8 @@ export class Scene {
     }
     for (const mark of this.marks) mark.age += ms;
     this.marks = this.marks.filter((mark) => mark.age < MARK_MS);
+    for (const probe of this.probes) probe.age += ms;
+    if (this.probes.length) this.probes = this.probes.filter((probe) => probe.age < PROBE_MS);
   }
 
   route(f) {
@@ -326,6 +338,35 @@ export class Scene {
     for (let slot = 0; slot < this.clients; slot += 1) {
       const { x, y } = this.clientPoint(slot);
       this.stamp(`client:${slot}`, CLIENT_R, x, y, drawClient, slot);
+    }
+  }
+
+  /** Health-check probes: out to the backend and back; reduced motion shows them at the card. */
+  drawProbes() {
+    const ctx = this.ctx;
+    const from = { x: this.balancer.right, y: this.balancer.y };
+    for (const probe of this.probes) {
+      const to = this.anchor(probe.backend);
+      const t = probe.age / PROBE_MS;
+      const { x, y } = this.reduced ? to : along([from, to, from], t);
+      ctx.globalAlpha = this.reduced ? Math.max(1 - t, 0) : 1;
+      ctx.beginPath();
+      ctx.arc(x, y, PROBE_R, 0, Math.PI * 2);
+      ctx.fillStyle = "#FFFFFF";
+      ctx.fill();
+      ctx.lineWidth = 2.5;
+      ctx.strokeStyle = probe.ok ? INK : FAILED_INK;
+      ctx.stroke();
+      if (!probe.ok && (t >= 0.5 || this.reduced)) {
+        // The answer (or its absence) is known on the way back: cross it out.
+        ctx.beginPath();
+        ctx.moveTo(x - PROBE_R, y - PROBE_R);
+        ctx.lineTo(x + PROBE_R, y + PROBE_R);
+        ctx.moveTo(x + PROBE_R, y - PROBE_R);
+        ctx.lineTo(x - PROBE_R, y + PROBE_R);
+        ctx.stroke();
+      }
+      ctx.globalAlpha = 1;
     }
   }
 
