@@ -213,6 +213,7 @@ class Exchange:
     # -- waiting in the queue (see lab.balancer.queue) ---------------------------------
 
     def resume_routing(self, waited_ms: float) -> None:
+        self.queued = False  # out of the queue: if the slot is gone again, it may wait again
         self.route(waited_ms)
 
     def give_up(self, reason: str) -> None:
