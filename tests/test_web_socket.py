@@ -55,6 +55,19 @@ class Browser:
         latest = self.received("state")
         return [b["state"] for b in latest[-1]["backends"]] if latest else []
 
+    def events_when(self, check, timeout: float = 5.0) -> list[dict]:
+        """Every event received so far, once `check(events)` is true for them.
+
+        Events and counters travel apart (counters are read from /state, events come
+        from /events), so a test that saw a count waits for the events behind it too.
+        """
+
+        def look():
+            events = [e for b in self.received("batch") for e in b["events"]]
+            return events if check(events) else None
+
+        return wait_for(look, timeout=timeout, what="batch events")
+
     def counters_when(self, check, timeout: float = 5.0) -> dict:
         """The first batch's counters for which `check(counters)` is true."""
 
@@ -163,7 +176,8 @@ def test_send_six_under_round_robin_and_every_browser_sees_two_two_two(browser, 
     assert totals(counters) == [2, 2, 2]
     assert totals(other.counters_when(lambda c: c["total"] == 6)) == [2, 2, 2]
     other.client.disconnect()
-    routes = [e for b in browser.received("batch") for e in b["events"] if e["type"] == "route"]
+    events = browser.events_when(lambda events: sum(e["type"] == "route" for e in events) >= 6)
+    routes = [e for e in events if e["type"] == "route"]
     assert [e["backend"] for e in routes] == ["b1", "b2", "b3", "b1", "b2", "b3"]
     assert all("next in turn" in e["reason"] for e in routes)
     traffic = browser.counters_when(lambda c: c["traffic"]["completed"] == 6)["traffic"]
@@ -280,7 +294,9 @@ def test_health_checks_drain_and_balancer_settings_from_the_page(browser, lab):
     assert browser.command(action="set_healthy", name="b2", healthy=False) == {"ok": True}
     counters = browser.counters_when(lambda c: c["backends"]["b2"]["state"] == "down")
     assert counters["backends"]["b2"]["reason"].startswith("2 failed checks in a row")
-    events = [e for b in browser.received("batch") for e in b["events"]]
+    events = browser.events_when(
+        lambda events: any(e["type"] == "health" and e["backend"] == "b2" for e in events)
+    )
     health = [e for e in events if e["type"] == "health" and e["backend"] == "b2"]
     assert health[-1]["healthy"] is False and health[-1]["source"] == "active"
 
