@@ -124,8 +124,12 @@ def test_a_killed_backend_is_shown_down_and_traffic_keeps_flowing(page):
     expect(card(page, "b2").get_by_role("button", name="Restart b2")).to_be_visible()
     page.get_by_role("button", name="Send 10").click()
     page.get_by_role("button", name="Send 10").click()
+    # The balancer's and the generator's counters are read one after the other, so wait
+    # for both to agree that all 20 are done.
     page.wait_for_function(
-        "() => window.lab.view.counters && window.lab.view.counters.traffic.completed === 20"
+        "() => { const c = window.lab.view.counters;"
+        " return c && c.traffic.completed === 20"
+        " && c.backends.b1.total + c.backends.b3.total === 20; }"
     )
     assert page.evaluate("window.lab.view.counters.traffic.failed") == 0
     assert count(page, "b1") + count(page, "b3") == 20  # every answer came from the others
