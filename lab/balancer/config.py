@@ -8,7 +8,6 @@ command line into one clear line.
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -24,12 +23,12 @@ from lab.balancer.settings import (
     TimeoutSettings,
     parse_section,
     section_json,
+    unique_name,
 )
 
 MODES = ("http", "tcp")
 MAX_WEIGHT = 256  # HAProxy's ceiling; plenty for a lab
 MAX_CONNS = 100_000
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 BACKEND_KEYS = ("name", "address", "weight", "backup", "max_conns")
 # Settings a running balancer can change through PUT /config.
 LIVE_FIELDS = (
@@ -177,12 +176,7 @@ def parse_backends(items: object) -> tuple[BackendSpec, ...]:
                 f"{where}.{sorted(unknown)[0]}",
                 f"unknown backend setting; known: {', '.join(BACKEND_KEYS)}",
             )
-        name = item.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise ConfigError(f"{where}.name", f"names are 1-32 of A-Z a-z 0-9 _ -, got {name!r}")
-        if name in seen:
-            raise ConfigError(f"{where}.name", f"duplicate backend name {name!r}")
-        seen.add(name)
+        name = unique_name(item.get("name"), where, seen, "backend")
         host, port = parse_address(item.get("address"), f"{where}.address")
         if port == 0:
             raise ConfigError(f"{where}.address", "a backend needs a real port, not 0")

@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass
 
 from lab.balancer.algorithms import RequestInfo
-from lab.balancer.settings import ConfigError
+from lab.balancer.settings import ConfigError, unique_name
 
 DEFAULT_POOL = "default"
-NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # an HTTP header name or method
 CONDITIONS = ("path_prefix", "host", "header", "cookie", "method")
 
@@ -135,12 +134,7 @@ def parse_pools(items: object, backend_names: set[str], check_algorithm) -> tupl
         unknown = set(item) - {"name", "backends", "algorithm", "hash_key"}
         if unknown:
             raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown pool setting")
-        name = item.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise ConfigError(f"{where}.name", f"names are 1-32 of A-Z a-z 0-9 _ -, got {name!r}")
-        if name in seen:
-            raise ConfigError(f"{where}.name", f"duplicate pool name {name!r}")
-        seen.add(name)
+        name = unique_name(item.get("name"), where, seen, "pool")
         members = item.get("backends")
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             raise ConfigError(f"{where}.backends", "expected a list of backend names")
@@ -172,12 +166,7 @@ def parse_rules(items: object, pool_names: set[str]) -> tuple[Rule, ...]:
                 f"{where}.{sorted(unknown)[0]}",
                 f"unknown rule setting; conditions are {', '.join(CONDITIONS)}",
             )
-        name = item.get("name", f"rule{i + 1}")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise ConfigError(f"{where}.name", f"names are 1-32 of A-Z a-z 0-9 _ -, got {name!r}")
-        if name in seen:
-            raise ConfigError(f"{where}.name", f"duplicate rule name {name!r}")
-        seen.add(name)
+        name = unique_name(item.get("name", f"rule{i + 1}"), where, seen, "rule")
         pool = item.get("pool")
         if pool not in pool_names:
             known = ", ".join(sorted(pool_names))

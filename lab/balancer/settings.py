@@ -13,6 +13,7 @@ as HAProxy's `retries 3`, and its `cookie SERVERID insert indirect nocache`.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,19 @@ class ConfigError(ValueError):
 
     def as_json(self) -> dict:
         return {"error": str(self), "field": self.field}
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # backends, pools and rules
+
+
+def unique_name(value: object, where: str, seen: set[str], kind: str) -> str:
+    """A backend's, pool's or rule's name: well formed and not used twice in its list."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ConfigError(f"{where}.name", f"names are 1-32 of A-Z a-z 0-9 _ -, got {value!r}")
+    if value in seen:
+        raise ConfigError(f"{where}.name", f"duplicate {kind} name {value!r}")
+    seen.add(value)
+    return value
 
 
 def limits(low: float | None = None, high: float | None = None, choices: tuple = ()) -> Any:
