@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from lab.balancer import compiled
 from lab.balancer.admin import AdminConnection
 from lab.balancer.balancer import Balancer
 from lab.balancer.config import BalancerConfig, format_address
@@ -49,7 +50,7 @@ class Daemon:
         config = self.balancer.config
         layer = "Layer 7, HTTP" if config.mode == "http" else "Layer 4, TCP"
         report_ready(
-            f"lb-lab balancer ({layer}, {config.algorithm}) "
+            f"lb-lab balancer ({layer}, {config.algorithm}; {compiled.describe()}) "
             f"listening on {self.balancer.listen_address}, "
             f"admin API on http://{self.balancer.admin_address}/state",
             listen=self.balancer.listen_address,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from lab.balancer.backend import Backend
 from lab.balancer.config import BalancerConfig
+from lab.balancer.settings import HealthSettings
 
 if TYPE_CHECKING:
     from lab.balancer.balancer import Balancer
@@ -32,7 +33,7 @@ SLOW_START_FLOOR = 0.05  # a warming backend takes at least this share of its pi
 class Health:
     def __init__(self, balancer: Balancer) -> None:
         self.balancer = balancer
-        self.settings = None  # HealthSettings while active checks run
+        self.settings: HealthSettings | None = None  # while active checks run
         self.check_type = "http"
         self.tasks: dict[Backend, asyncio.Task] = {}
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -13,10 +13,13 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from lab.balancer.algorithms import Decision, RequestInfo
+from lab.balancer.backend import Backend
 from lab.balancer.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
     from lab.balancer.http_proxy import HttpClientConnection
+    from lab.balancer.pool import Pool
+    from lab.balancer.rules import Rule
 
 BUFFER_LIMIT = 256 * 1024  # body bytes held while an upstream connects, before we stop reading
 # A body up to this size is kept until the response begins, so a retry can send it again.
@@ -88,9 +91,9 @@ class Exchange:
         # Routing.
         self.info: RequestInfo | None = None
         self.head = b""
-        self.pool = None  # the pool a rule (or the default) chose
-        self.rule = None
-        self.backend = None
+        self.pool: Pool | None = None  # the pool a rule (or the default) chose
+        self.rule: Rule | None = None
+        self.backend: Backend | None = None
         self.tried: tuple | list = ()  # backends that failed this request
         self.attempts = 0
         self.queued = False
@@ -220,7 +223,7 @@ class Exchange:
         self.queued = False
         self.answer(503, reason)
 
-    async def connect(self, backend) -> None:
+    async def connect(self, backend: Backend) -> None:
         timeouts = self.balancer.config.timeouts
         try:
             conn = await self.balancer.upstreams.connect(backend, timeouts.connect_ms / 1000)

@@ -11,19 +11,23 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from lab.balancer.algorithms import Algorithm, Decision, RequestInfo, create
 from lab.balancer.backend import Backend
 
 
-@dataclass(slots=True)
 class Refusal:
     """No backend for this request, and why. `can_wait` means every candidate is at
     max_conns: the request may wait in the pool's queue for a free slot."""
 
-    reason: str
-    can_wait: bool = False
+    __slots__ = ("reason", "can_wait")
+
+    def __init__(self, reason: str, can_wait: bool = False) -> None:
+        self.reason = reason
+        self.can_wait = can_wait
+
+    def __repr__(self) -> str:
+        return f"Refusal({self.reason!r}, can_wait={self.can_wait})"
 
 
 class Pool:

@@ -144,7 +144,7 @@ def check_value(where: str, value: object, default: object, rule: dict) -> Any:
             raise ConfigError(where, f"expected a whole number, got {value!r}")
         value = int(value) if isinstance(default, int) else float(value)
         low, high = rule.get("low"), rule.get("high")
-        if low is not None and not low <= value <= high:
+        if low is not None and high is not None and not low <= value <= high:
             raise ConfigError(where, f"must be {low:g}-{high:g}, got {value:g}")
         return value
     if not isinstance(value, str):

@@ -11,6 +11,7 @@ import asyncio
 from time import perf_counter
 
 from lab.balancer.algorithms import Decision, RequestInfo
+from lab.balancer.backend import Backend
 from lab.balancer.balancer import Balancer
 
 
@@ -52,7 +53,7 @@ class TcpClientConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.upstream: TcpUpstream | None = None
-        self.backend = None
+        self.backend: Backend | None = None
         self.tried: list = []
         self.info: RequestInfo | None = None
         self.id = ""
@@ -67,7 +68,7 @@ class TcpClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        transport.pause_reading()  # nothing to pipe to until the backend answers
+        self.transport.pause_reading()  # nothing to pipe to until the backend answers
         peer = transport.get_extra_info("peername")
         self.info = RequestInfo(peer[0] if peer else "unknown")
         self.id = self.balancer.next_id()

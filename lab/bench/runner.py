@@ -119,16 +119,18 @@ class Bench:
                 self.skipped[name] = f"lb-lab balancer did not start: {exc}"
                 continue
             host, port = split_address(child.addresses["listen"])
+            admin = split_address(child.addresses["admin"])
             layer = "Layer 7" if mode == "http" else "Layer 4"
             self.targets[name] = Target(
                 name,
                 host,
                 port,
-                f"lb-lab balancer --mode {mode} ({layer}), round-robin, "
-                "one process, with an /events subscriber attached during its runs",
+                f"lb-lab balancer --mode {mode} ({layer}), round-robin, one process, "
+                f"{build_of(admin)}, "
+                "with an /events subscriber attached during its runs",
                 pid=child.pid,
                 process=f"lb-lab {mode}",
-                admin=split_address(child.addresses["admin"]),
+                admin=admin,
             )
 
     def _start_peers(self, stack: contextlib.ExitStack, upstreams: list[peers.Upstream]) -> None:
@@ -301,6 +303,14 @@ class Bench:
         }
         abouts = {name: t.about for name, t in self.targets.items() if name in plan.targets}
         return Report(settings, abouts, summaries, self.skipped, self.notes, memory, events)
+
+
+def build_of(admin: tuple[str, int]) -> str:
+    """How the balancer runs: compiled with mypyc, or pure Python and why (see /state)."""
+    try:
+        return str(get_json(*admin, "/state").get("build", "build unknown"))
+    except (AdminError, ValueError) as exc:
+        return f"build unknown ({exc})"
 
 
 def describe_tool(tool: str) -> str:

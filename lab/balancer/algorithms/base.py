@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 from lab.balancer.backend import Backend
 
+# RequestInfo and Decision are made for every request, so they are plain classes
+# with their own __init__: a dataclass's generated __init__ would stay interpreted
+# Python even where this module is compiled (lab.balancer.compiled).
 
-@dataclass(slots=True)
+
 class RequestInfo:
     """What the balancer knows about a request when it must choose.
 
@@ -18,20 +20,38 @@ class RequestInfo:
     Header names are lower-case.
     """
 
-    client: str
-    method: str = ""
-    path: str = ""
-    headers: dict[str, str] | None = None
-    cookies: dict[str, str] | None = None
+    __slots__ = ("client", "method", "path", "headers", "cookies")
+
+    def __init__(
+        self,
+        client: str,
+        method: str = "",
+        path: str = "",
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.cookies = cookies
+
+    def __repr__(self) -> str:
+        return f"RequestInfo({self.client!r}, {self.method!r}, {self.path!r})"
 
 
-@dataclass(slots=True)
 class Decision:
     """The algorithm's choice and a sentence a learner can read."""
 
-    backend: Backend
-    reason: str
-    sticky: bool = False  # chosen because a sticky cookie or source address pinned it
+    __slots__ = ("backend", "reason", "sticky")
+
+    def __init__(self, backend: Backend, reason: str, sticky: bool = False) -> None:
+        self.backend = backend
+        self.reason = reason
+        self.sticky = sticky  # chosen because a sticky cookie or source address pinned it
+
+    def __repr__(self) -> str:
+        return f"Decision({self.backend.name!r}, {self.reason!r}, sticky={self.sticky})"
 
 
 class Algorithm:

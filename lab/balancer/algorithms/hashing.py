@@ -184,7 +184,7 @@ class ConsistentHash(Algorithm):
         return request.client, f"{missing}, so {client}"
 
     def _build(self, members: tuple[tuple[str, int], ...]) -> Ring:
-        points = []
+        points: list[tuple[int, int]] = []
         for owner, (name, weight) in enumerate(members):
             count = self.POINTS_PER_WEIGHT * min(weight, self.MAX_RING_WEIGHT)
             points.extend((stable_hash(f"{name}#{i}"), owner) for i in range(count))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from lab.balancer.algorithms.base import Algorithm, Decision, RequestInfo
 from lab.balancer.algorithms.common import listing, only_one, weights_text
 from lab.balancer.backend import Backend
 
-_LOWEST = -math.inf  # below any score
+_LOWEST = -(1 << 62)  # below any score (an int: scores are ints)
 
 
 class RoundRobin(Algorithm):
