@@ -6,15 +6,16 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from math import exp
+from typing import Final
 
 # Seconds over which a response time fades out of the peak EWMA (Finagle uses 10 s;
 # a shorter window lets a learner see the lab react within a few seconds).
-EWMA_DECAY_S = 5.0
+EWMA_DECAY_S: Final = 5.0
 
 # Upper bounds (ms) of the latency histogram buckets in /metrics.
-LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+LATENCY_BUCKETS_MS: Final = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 # The same bounds as floats: a float compares faster with a float than with an int.
-_BUCKET_BOUNDS = tuple(float(bound) for bound in LATENCY_BUCKETS_MS)
+_BUCKET_BOUNDS: Final = tuple(float(bound) for bound in LATENCY_BUCKETS_MS)
 
 
 @dataclass(eq=False, slots=True)

@@ -8,18 +8,17 @@ be chosen; this module only asks them.
 
 from __future__ import annotations
 
-import itertools
 import random
 import time
 from collections import Counter
 from collections.abc import Collection
-from json.encoder import encode_basestring as _text
+from typing import Final
 
 from lab.balancer import compiled
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.config import BalancerConfig, apply_update, format_address
-from lab.balancer.events import EventBus
+from lab.balancer.events import EventBus, JsonTexts
 from lab.balancer.health import Health
 from lab.balancer.pool import Pool, Refusal
 from lab.balancer.queue import RequestQueue
@@ -37,9 +36,10 @@ class Balancer:
         self.errors: Counter[str] = Counter()  # by status we answered, or "retry", "refused"
         self.listen_address = format_address(config.listen)
         self.admin_address = format_address(config.admin)
-        self._ids = itertools.count(1)
+        self._last_id = 0  # request ids are r1, r2, ...
         self._time_at = 0.0  # see event_time
         self._time_text = ""
+        self.texts = JsonTexts()  # reasons and paths, escaped for events
         self.backends: dict[str, Backend] = {}
         self.pools: dict[str, Pool] = {}
         self.default_pool: Pool
@@ -53,7 +53,8 @@ class Balancer:
     # -- routing -------------------------------------------------------------------------
 
     def next_id(self) -> str:
-        return f"r{next(self._ids)}"
+        self._last_id += 1
+        return f"r{self._last_id}"
 
     def choose_pool(self, request: RequestInfo) -> tuple[Pool, Rule | None]:
         """The first rule that matches names the pool; otherwise the default pool."""
@@ -141,9 +142,9 @@ class Balancer:
 
     # Route and done events happen for every request, so they are written as JSON text
     # directly, with f-strings: several times cheaper than encoding a dict. Text that
-    # can hold anything (path, reason) is escaped. The method is a token llhttp has
-    # already checked, the client an address from the kernel, and names and ids are
-    # validated or ours: none of them can hold a quote or a backslash.
+    # can hold anything (path, reason) is escaped (see JsonTexts). The method is a
+    # token llhttp has already checked, the client an address from the kernel, and
+    # names and ids are validated or ours: none of them can hold a quote or a backslash.
 
     def event_time(self) -> str:
         """Return the wall-clock time for an event, as JSON text (seconds, 6 decimals).
@@ -170,15 +171,16 @@ class Balancer:
         if not self.events.listening:
             return
         pool = pool or self.default_pool
+        texts = self.texts
         more = ""
         if request.method:
-            more = f',"method":"{request.method}","path":{_text(request.path)}'
+            more = f',"method":"{request.method}","path":{texts.of(request.path)}'
         if retry or rule is not None or decision.sticky or pool is not self.default_pool:
             more += route_extras(retry, pool, rule, decision.sticky, pool is not self.default_pool)
         self.events.publish_encoded(
-            f'{{"type":"route","id":"{rid}","t":{self.event_time()},"mode":"{self.config.mode}",'
+            f'{{"type":"route","id":"{rid}","t":{self.event_time()},"mode":"{self.mode}",'
             f'"client":"{request.client}","backend":"{decision.backend.name}",'
-            f'"algorithm":"{pool.algorithm.name}","reason":{_text(decision.reason)}{more}}}'
+            f'"algorithm":"{pool.algorithm.name}","reason":{texts.of(decision.reason)}{more}}}'
         )
 
     def publish_done(
@@ -284,6 +286,12 @@ class Balancer:
     def _apply(self, new: BalancerConfig, changes: dict | None) -> None:
         """Make the live objects match `new`; backends that keep name and address keep state."""
         self.config = new  # the listener reads config.mode for each new connection
+        # Copies the hot path reads for every request, as plain attributes: the config
+        # is a frozen dataclass, and each step into it is a lookup.
+        self.mode = new.mode
+        self.client_header_s = new.timeouts.client_header_ms / 1000
+        self.idle_s = new.timeouts.idle_ms / 1000
+        self.backend_response_s = new.timeouts.backend_response_ms / 1000
         if changes is None or "backends" in changes:
             self._sync_backends(new)
         structure = ("backends", "pools", "rules", "algorithm", "hash_key", "panic_threshold")
@@ -355,22 +363,24 @@ class Balancer:
 
 
 # f"{x:.3f}" takes Python's exact float printer through big-number arithmetic, and
-# even f"{n:03d}" parses a format spec. One int printed and cut is several times
-# faster, and every request's events need a time and a duration. Both numbers are
-# never negative; the last digit may differ from the exact printer's by one, as the
-# float was scaled before rounding.
+# even f"{n:03d}" parses a format spec, while every request's events need a time and
+# a duration. Whole numbers print fast, and three decimals come from this table.
+# Both numbers are never negative; the last digit may differ from the exact
+# printer's by one, as the float was scaled before rounding.
+THREE_DIGITS: Final = tuple(f"{n:03d}" for n in range(1000))
 
 
 def millis_text(ms: float) -> str:
     """1.23456 -> "1.235": milliseconds to the microsecond."""
-    digits = str(int(ms * 1000.0 + 0.5)).rjust(4, "0")
-    return f"{digits[:-3]}.{digits[-3:]}"
+    micros: int = int(ms * 1000.0 + 0.5)
+    return f"{micros // 1000}.{THREE_DIGITS[micros % 1000]}"
 
 
 def micros_text(seconds: float) -> str:
     """1796000000.1234567 -> "1796000000.123457": seconds to the microsecond."""
-    digits = str(int(seconds * 1_000_000.0 + 0.5)).rjust(7, "0")
-    return f"{digits[:-6]}.{digits[-6:]}"
+    micros: int = int(seconds * 1_000_000.0 + 0.5)
+    part = micros % 1_000_000
+    return f"{micros // 1_000_000}.{THREE_DIGITS[part // 1000]}{THREE_DIGITS[part % 1000]}"
 
 
 def route_extras(retry: int, pool: Pool, rule: Rule | None, sticky: bool, named: bool) -> str:

@@ -37,6 +37,8 @@ COMPILED_MODULES = (
     "lab.balancer.algorithms.least_response_time",
     "lab.balancer.algorithms.hashing",
     "lab.balancer.pool",
+    "lab.balancer.sticky",
+    "lab.balancer.queue",
     "lab.balancer.upstream",
     "lab.balancer.balancer",
     "lab.balancer.http_exchange",

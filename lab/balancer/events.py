@@ -10,16 +10,38 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from typing import Protocol
+from json.encoder import encode_basestring
+from typing import Final, Protocol
 
-QUEUE_LIMIT = 10_000  # events per subscriber before we start dropping
-FLUSH_EVERY_S = 0.01  # batch serialisation: one write per subscriber per 10 ms
-WRITE_BUFFER_LIMIT = 256 * 1024  # bytes unsent to a reader before we stop writing to it
+QUEUE_LIMIT: Final = 10_000  # events per subscriber before we start dropping
+FLUSH_EVERY_S: Final = 0.01  # batch serialisation: one write per subscriber per 10 ms
+WRITE_BUFFER_LIMIT: Final = 256 * 1024  # bytes unsent to a reader before we stop writing to it
 # Kernel send buffer for an event stream: small, so a stuck reader shows up as unsent
 # bytes here (and then as dropped events) instead of megabytes hidden in the kernel.
-SOCKET_SEND_BUFFER = 64 * 1024
+SOCKET_SEND_BUFFER: Final = 64 * 1024
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class JsonTexts:
+    """JSON string literals of texts that come back again and again: reasons and paths.
+
+    Round robin's reasons, and most paths, are the same few strings for every
+    request. Escaping one is cheap, but looking it up is cheaper still; the table
+    starts afresh when it fills, so a stream of unique texts costs little more.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.known: dict[str, str] = {}
+        self.limit = limit
+
+    def of(self, text: str) -> str:
+        literal = self.known.get(text)
+        if literal is None:
+            if len(self.known) >= self.limit:
+                self.known = {}
+            literal = self.known[text] = encode_basestring(text)
+        return literal
 
 
 class Sink(Protocol):

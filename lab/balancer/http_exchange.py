@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     from lab.balancer.pool import Pool
     from lab.balancer.rules import Rule
 
-BUFFER_LIMIT = 256 * 1024  # body bytes held while an upstream connects, before we stop reading
+# Body bytes held while an upstream connects, before we stop reading.
+BUFFER_LIMIT: Final = 256 * 1024
 # A body up to this size is kept until the response begins, so a retry can send it again.
-REPLAY_LIMIT = 64 * 1024
+REPLAY_LIMIT: Final = 64 * 1024
 # HAProxy's `nocache`: a response that pins a client must not be cached and shared.
-NO_CACHE = b'Cache-Control: no-cache="Set-Cookie"\r\n'
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-REASONS = {
+NO_CACHE: Final = b'Cache-Control: no-cache="Set-Cookie"\r\n'
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+REASONS: Final = {
     400: "Bad Request",
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
@@ -244,7 +245,7 @@ class Exchange:
     def attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         self.upstream_seen = now = monotonic()
-        when = now + self.balancer.config.timeouts.backend_response_ms / 1000
+        when = now + self.balancer.backend_response_s
         if when < self.client.timer_when:  # most often the timer already fires sooner
             self.client.wake_by(when)
         conn.start(self)

@@ -13,21 +13,22 @@ import asyncio
 import math
 from collections import deque
 from time import monotonic
+from typing import Final
 
 import httptools
 
 from lab.balancer.balancer import Balancer
 from lab.balancer.http_exchange import REASONS, Exchange, Reject
 
-HEAD_LIMIT = 16 * 1024  # bytes of request line + headers before we answer 431
+HEAD_LIMIT: Final = 16 * 1024  # bytes of request line + headers before we answer 431
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
 # Content-Length and Transfer-Encoding are rewritten by us, from what the parser saw.
-NOT_FORWARDED = frozenset(
+NOT_FORWARDED: Final = frozenset(
     b"connection keep-alive proxy-connection te trailer upgrade".split()
     + [b"transfer-encoding", b"content-length"]
 )
 # Headers on_header looks at more closely than "forward it as it is".
-NOTED = NOT_FORWARDED | {b"x-forwarded-for", b"host"}
+NOTED: Final = NOT_FORWARDED | {b"x-forwarded-for", b"host"}
 
 
 class HttpClientConnection(asyncio.Protocol):
@@ -68,7 +69,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.client_ip_bytes = self.client_ip.encode()
         self.forwarded_for = b"X-Forwarded-For: %s\r\n" % self.client_ip_bytes
         self.head_started = monotonic()  # the first request head is due from now
-        self.wake_by(self.head_started + self.balancer.config.timeouts.client_header_ms / 1000)
+        self.wake_by(self.head_started + self.balancer.client_header_s)
 
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected:
@@ -76,7 +77,7 @@ class HttpClientConnection(asyncio.Protocol):
         if self.in_head:
             if not self.head_raw:
                 self.head_started = now = monotonic()
-                when = now + self.balancer.config.timeouts.client_header_ms / 1000
+                when = now + self.balancer.client_header_s
                 if when < self.timer_when:  # most often the timer already fires sooner
                     self.wake_by(when)
             self.head_raw += len(data)
@@ -205,7 +206,7 @@ class HttpClientConnection(asyncio.Protocol):
             return
         if not exchanges:
             self.idle_since = now = monotonic()
-            when = now + self.balancer.config.timeouts.idle_ms / 1000
+            when = now + self.balancer.idle_s
             if when < self.timer_when:
                 self.wake_by(when)
         if exchanges:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from lab.balancer.balancer import Balancer
     from lab.balancer.pool import Pool, Refusal
 
-TABLE_LIMIT = 100_000  # client addresses remembered in source mode, least recent dropped first
+# Client addresses remembered in source mode; the least recent are dropped first.
+TABLE_LIMIT: Final = 100_000
 
 
 class Sticky:

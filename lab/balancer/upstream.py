@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -17,7 +17,7 @@ from lab.balancer.backend import Backend
 if TYPE_CHECKING:
     from lab.balancer.http_proxy import Exchange
 
-MAX_IDLE_PER_BACKEND = 128
+MAX_IDLE_PER_BACKEND: Final = 128
 
 
 class UpstreamConnection(asyncio.Protocol):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from lab.balancer.backend import Backend
 
 # A reason lists the other backends' numbers; past this many it says "+N more".
-MAX_LISTED = 8
+MAX_LISTED: Final = 8
 
 
 def weight_of(backend: Backend) -> int:

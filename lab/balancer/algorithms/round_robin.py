@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from lab.balancer.algorithms.base import Algorithm, Decision, RequestInfo
 from lab.balancer.algorithms.common import listing, only_one, weights_text
 from lab.balancer.backend import Backend
 
-_LOWEST = -(1 << 62)  # below any score (an int: scores are ints)
+_LOWEST: Final = -(1 << 62)  # below any score (an int: scores are ints)
 
 
 class RoundRobin(Algorithm):
