@@ -24,7 +24,8 @@ def compiled_extensions() -> list:
 
         paths = [name.replace(".", "/") + ".py" for name in COMPILED_MODULES]
         return mypycify(paths, opt_level="3")
-    except Exception as exc:  # no compiler, a type error: the pure-Python lab still works
+    except (Exception, SystemExit) as exc:  # mypyc exits on a type error
+        # No compiler, no headers, a type error: the pure-Python lab still works.
         print(f"lb-lab: not compiling the balancer ({exc}); it runs as pure Python")
         return []
 

@@ -65,6 +65,15 @@ def test_pure_and_compiled_balancers_make_the_same_decisions(lab, monkeypatch):
     assert picks["default"] == picks["pure"]
 
 
+def test_the_balancer_type_checks_so_it_can_be_compiled():
+    """mypyc compiles only what mypy accepts; setup.py would fall back to pure Python."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "lab/balancer"], cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def copy_of_the_package(tmp_path: Path) -> Path:
     """lab/ and setup.py in a fresh directory, with placeholder compiled copies.
 

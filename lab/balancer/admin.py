@@ -49,7 +49,7 @@ class AdminConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.subscriber = None
+        self.subscriber: events.Subscriber | None = None
         self.task: asyncio.Task | None = None
         self._reset_request()
 
