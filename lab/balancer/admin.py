@@ -1,6 +1,6 @@
 """The admin API: JSON over HTTP on its own loopback port, like Envoy's admin or HAProxy's.
 
-GET  /state              the whole picture: mode, algorithm, every backend's numbers
+GET  /state              the whole picture: mode, algorithm, build, every backend's numbers
 PUT  /config             partial update, validated whole first; 400 {"error", "field"}
 GET  /events             newline-delimited JSON events until the client leaves
 GET  /metrics            Prometheus text format
