@@ -39,6 +39,8 @@ COMPILED_MODULES = (
     "lab.balancer.pool",
     "lab.balancer.sticky",
     "lab.balancer.queue",
+    "lab.balancer.cookies",
+    "lab.balancer.retries",
     "lab.balancer.upstream",
     "lab.balancer.balancer",
     "lab.balancer.http_exchange",

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Final
 
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
+from lab.balancer.cookies import parse_cookies, with_set_cookie, without_cookie
+from lab.balancer.retries import REPLAY_LIMIT, retry_note, why_not_retry
 from lab.balancer.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -23,11 +25,6 @@ if TYPE_CHECKING:
 
 # Body bytes held while an upstream connects, before we stop reading.
 BUFFER_LIMIT: Final = 256 * 1024
-# A body up to this size is kept until the response begins, so a retry can send it again.
-REPLAY_LIMIT: Final = 64 * 1024
-# HAProxy's `nocache`: a response that pins a client must not be cached and shared.
-NO_CACHE: Final = b'Cache-Control: no-cache="Set-Cookie"\r\n'
-IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 REASONS: Final = {
     400: "Bad Request",
     408: "Request Timeout",
@@ -151,7 +148,8 @@ class Exchange:
             cookies = parse_cookies(cookie) if cookie else None
             self.info = RequestInfo(self.client.client_ip, self.method, path, headers, cookies)
             if cookies and balancer.sticky.cookie in cookies:
-                self.strip_sticky_cookie(balancer.sticky.cookie)
+                # `indirect`: the sticky cookie is the balancer's business, not the backend's.
+                self.lines = without_cookie(self.lines, balancer.sticky.cookie)
         else:  # most settings never look at headers: skip decoding them
             self.info = RequestInfo(self.client.client_ip, self.method, path)
         self.head = self.build_head()
@@ -160,22 +158,6 @@ class Exchange:
         else:
             self.pool = balancer.default_pool
         self.route()
-
-    def strip_sticky_cookie(self, name: str) -> None:
-        """`indirect`: the sticky cookie is the balancer's business, not the backend's."""
-        lines = []
-        for line in self.lines:
-            if line[:7].lower() == b"cookie:":
-                kept = [
-                    pair
-                    for pair in line[7:].strip().split(b";")
-                    if pair.strip().split(b"=", 1)[0].strip() != name.encode()
-                ]
-                if not kept:
-                    continue
-                line = b"Cookie: " + b";".join(kept).strip() + b"\r\n"
-            lines.append(line)
-        self.lines = lines
 
     def route(self, waited_ms: float = 0.0) -> None:
         balancer = self.balancer
@@ -304,23 +286,15 @@ class Exchange:
         self.end(status, not self.request_complete, now=self.upstream_seen)
 
     def with_cookie(self, data: bytes) -> bytes:
-        """Insert the sticky Set-Cookie line at the end of the final response head.
-
-        Bytes are held until that head is complete (interim 1xx heads pass first),
-        because the header must land inside it. Returns what may go to the client now.
-        """
+        """What of the response may go to the client now, the sticky Set-Cookie inserted
+        (see cookies.with_set_cookie); bytes are held until the head is complete."""
         held = self.held + data
-        start = 0
-        while True:
-            end = held.find(b"\r\n\r\n", start)
-            if end < 0:
-                self.held = held
-                return b""
-            if held[start + 9 : start + 10] == b"1":  # "HTTP/1.1 1xx": an interim head
-                start = end + 4
-                continue
-            cookie, self.set_cookie, self.held = self.set_cookie, None, b""
-            return b"".join((held[: end + 2], cookie, NO_CACHE, held[end + 2 :]))
+        out = with_set_cookie(held, self.set_cookie)
+        if out is None:
+            self.held = held
+            return b""
+        self.set_cookie, self.held = None, b""
+        return out
 
     def upstream_failed(self, conn: UpstreamConnection, reason: str) -> None:
         conn.close()
@@ -387,23 +361,14 @@ class Exchange:
         if count_failure:
             self.tried = [*self.tried, backend]
         self.backend = None
-        retries = balancer.config.retries
-        why_not = ""
-        if self.attempts >= retries.tries:
-            why_not = f"{self.attempts} tries used (retries.tries is {retries.tries})"
-        elif sent and self.method not in IDEMPOTENT and not retries.non_idempotent:
-            why_not = (
-                f"a {self.method} is not sent twice: {backend.name} may have acted on it "
-                "(retries.non_idempotent is off)"
-            )
-        elif self.body_sent and self.replay is None:
-            why_not = f"its body was too big to keep for a retry (over {REPLAY_LIMIT >> 10} KiB)"
+        body_lost = self.body_sent and self.replay is None
+        why_not = why_not_retry(
+            balancer.config.retries, self.attempts, self.method, sent, body_lost, backend.name
+        )
         if why_not:
             self.answer(502, f"{reason}; not retried: {why_not}")
             return
-        note = "trying another"
-        if sent and self.method not in IDEMPOTENT:
-            note = f"sending the {self.method} again on another (retries.non_idempotent is on)"
+        note = retry_note(self.method, sent)
         balancer.publish_error(self.id, None, f"{reason}; {note}", backend, kind="retry")
         if self.body_sent:  # send the kept body again, from the start
             self.body, self.buffered, self.body_sent = list(self.replay), 0, False
@@ -455,13 +420,3 @@ class Exchange:
             ms = (monotonic() - self.started) * 1000.0
             self.balancer.release(self.backend, None)
             self.balancer.publish_done(self.id, self.backend, 499, ms, self.sent, self.received)
-
-
-def parse_cookies(header: str) -> dict[str, str]:
-    """'a=1; b=2' -> {'a': '1', 'b': '2'}; lenient, like browsers (RFC 6265 5.2)."""
-    cookies = {}
-    for pair in header.split(";"):
-        name, sep, value = pair.partition("=")
-        if sep:
-            cookies[name.strip()] = value.strip().strip('"')
-    return cookies
