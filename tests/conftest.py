@@ -8,10 +8,27 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from lab.supervisor import Supervisor
+
+# The browser tests drive Debian's Chromium through Playwright (a test dependency).
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium per test module, launched as the web benchmark launches it."""
+    from lab.bench import browser  # imports Playwright: only tests that use a browser pay
+
+    with browser.chromium(str(CHROMIUM)) as launched:
+        yield launched
 
 
 def wait_for(

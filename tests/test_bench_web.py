@@ -11,18 +11,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import CHROMIUM, needs_chromium, wait_for
 
 from lab.bench.web import alive
 from lab.bench.web_report import WEB_GOALS, WebReport, format_web
-
-CHROMIUM = Path("/usr/bin/chromium")
-needs_browser = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def short_run() -> dict:
     return json.loads(done.stdout)
 
 
-@needs_browser
+@needs_chromium
 def test_the_page_ends_with_exactly_the_balancers_totals(short_run):
     counters, figures = short_run["counters"], short_run["figures"]
     assert figures["window_requests"] > 0, "no traffic went through the balancer"
@@ -50,7 +44,7 @@ def test_the_page_ends_with_exactly_the_balancers_totals(short_run):
     assert figures["counters_equal"] is True
 
 
-@needs_browser
+@needs_chromium
 def test_frames_and_decision_to_screen_delays_are_measured(short_run):
     figures = short_run["figures"]
     assert figures["frames"] > 0 and figures["fps"] > 0
@@ -62,7 +56,7 @@ def test_frames_and_decision_to_screen_delays_are_measured(short_run):
     assert figures["web_cpu_percent"] > 0
 
 
-@needs_browser
+@needs_chromium
 def test_every_goal_is_reported_with_its_verdict(short_run):
     goals = {goal["key"]: goal for goal in short_run["goals"]}
     assert set(goals) == {goal.key for goal in WEB_GOALS}
@@ -72,7 +66,7 @@ def test_every_goal_is_reported_with_its_verdict(short_run):
     assert short_run["settings"]["rate"] == 300
 
 
-@needs_browser
+@needs_chromium
 def test_every_process_it_started_is_gone(short_run):
     started = short_run["started_pids"]
     assert len(started) >= 6  # lb-lab serve, 3 backends, balancer, traffic; and the browser

@@ -10,28 +10,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import SCREENSHOTS, needs_chromium
 
-from lab.bench import browser as browser_support
-
-CHROMIUM = Path("/usr/bin/chromium")
 ANY_PORTS = ["--balancer-port", "0", "--backend-port", "0"]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
 expect = sync_api.expect
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for the module, launched as the web benchmark launches it."""
-    with browser_support.chromium(str(CHROMIUM)) as browser:
-        yield browser
 
 
 @pytest.fixture

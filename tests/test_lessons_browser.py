@@ -16,26 +16,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import SCREENSHOTS, needs_chromium
 
-from lab.bench import browser as browser_support
 from lab.lessons.catalog import Catalog
 
-CHROMIUM = Path("/usr/bin/chromium")
 COURSE = len(Catalog().lessons())
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
 expect = sync_api.expect
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for the module, launched as the web benchmark launches it."""
-    with browser_support.chromium(str(CHROMIUM)) as browser:
-        yield browser
 
 
 @pytest.fixture
