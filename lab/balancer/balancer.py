@@ -12,6 +12,8 @@ import random
 import time
 from collections import Counter
 from collections.abc import Collection
+from time import monotonic
+from time import time as wall_clock
 from typing import Final
 
 from lab.balancer import compiled
@@ -71,7 +73,7 @@ class Balancer:
             outcome = self.sticky.choose(pool, request, exclude)
         else:
             outcome = pool.choose(request, exclude)
-        if outcome.__class__ is Decision:
+        if isinstance(outcome, Decision):
             backend = outcome.backend
             backend.active += 1
             backend.total += 1
@@ -96,7 +98,7 @@ class Balancer:
             if not http_error or self.config.passive.on_5xx:
                 self.health.saw_failure(backend, why or "a failed request")
         elif ms is not None:
-            backend.observe_latency(ms, time.monotonic())
+            backend.observe_latency(ms, monotonic())
         if backend.draining and not backend.active:
             self.publish_drain(backend, f"{backend.name} finished its last request: drained")
         if self.queue.waiting:
@@ -153,7 +155,7 @@ class Balancer:
         cached time, the text is made once per millisecond and shared by the events
         in it: a `t` is never more than 1 ms early.
         """
-        now = time.time()
+        now = wall_clock()
         if not 0.0 <= now - self._time_at < 0.001:
             self._time_at = now
             self._time_text = micros_text(now)

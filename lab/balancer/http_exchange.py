@@ -162,7 +162,7 @@ class Exchange:
     def route(self, waited_ms: float = 0.0) -> None:
         balancer = self.balancer
         outcome = balancer.route(self.info, self.tried, self.pool)
-        if outcome.__class__ is not Decision:
+        if not isinstance(outcome, Decision):
             if outcome.can_wait and not self.queued:
                 if balancer.queue.join(self.pool, self, outcome.reason):
                     self.queued = True

@@ -73,7 +73,7 @@ class Sticky:
                 else f"{name} is {_unusable_state(backend, exclude)}"
             )
         outcome = pool.choose(request, exclude)
-        if outcome.__class__ is Decision:
+        if isinstance(outcome, Decision):
             chosen = outcome.backend.name
             self._remember(request.client, chosen)
             if name is not None:

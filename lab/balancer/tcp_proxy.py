@@ -78,7 +78,7 @@ class TcpClientConnection(asyncio.Protocol):
     def route(self, waited_ms: float = 0.0) -> None:
         balancer = self.balancer
         outcome = balancer.route(self.info, self.tried)
-        if outcome.__class__ is not Decision:
+        if not isinstance(outcome, Decision):
             pool = balancer.default_pool
             if outcome.can_wait and balancer.queue.join(pool, self, outcome.reason):
                 return  # reading stays paused until a slot frees up
