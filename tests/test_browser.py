@@ -105,6 +105,29 @@ def test_least_connections_sends_less_to_a_slow_backend(page):
     expect(page.locator("#log li").first).to_contain_text("active")
 
 
+def test_an_older_state_never_rolls_the_numbers_back(page):
+    page.get_by_role("button", name="Send 10").click()
+    expect(page.locator("#totals")).to_contain_text("routed 10")
+    # A command's state read before the batch that showed 10, arriving after it. The
+    # page is read in the same task, before any later batch could paint over it.
+    totals, cards = page.evaluate(
+        """() => {
+        const { view, socket } = window.lab;
+        const old = structuredClone(view.state);
+        old.counters = structuredClone(view.counters);
+        old.counters.total = 0;
+        old.counters.read -= 1;
+        for (const numbers of Object.values(old.counters.backends)) numbers.total = 0;
+        socket.listeners("state").forEach((render) => render(old));
+        const routed = [...document.querySelectorAll('[data-k="total"]')];
+        return [document.getElementById("totals").textContent,
+                routed.reduce((sum, cell) => sum + Number(cell.textContent), 0)];
+    }"""
+    )
+    assert "routed 10" in totals
+    assert cards == 10
+
+
 def test_a_killed_backend_is_shown_down_and_traffic_keeps_flowing(page):
     card(page, "b2").get_by_role("button", name="Kill b2").click()
     expect(card(page, "b2").locator(".badge")).to_have_text("killed")

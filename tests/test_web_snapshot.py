@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.web.controller import BackendProcess
+from lab.web.controller import BackendProcess, LabController
 from lab.web.snapshot import counters, snapshot
 
 BALANCER = {
@@ -39,6 +39,18 @@ def test_counters_add_up_the_balancers_own_numbers():
         "status": {"2xx": 13, "4xx": 0, "5xx": 0}, "latency_ms": {"p50": 1.0, "p95": 3.0},
     }  # fmt: skip
     assert counters(BALANCER, None)["traffic"] is None
+
+
+def test_readings_are_numbered_so_the_page_keeps_the_newer_counters():
+    class Balancer:  # stands in for the balancer's admin API
+        def get(self, path: str) -> dict:
+            assert path == "/state"
+            return dict(BALANCER)
+
+    controller = LabController()
+    first, second = controller._read(Balancer()), controller._read(Balancer())
+    assert 0 < counters(first, None)["read"] < counters(second, None)["read"]
+    assert counters(BALANCER, None)["read"] == 0  # a reading from elsewhere counts as oldest
 
 
 def test_a_state_joins_the_controllers_backends_with_the_balancers_numbers():

@@ -69,7 +69,9 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
                                       "state": "up", "reason": ""}, ...},
                   "traffic": {"sent": 12, "completed": 12, "failed": 0, "in_flight": 0,
                               "status": {"2xx": 12, "4xx": 0, "5xx": 0},
-                              "latency_ms": {"p50": 1.2, "p95": 2.0}} | null}}
+                              "latency_ms": {"p50": 1.2, "p95": 2.0}} | null,
+                  "read": 41}}   # counters read later have a larger number: the page
+                                 # never shows older counters over newer ones
 
     <latency point> = {"t": 1764220000, "n": 25, "p50": 1.2, "p95": 3.4}: the
     response times the balancer reported in that wall-clock second (p50/p95 are

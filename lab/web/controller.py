@@ -9,6 +9,7 @@ before anything changes, and after every change all browsers get a fresh
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -111,6 +112,7 @@ class LabController:
         self.stopped = False
         self._lock = threading.Lock()
         self._pollers: dict[str, JsonApi] = {}
+        self._reads = itertools.count(1)  # numbers the balancer's /state readings, see _read
         self._sleep: Callable[[float], None] = time.sleep
 
     @property
@@ -502,8 +504,19 @@ class LabController:
 
     def counters(self) -> dict:
         """Exact counters now: the balancer's per backend, and the traffic generator's."""
-        balancer = self._poller("balancer", self.addresses["admin"], "the balancer").get("/state")
+        balancer = self._read(self._poller("balancer", self.addresses["admin"], "the balancer"))
         return snapshot.counters(balancer, self._traffic_state(poll=True))
+
+    def _read(self, api: JsonApi) -> dict:
+        """The balancer's /state, numbered in the order readings come back.
+
+        A command's `state` and the relay's batches read the balancer apart, and a
+        state can reach the page after a batch that read later; the number lets the
+        page keep the newer counters (see `read` in lab.web.app).
+        """
+        state = api.get("/state")
+        state["read"] = next(self._reads)
+        return state
 
     def _traffic_state(self, poll: bool = False) -> dict | None:
         traffic = self.traffic
@@ -517,7 +530,7 @@ class LabController:
 
     def snapshot(self) -> dict:
         """The full `state` every browser gets on connect and after every change."""
-        balancer = self._balancer().get("/state")
+        balancer = self._read(self._balancer())
         state = snapshot.snapshot(
             balancer,
             self._traffic_state(),

@@ -29,6 +29,7 @@ def counters(balancer: dict, traffic: dict | None) -> dict:
         "failures": sum(b["failures"] for b in per.values()),
         "errors": balancer.get("errors", {}),
         "backends": per,
+        "read": balancer.get("read", 0),  # the controller's reading number: newer is larger
         "traffic": None,
     }
     if traffic is not None:

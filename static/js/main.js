@@ -75,8 +75,11 @@ function renderState(state) {
   renderCards(state.backends);
   view.history = state.latency_history.slice();
   view.latencyDirty = true;
-  view.pendingCounters = null; // older than these
-  renderCounters(state.counters);
+  // A state read before a batch may arrive after it: keep whichever counters are newer
+  // (renderCards just wrote the state's numbers, so the newer ones go on top again).
+  const latest = view.pendingCounters || view.counters;
+  view.pendingCounters = null;
+  renderCounters(latest && latest.read > state.counters.read ? latest : state.counters);
   if (state.problem) showMessage(`The lab is broken: ${state.problem}`);
 }
 
@@ -241,7 +244,9 @@ function onBatch(batch) {
   const now = batch.latency_now ?? null;
   if ((now && now.t) !== (view.latencyNow && view.latencyNow.t)) view.latencyDirty = true;
   view.latencyNow = now;
-  view.pendingCounters = batch.counters;
+  // Counters read before the newest ones here (a state overtook this batch) are old news.
+  const newest = view.pendingCounters || view.counters;
+  if (!newest || batch.counters.read >= newest.read) view.pendingCounters = batch.counters;
 }
 
 function showStep(events) {
