@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,22 @@ def chromium():
 
     with browser.chromium(str(CHROMIUM)) as launched:
         yield launched
+
+
+@contextlib.contextmanager
+def watched_page(chromium, name: str) -> Iterator:
+    """A page in a fresh browser context that keeps a screenshot, `name`.png, at the end
+    and fails the test on any console error or uncaught exception in the page."""
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    yield page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    context.close()
+    assert problems == []
 
 
 def wait_for(

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SCREENSHOTS, needs_chromium
+from conftest import needs_chromium, watched_page
 
 ANY_PORTS = ["--balancer-port", "0", "--backend-port", "0"]
 
@@ -45,19 +45,11 @@ def lab_url():
 @pytest.fixture
 def page(chromium, lab_url, request):
     """The lab page, loaded and connected; fails the test on any console error."""
-    context = chromium.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(lab_url)
-    expect(page.locator("#connection")).to_have_text("connected")
-    expect(page.locator(".card")).to_have_count(3)
-    yield page
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"))
-    context.close()
-    assert problems == []
+    with watched_page(chromium, request.node.name) as page:
+        page.goto(lab_url)
+        expect(page.locator("#connection")).to_have_text("connected")
+        expect(page.locator(".card")).to_have_count(3)
+        yield page
 
 
 def card(page, name: str):

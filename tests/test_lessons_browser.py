@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SCREENSHOTS, needs_chromium
+from conftest import needs_chromium, watched_page
 
 from lab.lessons.catalog import Catalog
 
@@ -66,16 +66,8 @@ def page(chromium, serve, request):
 
     It asks for `serve` so that the screenshot is taken while the lab still runs.
     """
-    context = chromium.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    yield page
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"))
-    context.close()
-    assert problems == []
+    with watched_page(chromium, request.node.name) as page:
+        yield page
 
 
 def routed(page, name: str):
