@@ -211,3 +211,30 @@ def lab():
         yield lab
         for reader in lab._readers:
             reader.close()
+
+
+class ManualClock:
+    """Time that moves only when a test says so, for policy tested without processes.
+
+    `clock` is what the balancer's policy objects take (lab.balancer.clock.Clock);
+    the wall clock starts at a fixed, realistic epoch and moves with the other one.
+    """
+
+    EPOCH = 1_796_000_000.0
+    START = 1000.0  # like time.monotonic(), never 0: the policy uses 0 for "not set"
+
+    def __init__(self) -> None:
+        from lab.balancer.clock import Clock
+
+        self.now = self.START
+        self.clock = Clock(
+            monotonic=lambda: self.now, wall=lambda: self.EPOCH + self.now - self.START
+        )
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()

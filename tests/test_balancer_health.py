@@ -74,21 +74,19 @@ def test_tcp_checks_notice_a_killed_backend_without_any_traffic(lab):
     assert lab.state()["backends"][2]["total"] == 0  # nothing was routed to find out
 
 
-def test_passive_health_takes_a_failing_backend_out_and_lets_it_back(lab):
+def test_passive_health_takes_a_failing_backend_out(lab):
+    # The way back after fail_timeout_s is tested with a hand-moved clock (test_health.py).
     lab.start_balancer()
     reader = lab.events()
-    lab.configure(passive={"max_fails": 2, "fail_timeout_s": 1.0, "on_5xx": True})
+    lab.configure(passive={"max_fails": 2, "fail_timeout_s": 60, "on_5xx": True})
     lab.knobs("b1", error_rate=1.0)
     client = Http(lab.listen)
     statuses = [client.get()[0] for _ in range(6)]  # b1, b2, b3, b1 (2nd failure), ...
     out = reader.wait("health", backend="b1", healthy=False)
     assert out["source"] == "passive"
-    assert out["reason"].startswith("2 failures on real traffic within 1 s (answered 500)")
+    assert out["reason"].startswith("2 failures on real traffic within 60 s (answered 500)")
     assert statuses.count(500) == 2  # then b1 got nothing more
-    lab.knobs("b1", error_rate=0.0)
-    back = reader.wait("health", backend="b1", healthy=True, timeout=5)
-    assert back["t"] - out["t"] >= 0.9
-    assert "b1" in served_by(lab, 3)
+    assert lab.backend_state("b1")["state"] == "down"
     client.close()
 
 

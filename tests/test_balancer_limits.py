@@ -78,10 +78,7 @@ def test_slow_start_keeps_a_returning_backend_from_being_hammered_under_least_co
     assert any(
         "warming up in slow start, so it sat out this pick: b3 at" in r["reason"] for r in routes
     )
-
-    lab.configure(slow_start_s=0.5)  # a short window: watch it finish
-    wait_for(lambda: lab.backend_state("b3")["state"] == "up", timeout=5, what="warm-up to end")
-    assert lab.backend_state("b3")["effective_weight"] == 1
+    # The ramp to full weight is tested with a hand-moved clock (test_health.py).
 
 
 def test_max_conns_queues_excess_requests_and_serves_them_in_turn(lab):

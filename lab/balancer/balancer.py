@@ -9,16 +9,14 @@ be chosen; this module only asks them.
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Collection
-from time import monotonic
-from time import time as wall_clock
 from typing import Final
 
 from lab.balancer import compiled
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
+from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig, apply_update, format_address
 from lab.balancer.events import EventBus, JsonTexts
 from lab.balancer.health import Health
@@ -30,8 +28,12 @@ from lab.balancer.upstream import UpstreamPool
 
 
 class Balancer:
-    def __init__(self, config: BalancerConfig) -> None:
+    def __init__(self, config: BalancerConfig, clock: Clock | None = None) -> None:
         self.config = config
+        self.clock = clock = clock or Clock()
+        # The hot path's two clocks, as plain attributes: one call each, no lookups.
+        self.monotonic = clock.monotonic
+        self.wall_clock = clock.wall
         self.rng = random.Random(config.seed)
         self.upstreams = UpstreamPool()
         self.events = EventBus(limit=config.events_queue)
@@ -47,9 +49,11 @@ class Balancer:
         self.default_pool: Pool
         self.rules: tuple[Rule, ...] = ()
         self.reads_headers = False  # does routing need the request's headers decoded?
-        self.health = Health(self)
-        self.queue = RequestQueue(self)
-        self.sticky = Sticky(self)
+        self.health = Health(
+            lambda: self.backends.values(), self.events.publish, self.health_changed, clock
+        )
+        self.queue = RequestQueue(lambda: self.pools.values(), self.events.publish, clock)
+        self.sticky = Sticky(clock)
         self._apply(config, changes=None)
 
     # -- routing -------------------------------------------------------------------------
@@ -98,7 +102,7 @@ class Balancer:
             if not http_error or self.config.passive.on_5xx:
                 self.health.saw_failure(backend, why or "a failed request")
         elif ms is not None:
-            backend.observe_latency(ms, monotonic())
+            backend.observe_latency(ms, self.monotonic())
         if backend.draining and not backend.active:
             self.publish_drain(backend, f"{backend.name} finished its last request: drained")
         if self.queue.waiting:
@@ -106,7 +110,7 @@ class Balancer:
 
     def tick(self) -> None:
         """A few times a second: fading response times, health timers, queue timeouts."""
-        now = time.monotonic()
+        now = self.monotonic()
         for backend in self.backends.values():
             backend.fade(now)
         self.health.tick(now)
@@ -117,6 +121,16 @@ class Balancer:
         """Recompute every pool's candidates after a health, drain or weight change."""
         for pool in self.pools.values():
             pool.refresh()
+
+    def health_changed(self, backend: Backend | None) -> None:
+        """Health changed `backend`'s verdict (None: only slow start moved on)."""
+        self.refresh()
+        if backend is None:
+            return
+        if not backend.healthy:
+            self.upstreams.forget(backend)  # its idle connections are likely dead too
+        elif self.queue.waiting:
+            self.queue.slot_freed()
 
     # -- draining ------------------------------------------------------------------------
 
@@ -155,7 +169,7 @@ class Balancer:
         cached time, the text is made once per millisecond and shared by the events
         in it: a `t` is never more than 1 ms early.
         """
-        now = wall_clock()
+        now = self.wall_clock()
         if not 0.0 <= now - self._time_at < 0.001:
             self._time_at = now
             self._time_text = micros_text(now)
@@ -210,7 +224,7 @@ class Balancer:
             event = {
                 "type": "error",
                 "id": rid,
-                "t": time.time(),
+                "t": self.wall_clock(),
                 "status": status,
                 "reason": reason,
             }
@@ -222,7 +236,7 @@ class Balancer:
         self.events.publish(
             {
                 "type": "drain",
-                "t": time.time(),
+                "t": self.wall_clock(),
                 "backend": backend.name,
                 "state": backend.state,
                 "active": backend.active,
@@ -282,7 +296,7 @@ class Balancer:
         new, changes = apply_update(self.config, update)
         if changes:
             self._apply(new, changes)
-            self.events.publish({"type": "config", "t": time.time(), "changes": changes})
+            self.events.publish({"type": "config", "t": self.wall_clock(), "changes": changes})
         return changes
 
     def _apply(self, new: BalancerConfig, changes: dict | None) -> None:
@@ -294,6 +308,8 @@ class Balancer:
         self.client_header_s = new.timeouts.client_header_ms / 1000
         self.idle_s = new.timeouts.idle_ms / 1000
         self.backend_response_s = new.timeouts.backend_response_ms / 1000
+        self.health.use_settings(new)  # slow start applies to backends added just below
+        self.queue.configure(new.max_queue, new.timeouts.queue_ms)
         if changes is None or "backends" in changes:
             self._sync_backends(new)
         structure = ("backends", "pools", "rules", "algorithm", "hash_key", "panic_threshold")

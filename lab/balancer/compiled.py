@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 COMPILED_MODULES = (
+    "lab.balancer.clock",
     "lab.balancer.backend",
     "lab.balancer.events",
     "lab.balancer.algorithms.base",

@@ -18,23 +18,41 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection
 
 from lab.balancer.backend import Backend
+from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig
-from lab.balancer.settings import HealthSettings
-
-if TYPE_CHECKING:
-    from lab.balancer.balancer import Balancer
+from lab.balancer.settings import HealthSettings, PassiveSettings
 
 SLOW_START_FLOOR = 0.05  # a warming backend takes at least this share of its picks
 
 
 class Health:
-    def __init__(self, balancer: Balancer) -> None:
-        self.balancer = balancer
+    """Keeps each backend's `healthy` in step with both verdicts.
+
+    It sees the backends through `backends` (the set changes with the config),
+    reports through `publish`, and calls `changed(backend)` after a backend's
+    health changed, or `changed(None)` when only slow start moved on, so that
+    the pools can recompute their candidates.
+    """
+
+    def __init__(
+        self,
+        backends: Callable[[], Collection[Backend]],
+        publish: Callable[[dict], None],
+        changed: Callable[[Backend | None], None],
+        clock: Clock,
+    ) -> None:
+        self.backends = backends
+        self.publish = publish
+        self.changed = changed
+        self.clock = clock
         self.settings: HealthSettings | None = None  # while active checks run
         self.check_type = "http"
+        self.passive = PassiveSettings()
+        self.slow_start_s = 0.0
+        self.config: BalancerConfig | None = None
         self.tasks: dict[Backend, asyncio.Task] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -43,14 +61,23 @@ class Health:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """The daemon is running: checks can begin."""
         self.loop = loop
-        self.configure(self.balancer.config)
+        if self.config is not None:
+            self.configure(self.config)
+
+    def use_settings(self, config: BalancerConfig) -> None:
+        """Take the passive health and slow start settings (before backends change)."""
+        self.passive = config.passive
+        self.slow_start_s = config.slow_start_s
 
     def configure(self, config: BalancerConfig) -> None:
+        """Take every setting and start or stop the active checks to match."""
+        self.config = config
+        self.use_settings(config)
         settings = config.health if config.health.enabled else None
         check_type = config.health.type or config.mode
         restart = settings != self.settings or check_type != self.check_type
         self.settings, self.check_type = settings, check_type
-        backends = set(self.balancer.backends.values())
+        backends = set(self.backends())
         for backend in list(self.tasks):
             if restart or backend not in backends:
                 self.tasks.pop(backend).cancel()
@@ -65,7 +92,7 @@ class Health:
 
     def _forget_active_verdicts(self) -> None:
         """Checks turned off: nobody is down on their word any more."""
-        for backend in self.balancer.backends.values():
+        for backend in self.backends():
             backend.checks_ok = backend.checks_failed = 0
             if not backend.up:
                 backend.up = True
@@ -82,17 +109,17 @@ class Health:
         settings = self.settings
         while True:
             ok, detail, ms = await self.probe(backend)
-            self.balancer.events.publish(
+            self.publish(
                 {
                     "type": "check",
-                    "t": time.time(),
+                    "t": self.clock.wall(),
                     "backend": backend.name,
                     "ok": ok,
                     "ms": round(ms, 3),
                     "detail": detail,
                 }
             )
-            self._record(backend, ok, detail)
+            self.record(backend, ok, detail)
             await asyncio.sleep(settings.interval_ms / 1000)
 
     async def probe(self, backend: Backend) -> tuple[bool, str, float]:
@@ -125,7 +152,8 @@ class Health:
                 writer.close()
         return ok, detail, (time.perf_counter() - started) * 1000
 
-    def _record(self, backend: Backend, ok: bool, detail: str) -> None:
+    def record(self, backend: Backend, ok: bool, detail: str) -> None:
+        """Take one active check's verdict; `rise` or `fall` in a row changes the backend."""
         settings = self.settings
         if ok:
             backend.checks_ok += 1
@@ -149,10 +177,10 @@ class Health:
     # -- passive health ------------------------------------------------------------------
 
     def saw_failure(self, backend: Backend, why: str) -> None:
-        passive = self.balancer.config.passive
+        passive = self.passive
         if not passive.max_fails or backend.ejected_until:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         recent = backend.recent_failures
         recent.append(now)
         while recent and recent[0] < now - passive.fail_timeout_s:
@@ -172,15 +200,14 @@ class Health:
     # -- slow start and timers -----------------------------------------------------------
 
     def back_in_service(self, backend: Backend) -> None:
-        window = self.balancer.config.slow_start_s
-        if window > 0:
-            backend.warm_since = time.monotonic()
+        if self.slow_start_s > 0:
+            backend.warm_since = self.clock.monotonic()
             backend.warm_fraction = SLOW_START_FLOOR
 
     def tick(self, now: float) -> None:
         changed = False
-        window = self.balancer.config.slow_start_s
-        for backend in self.balancer.backends.values():
+        window = self.slow_start_s
+        for backend in self.backends():
             if backend.ejected_until and now >= backend.ejected_until:
                 backend.ejected_until = 0.0
                 if not backend.up:
@@ -188,7 +215,7 @@ class Health:
                 self.back_in_service(backend)
                 self._update(
                     backend,
-                    f"{self.balancer.config.passive.fail_timeout_s:g} s passed since passive "
+                    f"{self.passive.fail_timeout_s:g} s passed since passive "
                     "health took it out: it gets traffic again",
                     "passive",
                 )
@@ -200,29 +227,23 @@ class Health:
                     backend.warm_fraction = max(ramp, SLOW_START_FLOOR)
                 changed = True
         if changed:
-            self.balancer.refresh()
+            self.changed(None)
 
     def _update(self, backend: Backend, reason: str, source: str) -> None:
         """Recompute `healthy` from both verdicts and tell everyone what changed."""
-        was = backend.healthy
         backend.healthy = backend.up and not backend.ejected_until
         backend.down_reason = "" if backend.healthy else reason
-        balancer = self.balancer
-        balancer.refresh()
-        if was and not backend.healthy:
-            balancer.upstreams.forget(backend)  # its idle connections are likely dead too
-        balancer.events.publish(
+        self.publish(
             {
                 "type": "health",
-                "t": time.time(),
+                "t": self.clock.wall(),
                 "backend": backend.name,
                 "healthy": backend.healthy,
                 "source": source,
                 "reason": reason,
             }
         )
-        if backend.healthy and balancer.queue.waiting:
-            balancer.queue.slot_freed()
+        self.changed(backend)
 
 
 def _judge_status(line: bytes, path: str) -> tuple[bool, str]:

@@ -8,11 +8,12 @@ the wait (`timeouts.queue_ms`); past either the answer is a 503 that says which.
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Protocol
 
+from lab.balancer.clock import Clock
+
 if TYPE_CHECKING:
-    from lab.balancer.balancer import Balancer
     from lab.balancer.pool import Pool
 
 
@@ -28,23 +29,38 @@ class Waiter(Protocol):
 
 
 class RequestQueue:
-    def __init__(self, balancer: Balancer) -> None:
-        self.balancer = balancer
+    """The waiting requests of every pool. It sees the pools through `pools` (they are
+    rebuilt on a config change) and tells the world through `publish`."""
+
+    def __init__(
+        self,
+        pools: Callable[[], Collection[Pool]],
+        publish: Callable[[dict], None],
+        clock: Clock,
+    ) -> None:
+        self.pools = pools
+        self.publish = publish
+        self.clock = clock
+        self.max_queue = 100  # per pool; configure() sets both limits
+        self.limit_s = 1.0
         self.waiting = 0  # across all pools; 0 keeps the hot path to one comparison
         self._scheduled = False
 
+    def configure(self, max_queue: int, queue_ms: int) -> None:
+        self.max_queue = max_queue
+        self.limit_s = queue_ms / 1000
+
     def join(self, pool: Pool, waiter: Waiter, reason: str) -> bool:
         """Queue `waiter`; False when the pool's queue is full."""
-        limit = self.balancer.config.max_queue
-        if len(pool.queue) >= limit:
+        if len(pool.queue) >= self.max_queue:
             return False
-        pool.queue.append((waiter, time.monotonic()))
+        pool.queue.append((waiter, self.clock.monotonic()))
         self.waiting += 1
-        self.balancer.events.publish(
+        self.publish(
             {
                 "type": "queue",
                 "id": waiter.id,
-                "t": time.time(),
+                "t": self.clock.wall(),
                 "pool": pool.name,
                 "position": len(pool.queue),
                 "reason": f"{reason}; waiting for a free slot",
@@ -67,7 +83,7 @@ class RequestQueue:
 
     def dispatch(self) -> None:
         self._scheduled = False
-        for pool in list(self.balancer.pools.values()):
+        for pool in list(self.pools()):
             queue = pool.queue
             for _ in range(len(queue)):  # bounded: a waiter may queue itself again
                 if not queue:
@@ -78,11 +94,11 @@ class RequestQueue:
                 queue.popleft()
                 self.waiting -= 1
                 if not waiter.finished:
-                    waiter.resume_routing((time.monotonic() - since) * 1000.0)
+                    waiter.resume_routing((self.clock.monotonic() - since) * 1000.0)
 
     def tick(self, now: float) -> None:
-        limit_s = self.balancer.config.timeouts.queue_ms / 1000
-        for pool in self.balancer.pools.values():
+        limit_s = self.limit_s
+        for pool in self.pools():
             queue = pool.queue
             while queue and (queue[0][0].finished or now - queue[0][1] >= limit_s):
                 waiter, since = queue.popleft()

@@ -12,17 +12,16 @@ down, draining, full or gone, the pool chooses again and the pin moves.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Final
 
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
+from lab.balancer.clock import Clock
 from lab.balancer.settings import StickySettings
 
 if TYPE_CHECKING:
-    from lab.balancer.balancer import Balancer
     from lab.balancer.pool import Pool, Refusal
 
 # Client addresses remembered in source mode; the least recent are dropped first.
@@ -30,13 +29,14 @@ TABLE_LIMIT: Final = 100_000
 
 
 class Sticky:
-    def __init__(self, balancer: Balancer) -> None:
-        self.balancer = balancer
+    def __init__(self, clock: Clock, limit: int = TABLE_LIMIT) -> None:
+        self.clock = clock  # a pin in source mode lasts expire_s after the client's last request
         self.on = False
         self.cookie: str | None = None  # the cookie's name in cookie mode
         self.source = False
         self.expire_s = 0.0
         self.table: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.limit = limit  # client addresses kept in source mode
 
     def configure(self, settings: StickySettings) -> None:
         self.on = settings.mode != "off"
@@ -52,7 +52,7 @@ class Sticky:
         entry = self.table.get(request.client)
         if entry is None:
             return None
-        if entry[1] < time.monotonic():
+        if entry[1] < self.clock.monotonic():
             del self.table[request.client]
             return None
         return entry[0]
@@ -91,9 +91,9 @@ class Sticky:
         if not self.source:
             return
         table = self.table
-        table[client] = (name, time.monotonic() + self.expire_s)
+        table[client] = (name, self.clock.monotonic() + self.expire_s)
         table.move_to_end(client)
-        if len(table) > TABLE_LIMIT:
+        if len(table) > self.limit:
             table.popitem(last=False)
 
 
