@@ -83,3 +83,20 @@ def test_no_backend_closes_the_connection(lab):
             sock.recv(100) == b""
         )  # closed at once, nothing said: Layer 4 has no words for errors
     assert lab.state()["errors"] == {"refused": 1}
+
+
+def test_a_connection_every_backend_refused_is_closed_and_the_reason_says_so(lab):
+    lab.start_balancer("--mode", "tcp")
+    lab.configure(retries={"tries": 5})  # more tries than backends: all of them are tried
+    reader = lab.events()
+    for name in ("b1", "b2", "b3"):
+        lab.kill(name)
+    with socket.create_connection(split(lab.listen), timeout=5) as sock:
+        assert sock.recv(1) == b""  # closed: at Layer 4 there is no status code to send
+    wait_for(lambda: len(reader.of("error")) >= 4, what="four errors")
+    assert [e["reason"] for e in reader.of("error")] == [
+        "b1 refused the connection; trying another",
+        "b2 refused the connection; trying another",
+        "b3 refused the connection; trying another",
+        "every backend refused the connection",
+    ]

@@ -32,10 +32,10 @@ class Backend:
     weight: int = 1
     backup: bool = False  # takes traffic only while every primary is down
     max_conns: int = 0  # 0 = no limit
-    # `healthy` is what routing reads: the active checks say it is up, and passive
+    # `healthy` is what routing reads: the active checks are passing, and passive
     # health has not taken it out. Health keeps it in step (see lab.balancer.health).
     healthy: bool = True
-    up: bool = True  # the active checks' verdict (always True while checks are off)
+    passing: bool = True  # the active checks' verdict (always True while checks are off)
     ejected_until: float = 0.0  # passive health: out of service until this clock time
     down_reason: str = ""  # why it is down, for the card and /state
     draining: bool = False  # no new traffic; in-flight requests finish

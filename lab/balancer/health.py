@@ -94,8 +94,8 @@ class Health:
         """Checks turned off: nobody is down on their word any more."""
         for backend in self.backends():
             backend.checks_ok = backend.checks_failed = 0
-            if not backend.up:
-                backend.up = True
+            if not backend.passing:
+                backend.passing = True
                 self._update(backend, "active health checks turned off", "active")
 
     def stop(self) -> None:
@@ -158,9 +158,11 @@ class Health:
         if ok:
             backend.checks_ok += 1
             backend.checks_failed = 0
-            if (not backend.up or backend.ejected_until) and backend.checks_ok >= settings.rise:
+            if (
+                not backend.passing or backend.ejected_until
+            ) and backend.checks_ok >= settings.rise:
                 # Good checks since it went down (either way) prove it is back.
-                backend.up = True
+                backend.passing = True
                 backend.ejected_until = 0.0
                 self.back_in_service(backend)
                 self._update(
@@ -169,8 +171,8 @@ class Health:
         else:
             backend.checks_failed += 1
             backend.checks_ok = 0
-            if backend.up and backend.checks_failed >= settings.fall:
-                backend.up = False
+            if backend.passing and backend.checks_failed >= settings.fall:
+                backend.passing = False
                 reason = f"{settings.fall} failed checks in a row ({detail})"
                 self._update(backend, reason, "active")
 
@@ -210,7 +212,7 @@ class Health:
         for backend in self.backends():
             if backend.ejected_until and now >= backend.ejected_until:
                 backend.ejected_until = 0.0
-                if not backend.up:
+                if not backend.passing:
                     continue  # the active checks still say down: they will bring it back
                 self.back_in_service(backend)
                 self._update(
@@ -231,7 +233,7 @@ class Health:
 
     def _update(self, backend: Backend, reason: str, source: str) -> None:
         """Recompute `healthy` from both verdicts and tell everyone what changed."""
-        backend.healthy = backend.up and not backend.ejected_until
+        backend.healthy = backend.passing and not backend.ejected_until
         backend.down_reason = "" if backend.healthy else reason
         self.publish(
             {

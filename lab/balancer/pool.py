@@ -18,16 +18,18 @@ from lab.balancer.backend import Backend
 
 class Refusal:
     """No backend for this request, and why. `can_wait` means every candidate is at
-    max_conns: the request may wait in the pool's queue for a free slot."""
+    max_conns: the request may wait in the pool's queue for a free slot.
+    `tried_all` means every candidate was tried for this request and failed."""
 
-    __slots__ = ("reason", "can_wait")
+    __slots__ = ("reason", "can_wait", "tried_all")
 
-    def __init__(self, reason: str, can_wait: bool = False) -> None:
+    def __init__(self, reason: str, can_wait: bool = False, tried_all: bool = False) -> None:
         self.reason = reason
         self.can_wait = can_wait
+        self.tried_all = tried_all
 
     def __repr__(self) -> str:
-        return f"Refusal({self.reason!r}, can_wait={self.can_wait})"
+        return f"Refusal({self.reason!r}, can_wait={self.can_wait}, tried_all={self.tried_all})"
 
 
 class Pool:
@@ -84,7 +86,7 @@ class Pool:
         if exclude:
             candidates = [b for b in candidates if b not in exclude]
         if not candidates:
-            return Refusal(self.empty_reason(tried=bool(exclude)))
+            return Refusal(self.empty_reason(tried=bool(exclude)), tried_all=bool(exclude))
         if self._limited:
             room = [b for b in candidates if not b.max_conns or b.active < b.max_conns]
             if not room:

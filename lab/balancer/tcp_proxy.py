@@ -82,7 +82,10 @@ class TcpClientConnection(asyncio.Protocol):
             pool = balancer.default_pool
             if outcome.can_wait and balancer.queue.join(pool, self, outcome.reason):
                 return  # reading stays paused until a slot frees up
-            self.give_up(outcome.reason)
+            # At Layer 4 "failed" can only mean the connection was refused, so say that.
+            self.give_up(
+                "every backend refused the connection" if outcome.tried_all else outcome.reason
+            )
             return
         if waited_ms:
             outcome.reason = f"waited {waited_ms:.0f} ms for a free slot; {outcome.reason}"
@@ -95,8 +98,6 @@ class TcpClientConnection(asyncio.Protocol):
 
     def give_up(self, reason: str) -> None:
         """No backend: at Layer 4 the only way to say so is to close the connection."""
-        if self.tried and reason.startswith("every backend"):
-            reason = "every backend refused the connection"
         self.balancer.publish_error(self.id, None, reason, kind="refused")
         self.finished = True
         self.transport.close()
