@@ -73,7 +73,7 @@ class Balancer:
         self, request: RequestInfo, exclude: Collection[Backend] = (), pool: Pool | None = None
     ) -> Decision | Refusal:
         pool = pool or self.default_pool
-        if self.sticky.on:
+        if self.sticky.mode != "off":
             outcome = self.sticky.choose(pool, request, exclude)
         else:
             outcome = pool.choose(request, exclude)

@@ -31,19 +31,17 @@ TABLE_LIMIT: Final = 100_000
 class Sticky:
     def __init__(self, clock: Clock, limit: int = TABLE_LIMIT) -> None:
         self.clock = clock  # a pin in source mode lasts expire_s after the client's last request
-        self.on = False
+        self.mode = "off"  # or "cookie" or "source", as sticky.mode in the settings
         self.cookie: str | None = None  # the cookie's name in cookie mode
-        self.source = False
         self.expire_s = 0.0
         self.table: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.limit = limit  # client addresses kept in source mode
 
     def configure(self, settings: StickySettings) -> None:
-        self.on = settings.mode != "off"
+        self.mode = settings.mode
         self.cookie = settings.cookie if settings.mode == "cookie" else None
-        self.source = settings.mode == "source"
         self.expire_s = settings.expire_s
-        if not self.source:
+        if self.mode != "source":
             self.table.clear()
 
     def pinned(self, request: RequestInfo) -> str | None:
@@ -88,7 +86,7 @@ class Sticky:
         return outcome
 
     def _remember(self, client: str, name: str) -> None:
-        if not self.source:
+        if self.mode != "source":
             return
         table = self.table
         table[client] = (name, self.clock.monotonic() + self.expire_s)
