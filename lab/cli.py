@@ -23,6 +23,7 @@ def build_parser() -> Parser:
     from lab.lessons.command import add_arguments as add_lessons_arguments
     from lab.serve import add_arguments as add_serve_arguments
     from lab.traffic import add_arguments as add_traffic_arguments
+    from lab.vocabulary.cli import add_arguments as add_schema_arguments
 
     parser = Parser(
         prog="lb-lab", description="Load Balancing Lab: watch a real load balancer work."
@@ -35,6 +36,7 @@ def build_parser() -> Parser:
     add_traffic_arguments(commands.add_parser("traffic", help="send traffic through the balancer"))
     add_bench_arguments(commands.add_parser("bench", help="benchmark the balancer against peers"))
     add_lessons_arguments(commands.add_parser("lessons", help="list the lessons"))
+    add_schema_arguments(commands.add_parser("schema", help="print the lab's vocabulary"))
     return parser
 
 

@@ -25,6 +25,7 @@ from lab.balancer.queue import RequestQueue
 from lab.balancer.rules import DEFAULT_POOL, Rule, match
 from lab.balancer.sticky import Sticky
 from lab.balancer.upstream import UpstreamPool
+from lab.vocabulary.events import CONFIG, DRAIN, ERROR
 
 
 class Balancer:
@@ -222,7 +223,7 @@ class Balancer:
         self.errors[kind or str(status)] += 1
         if self.events.listening:
             event = {
-                "type": "error",
+                "type": ERROR,
                 "id": rid,
                 "t": self.wall_clock(),
                 "status": status,
@@ -235,7 +236,7 @@ class Balancer:
     def publish_drain(self, backend: Backend, reason: str) -> None:
         self.events.publish(
             {
-                "type": "drain",
+                "type": DRAIN,
                 "t": self.wall_clock(),
                 "backend": backend.name,
                 "state": backend.state,
@@ -296,7 +297,7 @@ class Balancer:
         new, changes = apply_update(self.config, update)
         if changes:
             self._apply(new, changes)
-            self.events.publish({"type": "config", "t": self.wall_clock(), "changes": changes})
+            self.events.publish({"type": CONFIG, "t": self.wall_clock(), "changes": changes})
         return changes
 
     def _apply(self, new: BalancerConfig, changes: dict | None) -> None:

@@ -13,6 +13,8 @@ from collections import deque
 from json.encoder import encode_basestring
 from typing import Final, Protocol
 
+from lab.vocabulary.events import DROPPED
+
 QUEUE_LIMIT: Final = 10_000  # events per subscriber before we start dropping
 FLUSH_EVERY_S: Final = 0.01  # batch serialisation: one write per subscriber per 10 ms
 WRITE_BUFFER_LIMIT: Final = 256 * 1024  # bytes unsent to a reader before we stop writing to it
@@ -144,7 +146,7 @@ class EventBus:
             lines = list(subscriber.queue)
             subscriber.queue.clear()
             if subscriber.dropped:
-                lines.append(_encode({"type": "dropped", "count": subscriber.dropped}))
+                lines.append(_encode({"type": DROPPED, "count": subscriber.dropped}))
                 subscriber.dropped = 0
             lines.append("")
             subscriber.sink.write("\n".join(lines).encode())

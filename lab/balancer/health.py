@@ -24,6 +24,7 @@ from lab.balancer.backend import Backend
 from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig
 from lab.balancer.settings import HealthSettings, PassiveSettings
+from lab.vocabulary.events import CHECK, HEALTH
 
 SLOW_START_FLOOR = 0.05  # a warming backend takes at least this share of its picks
 
@@ -111,7 +112,7 @@ class Health:
             ok, detail, ms = await self.probe(backend)
             self.publish(
                 {
-                    "type": "check",
+                    "type": CHECK,
                     "t": self.clock.wall(),
                     "backend": backend.name,
                     "ok": ok,
@@ -237,7 +238,7 @@ class Health:
         backend.down_reason = "" if backend.healthy else reason
         self.publish(
             {
-                "type": "health",
+                "type": HEALTH,
                 "t": self.clock.wall(),
                 "backend": backend.name,
                 "healthy": backend.healthy,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Protocol
 
 from lab.balancer.clock import Clock
+from lab.vocabulary.events import QUEUE
 
 if TYPE_CHECKING:
     from lab.balancer.pool import Pool
@@ -58,7 +59,7 @@ class RequestQueue:
         self.waiting += 1
         self.publish(
             {
-                "type": "queue",
+                "type": QUEUE,
                 "id": waiter.id,
                 "t": self.clock.wall(),
                 "pool": pool.name,

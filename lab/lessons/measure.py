@@ -36,6 +36,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lab.vocabulary.events import CHECK, HEALTH, ROUTE
+
 PER_BACKEND = ("routed", "served", "active", "failures", "healthy", "draining", "weight")
 # Counted from the events, per backend; the health verdicts also by who gave them.
 EVENT_FAMILIES = ("checks", "checks_failed")
@@ -83,7 +85,7 @@ def known(name: str) -> bool:
 
 
 def routes(events: Iterable[dict]) -> list[dict]:
-    return [e for e in events if e.get("type") == "route"]
+    return [e for e in events if e.get("type") == ROUTE]
 
 
 def client_map(events: Iterable[dict]) -> dict[str, set[str]]:
@@ -176,12 +178,12 @@ def _health(metrics: dict[str, float], events: list[dict], names: list[str]) -> 
     by_source = {family: dict.fromkeys(SOURCES, 0) for family in HEALTH_FAMILIES}
     for event in events:
         kind, backend = event.get("type"), event.get("backend", "")
-        if kind == "check":
+        if kind == CHECK:
             counts["checks"][backend] = counts["checks"].get(backend, 0) + 1
             if not event.get("ok"):
                 failed = counts["checks_failed"]
                 failed[backend] = failed.get(backend, 0) + 1
-        elif kind == "health":
+        elif kind == HEALTH:
             family = "marked_up" if event.get("healthy") else "marked_down"
             counts[family][backend] = counts[family].get(backend, 0) + 1
             source = event.get("source")

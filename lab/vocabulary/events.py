@@ -1,0 +1,176 @@
+"""The balancer's event kinds: each declared once, with its fields and what they mean.
+
+The balancer publishes these on GET /events (NDJSON), the lab relays them to
+the page in `batch`es, and the lessons measure them. Producers take the kind
+names from here; the per-request kinds (route, done) are written as text on
+the hot path, and a test checks every line against these declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.vocabulary.types import (
+    Schema,
+    anything,
+    constant,
+    flag,
+    maybe,
+    number,
+    record,
+    text,
+    whole,
+)
+
+ROUTE = "route"
+DONE = "done"
+ERROR = "error"
+CONFIG = "config"
+HEALTH = "health"
+CHECK = "check"
+DRAIN = "drain"
+QUEUE = "queue"
+DROPPED = "dropped"
+
+BACKEND_STATES = ("up", "warming", "down", "draining", "drained")
+MODES = ("http", "tcp")
+
+
+@dataclass(frozen=True)
+class EventKind:
+    name: str
+    meaning: str
+    fields: dict[str, Schema]
+    optional: tuple[str, ...] = ()
+
+    def schema(self) -> Schema:
+        fields = {"type": constant(self.name, "the event's kind")} | self.fields
+        return record(self.meaning, fields, self.optional)
+
+
+def _t() -> Schema:
+    return number("when it happened: the balancer's wall clock, in seconds since 1970")
+
+
+def _id() -> Schema:
+    return text("the request's id (r1, r2, ...); at Layer 4, the connection's")
+
+
+def _backend(what: str = "the backend") -> Schema:
+    return text(what)
+
+
+def _reason(what: str) -> Schema:
+    return text(what + ", written for a learner, with the numbers that decided it")
+
+
+KINDS: tuple[EventKind, ...] = (
+    EventKind(
+        ROUTE,
+        "a routing decision: this request (or, at Layer 4, connection) goes to this backend",
+        {
+            "id": _id(),
+            "t": _t(),
+            "mode": text("the layer the decision was made at", MODES),
+            "client": text("the client's address"),
+            "backend": _backend("the backend chosen"),
+            "algorithm": text("the algorithm that chose (the pool's)"),
+            "reason": _reason("why this backend"),
+            "method": text("the request's method (Layer 7 only)"),
+            "path": text("the request's path (Layer 7 only)"),
+            "retry": whole("how many backends failed this request before this one", 1),
+            "pool": text("the pool chosen from, when it is not the default pool"),
+            "rule": text("the routing rule that named the pool"),
+            "sticky": constant(True, "a sticky cookie or the stick table chose the backend"),
+        },
+        optional=("method", "path", "retry", "pool", "rule", "sticky"),
+    ),
+    EventKind(
+        DONE,
+        "a request (or Layer 4 connection) finished on its backend",
+        {
+            "id": _id(),
+            "t": _t(),
+            "backend": _backend("the backend that served it"),
+            "status": maybe(
+                whole("the status the client got; 499: the client left first; null at Layer 4")
+            ),
+            "ms": number("milliseconds from routing to the end of the answer", 0),
+            "bytes": whole("bytes sent to the client", 0),
+            "bytes_up": whole("bytes received from the client", 0),
+        },
+    ),
+    EventKind(
+        ERROR,
+        "something went wrong with a request: the balancer answered it itself, "
+        "retried it, or the answer was cut off",
+        {
+            "id": _id(),
+            "t": _t(),
+            "status": maybe(whole("the status the balancer answered with, if it answered")),
+            "reason": _reason("what went wrong"),
+            "backend": _backend("the backend involved, if any"),
+        },
+        optional=("backend",),
+    ),
+    EventKind(
+        CONFIG,
+        "the balancer's settings changed (PUT /config, or a backend added, removed or changed)",
+        {"t": _t(), "changes": anything("the settings that changed, by name, with new values")},
+    ),
+    EventKind(
+        HEALTH,
+        "a backend went in or out of service",
+        {
+            "t": _t(),
+            "backend": _backend(),
+            "healthy": flag("whether it takes traffic now"),
+            "source": text(
+                "who decided: active checks (probes) or passive health (real traffic)",
+                ("active", "passive"),
+            ),
+            "reason": _reason("why"),
+        },
+    ),
+    EventKind(
+        CHECK,
+        "one active health check: a real probe of one backend",
+        {
+            "t": _t(),
+            "backend": _backend(),
+            "ok": flag("whether the probe passed"),
+            "ms": number("how long the probe took, in milliseconds", 0),
+            "detail": text("what happened: the answer's status, refused, timed out, ..."),
+        },
+    ),
+    EventKind(
+        DRAIN,
+        "a backend began draining, finished (drained), or takes new requests again",
+        {
+            "t": _t(),
+            "backend": _backend(),
+            "state": text("the backend's state now", BACKEND_STATES),
+            "active": whole("requests (or connections) still in flight on it", 0),
+            "reason": _reason("what happened"),
+        },
+    ),
+    EventKind(
+        QUEUE,
+        "a request waits: every backend of its pool is at max_conns",
+        {
+            "id": _id(),
+            "t": _t(),
+            "pool": text("the pool whose queue it joined"),
+            "position": whole("its place in the queue, 1 = next", 1),
+            "reason": _reason("why it waits"),
+        },
+    ),
+    EventKind(
+        DROPPED,
+        "this reader fell behind, and this many events were left out for it "
+        "(traffic never waits for a reader)",
+        {"count": whole("events left out since the last report", 1)},
+    ),
+)
+
+BY_NAME: dict[str, EventKind] = {kind.name: kind for kind in KINDS}

@@ -1,0 +1,198 @@
+"""The messages the lab sends the page: `state` (the whole picture) and `batch` (what
+happened since the last one, about every 50 ms), and the answer to every command.
+"""
+
+from __future__ import annotations
+
+from lab.vocabulary.events import BACKEND_STATES, MODES
+from lab.vocabulary.types import (
+    Schema,
+    anything,
+    flag,
+    listing,
+    mapping,
+    maybe,
+    number,
+    record,
+    text,
+    whole,
+)
+
+CARD_STATES = (*BACKEND_STATES, "killed")
+
+
+def latency_point() -> Schema:
+    return record(
+        "the response times the balancer reported in one wall-clock second",
+        {
+            "t": whole("the second (Unix time)"),
+            "n": whole("responses in that second", 0),
+            "p50": maybe(number("median response time, ms; null when n is 0")),
+            "p95": maybe(number("95th percentile response time, ms; null when n is 0")),
+        },
+    )
+
+
+def backend_counters() -> Schema:
+    return record(
+        "one backend's live numbers, as the balancer counts them",
+        {
+            "active": whole("requests (Layer 4: connections) in flight", 0),
+            "total": whole("routed here since the start or the last reset", 0),
+            "failures": whole("refused, reset, timed out or 5xx, on real traffic", 0),
+            "ewma_ms": number("peak EWMA of its response time, ms (least-response-time)", 0),
+            "healthy": flag("whether the balancer gives it traffic"),
+            "state": text("the balancer's view of it", BACKEND_STATES),
+            "reason": text("why it is not up, for the card; empty when up"),
+        },
+    )
+
+
+def traffic_counters() -> Schema:
+    percentiles = record(
+        "the traffic generator's response times, ms",
+        {"p50": maybe(number("median")), "p95": maybe(number("95th percentile"))},
+    )
+    return maybe(
+        record(
+            "what the traffic generator's clients saw (null: it is not running)",
+            {
+                "sent": whole("requests sent", 0),
+                "completed": whole("answers received", 0),
+                "failed": whole("requests that got no answer", 0),
+                "in_flight": whole("requests waiting for an answer now", 0),
+                "status": mapping(whole("answers", 0), "answers by class: 2xx, 4xx, 5xx"),
+                "latency_ms": percentiles,
+            },
+        )
+    )
+
+
+def counters() -> Schema:
+    return record(
+        "exact counters, read from the balancer and the traffic generator when sent",
+        {
+            "total": whole("routed, summed over the backends", 0),
+            "active": whole("in flight, summed over the backends", 0),
+            "failures": whole("failures, summed over the backends", 0),
+            "errors": mapping(
+                whole("how many", 0),
+                "the balancer's errors by kind: the status it answered, or retry, refused, ...",
+            ),
+            "backends": mapping(backend_counters(), "each backend's numbers, by name"),
+            "traffic": traffic_counters(),
+            "read": whole("the reading's number: counters read later have a larger one", 0),
+        },
+    )
+
+
+def backend_card() -> Schema:
+    fields: dict[str, Schema] = {
+        "name": text("b1, b2, ..."),
+        "address": text("where its process listens, host:port"),
+        "weight": whole("its weight", 1),
+        "process": text("its process", ("running", "killed", "exited")),
+        "state": text("what the card shows", CARD_STATES),
+        "reason": text("why it is not up; empty when up"),
+        "draining": flag("no new requests; in-flight ones finish"),
+        "backup": flag("used only while every primary is down"),
+        "effective_weight": number("its weight now, lower while warming up (slow start)", 0),
+        "healthy": flag("whether the balancer gives it traffic"),
+        "active": whole("in flight", 0),
+        "total": whole("routed here", 0),
+        "failures": whole("failures seen on real traffic", 0),
+        "ewma_ms": number("peak EWMA of its response time, ms", 0),
+        "latency_ms": number("the latency knob: added to every answer, ms", 0),
+        "jitter_ms": number("the jitter knob: up to this much more, at random, ms", 0),
+        "error_rate": number("the share of requests it answers with 500", 0, 1),
+        "max_concurrency": whole("requests it works on at once (0: no limit)", 0),
+    }
+    return record("one backend, for its card", fields)
+
+
+def state() -> Schema:
+    traffic = {
+        "anyOf": [
+            record(
+                "the traffic generator's settings",
+                {
+                    "available": {"const": True, "description": "it is running"},
+                    "target": text("where it sends requests"),
+                    "rate": number("requests per second", 0),
+                    "clients": whole("simulated clients, each from its own address", 1),
+                    "keep_alive": flag("whether clients reuse connections"),
+                    "paused": flag("whether it is paused"),
+                },
+            ),
+            record(
+                "no traffic generator",
+                {
+                    "available": {"const": False, "description": "it is not running"},
+                    "error": text("why"),
+                },
+            ),
+        ],
+        "description": "the traffic generator",
+    }
+    return record(
+        "the whole picture: sent to a page when it connects and to every page after a change",
+        {
+            "mode": text("the balancer's layer", MODES),
+            "algorithm": text("the default pool's algorithm"),
+            "hash_key": text("what the hashing algorithms hash"),
+            "algorithms": listing(text("an algorithm"), "every algorithm, in the lessons' order"),
+            "hash_keys": listing(text("a hash key"), "every hash key"),
+            "modes": listing(text("a mode"), "every mode"),
+            "balancer": record(
+                "where the balancer listens",
+                {"listen": text("traffic, host:port"), "admin": text("admin API, host:port")},
+            ),
+            "backends": listing(backend_card(), "every backend, in order"),
+            "max_backends": whole("the most backends a lab may have", 1),
+            "traffic": traffic,
+            "counters": counters(),
+            "latency_history": listing(latency_point(), "the last minute, oldest first"),
+            "problem": text("why the lab is broken; empty when it is not"),
+            "lesson": maybe(
+                record(
+                    "the lesson applied last",
+                    {"slug": text("its address"), "title": text("its title")},
+                )
+            ),
+            "config_snippets": mapping(
+                text("a configuration"), "the same balancer as nginx and HAProxy would write it"
+            ),
+        },
+    )
+
+
+def batch() -> Schema:
+    return record(
+        "what happened since the last batch (about every 50 ms while anything happens)",
+        {
+            "events": listing(
+                anything("a balancer event (see the event kinds)"),
+                "events, sampled when traffic is heavy: every request is counted, not drawn",
+            ),
+            "omitted": whole("requests left out of events (sampling)", 0),
+            "latency": listing(latency_point(), "the seconds that ended since the last batch"),
+            "latency_now": maybe(latency_point()),
+            "counters": counters(),
+        },
+    )
+
+
+def acknowledgement() -> Schema:
+    return {
+        "description": "the answer to every command",
+        "anyOf": [
+            record("done", {"ok": {"const": True, "description": "it was carried out"}}),
+            record(
+                "refused: nothing changed, or a fresh state says what did",
+                {
+                    "ok": {"const": False, "description": "it was not carried out"},
+                    "error": text("what was wrong, for a person"),
+                },
+            ),
+        ],
+    }
