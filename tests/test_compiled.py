@@ -132,5 +132,8 @@ def test_without_compiled_copies_the_source_runs_and_says_why(tmp_path):
     root = copy_of_the_package(tmp_path)
     next(root.joinpath("lab", "balancer").glob(f"*{SUFFIX}")).unlink()
     describe, pool_file, _ = import_in(root)
-    assert describe == "pure Python (not compiled at install, see setup.py)"
+    assert describe == (
+        "pure Python (not compiled at install: no working C compiler? "
+        "see the README's Requirements)"
+    )
     assert pool_file.endswith("pool.py")

@@ -83,7 +83,7 @@ def choose() -> None:
     global running_compiled, why_not
     built = {module: compiled_path(module) for module in COMPILED_MODULES}
     if not all(built.values()):  # none, or a partial build: never mix the two
-        why_not = "not compiled at install, see setup.py"
+        why_not = "not compiled at install: no working C compiler? see the README's Requirements"
     elif os.environ.get(PURE_ENV):
         why_not = f"{PURE_ENV} is set"
     # In a source checkout an edit may be newer than its compiled copy. (An installed
