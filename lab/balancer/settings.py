@@ -18,14 +18,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.errors import FieldError
 
-class ConfigError(ValueError):
+
+class ConfigError(FieldError):
     """A setting that cannot be used, with the field it belongs to."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(field, message)
+        self.field: str = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
     def as_json(self) -> dict:
         return {"error": str(self), "field": self.field}
