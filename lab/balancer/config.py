@@ -11,6 +11,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 
+from lab.address import join_address, split_address
 from lab.balancer.algorithms import ALGORITHM_NAMES, parse_hash_key
 from lab.balancer.rules import DEFAULT_POOL, PoolSpec, Rule, parse_pools, parse_rules
 from lab.balancer.settings import (
@@ -52,7 +53,7 @@ class BackendSpec:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return join_address(self.host, self.port)
 
     def as_json(self) -> dict:
         data: dict = {"name": self.name, "address": self.address, "weight": self.weight}
@@ -109,20 +110,15 @@ class BalancerConfig:
 
 
 def format_address(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
+    return join_address(*address)
 
 
 def parse_address(text: object, field_name: str) -> tuple[str, int]:
     """'127.0.0.1:8080' -> ('127.0.0.1', 8080); port 0 means any free port."""
-    if not isinstance(text, str) or ":" not in text:
-        raise ConfigError(field_name, f"expected HOST:PORT, got {shown(text)}")
-    host, _, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    if not host:
-        raise ConfigError(field_name, f"missing host in {shown(text)}")
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(field_name, f"port must be 0-65535, got {shown(port_text)}")
-    return host, int(port_text)
+    try:
+        return split_address(text)
+    except ValueError as exc:
+        raise ConfigError(field_name, str(exc)) from None
 
 
 def parse_backend_flag(text: str) -> dict:
