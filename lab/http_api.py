@@ -224,6 +224,15 @@ class ApiConnection(asyncio.Protocol):
         if self.cleanup is not None:
             self.cleanup()
 
+    def pause_writing(self) -> None:
+        # A client that sends requests but reads no answers: stop reading its requests.
+        if self.transport is not None and self.cleanup is None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self.cleanup is None:
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self.done:
             return

@@ -28,6 +28,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = bytearray()
         self.closed = False
+        self.reading = True
 
     def get_extra_info(self, key):
         return None
@@ -40,6 +41,12 @@ class FakeTransport:
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
 
 def echo(request: Request) -> Response:
@@ -144,6 +151,14 @@ def test_upgrade_and_connect_get_501_and_nothing_after_is_read(request_bytes):
     ((status, body),) = replies(transport)
     assert status == b"HTTP/1.1 501 Not Implemented" and transport.closed
     assert "does not" in body["error"]
+
+
+def test_a_client_that_reads_no_answers_is_not_read_either():
+    transport, connection = serve(b"GET /a HTTP/1.1\r\n\r\n")
+    connection.pause_writing()  # asyncio: the answers pile up unread
+    assert not transport.reading
+    connection.resume_writing()
+    assert transport.reading
 
 
 def test_a_handler_can_take_the_connection_over_and_is_told_when_it_ends():
