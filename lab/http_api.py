@@ -298,8 +298,13 @@ class ApiConnection(asyncio.Protocol):
             self.send(Response(501, error_body(f"this {self.name} does not {what}")), close=True)
             return
         keep_alive = self.parser.should_keep_alive()
-        target, _, query = self.url.decode("latin-1").partition("?")
-        request = Request(method, target, query, bytes(self.body), keep_alive)
+        try:
+            url = httptools.parse_url(self.url)  # origin-form or absolute-form
+        except httptools.HttpParserInvalidURLError:
+            self.send(Response(400, error_body("malformed URL")), close=True)
+            return
+        path, query = (part.decode("latin-1") if part else "" for part in (url.path, url.query))
+        request = Request(method, path, query, bytes(self.body), keep_alive)
         try:
             answer = self.handle(request)
         except FieldError as exc:

@@ -108,6 +108,8 @@ def test_answers_in_order_with_phrases_from_http_status_and_one_error_shape():
     first, refused = replies(transport)
     assert first == (b"HTTP/1.1 200 OK", {"method": "PUT", "path": "/a", "body": 3})
     assert refused == (b"HTTP/1.1 409 Conflict", {"error": "not now", "field": "when"})
+    transport, _ = serve(b"PUT http://lab/c?x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert replies(transport) == [(b"HTTP/1.1 200 OK", {"method": "PUT", "path": "/c", "body": 0})]
     transport, _ = serve(b"HEAD /b HTTP/1.1\r\n\r\n")
     assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
     assert transport.written.endswith(b"Connection: keep-alive\r\n\r\n")  # and no body
