@@ -23,10 +23,13 @@ from typing import Protocol
 import httptools
 
 from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
+from lab.http_api import BODY_LIMIT, BODY_TOO_LARGE, error_body
 
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
-MAX_HEAD_BYTES = 64 * 1024  # request line plus headers
-MAX_KEPT_BODY = 64 * 1024  # control requests keep their body; everything else is hashed and dropped
+# Request line plus headers. Above the APIs' HEAD_LIMIT (16 KiB) on purpose: a backend takes
+# whatever head the balancer forwards, which is up to that limit plus the headers it adds.
+MAX_HEAD_BYTES = 64 * 1024
+MAX_KEPT_BODY = BODY_LIMIT  # /_lab/ requests keep their body; the rest is hashed and dropped
 MAX_PIPELINE = 64  # queued requests on one connection before we stop reading from it
 
 
@@ -61,8 +64,8 @@ class App(Protocol):
     def answer(self, request: Request) -> bytes | Awaitable[bytes]: ...
 
 
-class HeadTooLarge(Exception):
-    """Raised inside a parser callback to stop a request whose head is too big."""
+class Refused(Exception):
+    """Raised inside a parser callback to stop a request: (status, reason)."""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -106,14 +109,15 @@ class HttpConnection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self._ignore_upgrade(data, upgrade.args[0])
+        except httptools.HttpParserUpgrade:
+            # Answered 501 already (on_message_complete); what follows is not HTTP/1.1.
+            self._stop_reading = True
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, HeadTooLarge):
-                self._reject(431, str(exc.__context__))
+            if isinstance(exc.__context__, Refused):
+                self._reject(*exc.__context__.args)
             else:  # a bug of ours in a callback: say so, keep the process serving
                 traceback.print_exception(exc.__context__ or exc, file=sys.stderr)
-                self._reject(500, "internal error in the toy backend")
+                self._reject(500, "internal error in the toy backend (logged)")
         except httptools.HttpParserError as exc:
             self._reject(400, f"malformed request: {exc}")
 
@@ -165,8 +169,10 @@ class HttpConnection(asyncio.Protocol):
         if self._hasher is None:
             self._hasher = hashlib.sha256()
         self._hasher.update(chunk)
-        if self._body is not None and len(self._body) <= MAX_KEPT_BODY:
+        if self._body is not None:
             self._body += chunk
+            if len(self._body) > MAX_KEPT_BODY:
+                raise Refused(413, BODY_TOO_LARGE)
 
     def on_message_complete(self) -> None:
         target = self._url.decode("latin-1")
@@ -175,6 +181,9 @@ class HttpConnection(asyncio.Protocol):
         method = parser.get_method()
         if method == b"CONNECT":  # a tunnel request; the rest of the stream is not HTTP
             self._reject(405, "this backend does not tunnel (CONNECT)")
+            return
+        if parser.should_upgrade():  # it waits for a 101 that never comes: say so, then close
+            self._reject(501, "this toy backend does not switch protocols (Upgrade)")
             return
         request = Request(
             method.decode("latin-1"),
@@ -205,7 +214,7 @@ class HttpConnection(asyncio.Protocol):
     def _dispatch(self, request: Request) -> None:
         if request.problem is not None:
             status, reason = request.problem
-            result = self._app.framer.full(status, json_body({"error": reason}), connection=CLOSE)
+            result = self._app.framer.full(status, json_body(error_body(reason)), connection=CLOSE)
         else:
             try:
                 result = self._app.answer(request)
@@ -243,7 +252,9 @@ class HttpConnection(asyncio.Protocol):
         # Never take the process down for one bad request: log it, answer 500, drop the connection.
         traceback.print_exc(file=sys.stderr)
         request.keep_alive = False
-        body = json_body({"error": "internal error in the toy backend", "path": request.path})
+        body = json_body(
+            error_body(f"internal error in the toy backend at {request.path} (logged)")
+        )
         return self._app.framer.full(500, body, connection=CLOSE)
 
     # -- the unusual cases
@@ -254,17 +265,10 @@ class HttpConnection(asyncio.Protocol):
         request = Request("", "", "", "", "1.1", False, self._client, problem=(status, reason))
         self._enqueue(request)
 
-    def _ignore_upgrade(self, data: bytes, offset: int) -> None:
-        # We never switch protocols (no 101), so the client carries on in HTTP/1.1
-        # on a fresh parser. After a CONNECT nothing more is read.
-        self._parser = httptools.HttpRequestParser(self)
-        if offset < len(data):
-            self.data_received(data[offset:])
-
     def _count_head(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > MAX_HEAD_BYTES:
-            raise HeadTooLarge(f"request line and headers are over {MAX_HEAD_BYTES} bytes")
+            raise Refused(431, f"request head is too large (over {MAX_HEAD_BYTES // 1024} KiB)")
 
     def _head_expects_continue(self) -> bool:
         return self._expect_continue and self._parser.get_http_version() == "1.1"

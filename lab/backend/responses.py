@@ -12,16 +12,10 @@ from email.utils import formatdate
 from json.encoder import encode_basestring_ascii as quote  # the C one: a quoted JSON string
 from typing import Any
 
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+from lab.http_api import phrase
+
+# Every status a toy backend sends; each line is built once, with http.HTTPStatus's phrase.
+STATUSES = (200, 400, 404, 405, 413, 414, 431, 500, 501, 503)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 JSON = b"Content-Type: application/json\r\n"
 TEXT = b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -72,9 +66,7 @@ class Framer:
     def __init__(self, name: str, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._fixed = b"Server: lb-lab-backend\r\nX-Backend: " + name.encode() + b"\r\n"
-        self._status = {
-            code: f"HTTP/1.1 {code} {text}\r\n".encode() for code, text in REASONS.items()
-        }
+        self._status = {code: f"HTTP/1.1 {code} {phrase(code)}\r\n".encode() for code in STATUSES}
         self._second = -1
         self._date = b""
 

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import random
 
+from lab.address import join_address
 from lab.backend.app import ToyBackend
 from lab.backend.connection import HttpConnection
 from lab.backend.knobs import Knobs
@@ -31,7 +32,7 @@ async def serve(options: argparse.Namespace, stop: asyncio.Event) -> None:
         lambda: HttpConnection(backend), options.host, options.port, backlog=1024
     )
     host, port = server.sockets[0].getsockname()[:2]
-    backend.listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    backend.listen = join_address(host, port)
     gc.freeze()  # start-up objects never die; keep the collector from rescanning them
     human = f"backend {backend.name} listening on http://{backend.listen}"
     report_ready(human, listen=backend.listen)

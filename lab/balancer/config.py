@@ -11,6 +11,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 
+from lab.address import join_address, split_address
 from lab.balancer.algorithms import ALGORITHM_NAMES, parse_hash_key
 from lab.balancer.rules import DEFAULT_POOL, PoolSpec, Rule, parse_pools, parse_rules
 from lab.balancer.settings import (
@@ -23,7 +24,9 @@ from lab.balancer.settings import (
     TimeoutSettings,
     parse_section,
     section_json,
+    shown,
     unique_name,
+    whole_number,
 )
 
 MODES = ("http", "tcp")
@@ -50,7 +53,7 @@ class BackendSpec:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return join_address(self.host, self.port)
 
     def as_json(self) -> dict:
         data: dict = {"name": self.name, "address": self.address, "weight": self.weight}
@@ -107,27 +110,22 @@ class BalancerConfig:
 
 
 def format_address(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
+    return join_address(*address)
 
 
 def parse_address(text: object, field_name: str) -> tuple[str, int]:
     """'127.0.0.1:8080' -> ('127.0.0.1', 8080); port 0 means any free port."""
-    if not isinstance(text, str) or ":" not in text:
-        raise ConfigError(field_name, f"expected HOST:PORT, got {text!r}")
-    host, _, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    if not host:
-        raise ConfigError(field_name, f"missing host in {text!r}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(field_name, f"port must be 0-65535, got {port_text!r}")
-    return host, int(port_text)
+    try:
+        return split_address(text)
+    except ValueError as exc:
+        raise ConfigError(field_name, str(exc)) from None
 
 
 def parse_backend_flag(text: str) -> dict:
     """'b1=127.0.0.1:9001,weight=2' -> {'name': 'b1', 'address': ..., 'weight': 2}."""
     name, sep, rest = text.partition("=")
     if not sep:
-        raise ConfigError("backend", f"expected NAME=HOST:PORT[,weight=W], got {text!r}")
+        raise ConfigError("backend", f"expected NAME=HOST:PORT[,weight=W], got {shown(text)}")
     address, *options = rest.split(",")
     spec: dict = {"name": name, "address": address}
     for option in options:
@@ -135,7 +133,7 @@ def parse_backend_flag(text: str) -> dict:
         if option == "backup":
             spec["backup"] = True
         elif key in ("weight", "max_conns") and sep:
-            spec[key] = _int(value, f"backends.{name}.{key}")
+            spec[key] = whole_number(value, f"backends.{name}.{key}")
         else:
             raise ConfigError(
                 "backend",
@@ -144,20 +142,10 @@ def parse_backend_flag(text: str) -> dict:
     return spec
 
 
-def _int(value: object, field_name: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(field_name, f"expected a whole number, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ConfigError(field_name, f"expected a whole number, got {value!r}")
-
-
 def _weight(value: object, field_name: str) -> int:
-    weight = _int(value, field_name)
+    weight = whole_number(value, field_name)
     if not 1 <= weight <= MAX_WEIGHT:
-        raise ConfigError(field_name, f"weight must be 1-{MAX_WEIGHT}, got {weight}")
+        raise ConfigError(field_name, f"weight must be 1-{MAX_WEIGHT}, got {shown(weight)}")
     return weight
 
 
@@ -182,8 +170,8 @@ def parse_backends(items: object) -> tuple[BackendSpec, ...]:
             raise ConfigError(f"{where}.address", "a backend needs a real port, not 0")
         backup = item.get("backup", False)
         if not isinstance(backup, bool):
-            raise ConfigError(f"{where}.backup", f"expected true or false, got {backup!r}")
-        max_conns = _int(item.get("max_conns", 0), f"{where}.max_conns")
+            raise ConfigError(f"{where}.backup", f"expected true or false, got {shown(backup)}")
+        max_conns = whole_number(item.get("max_conns", 0), f"{where}.max_conns")
         if not 0 <= max_conns <= MAX_CONNS:
             raise ConfigError(f"{where}.max_conns", f"must be 0 (no limit) to {MAX_CONNS}")
         weight = _weight(item.get("weight", 1), f"{where}.weight")
@@ -195,7 +183,7 @@ def _algorithm(value: object) -> str:
     if value not in ALGORITHM_NAMES:
         raise ConfigError(
             "algorithm",
-            f"unknown algorithm {value!r}; choose one of: " + ", ".join(ALGORITHM_NAMES),
+            f"unknown algorithm {shown(value)}; choose one of: " + ", ".join(ALGORITHM_NAMES),
         )
     return value  # type: ignore[return-value]
 
@@ -203,7 +191,7 @@ def _algorithm(value: object) -> str:
 def _mode(value: object) -> str:
     if value not in MODES:
         raise ConfigError(
-            "mode", f"mode must be 'http' (Layer 7) or 'tcp' (Layer 4), got {value!r}"
+            "mode", f"mode must be 'http' (Layer 7) or 'tcp' (Layer 4), got {shown(value)}"
         )
     return value  # type: ignore[return-value]
 
@@ -236,9 +224,9 @@ def from_dict(data: dict, base: BalancerConfig | None = None) -> BalancerConfig:
     if "backends" in data:
         changes["backends"] = parse_backends(data["backends"])
     if "seed" in data:
-        changes["seed"] = None if data["seed"] is None else _int(data["seed"], "seed")
+        changes["seed"] = None if data["seed"] is None else whole_number(data["seed"], "seed")
     if "events_queue" in data:
-        changes["events_queue"] = _int(data["events_queue"], "events_queue")
+        changes["events_queue"] = whole_number(data["events_queue"], "events_queue")
         if not 10 <= changes["events_queue"] <= 1_000_000:
             raise ConfigError("events_queue", "must be 10-1000000 events")
     for name in SECTIONS:
@@ -251,7 +239,7 @@ def from_dict(data: dict, base: BalancerConfig | None = None) -> BalancerConfig:
     if "slow_start_s" in data:
         value = data["slow_start_s"]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
-            raise ConfigError("slow_start_s", f"expected 0-3600 seconds, got {value!r}")
+            raise ConfigError("slow_start_s", f"expected 0-3600 seconds, got {shown(value)}")
         changes["slow_start_s"] = float(value)
     backend_names = {b.name for b in changes.get("backends", base.backends)}
     if "pools" in data:
@@ -265,9 +253,9 @@ def from_dict(data: dict, base: BalancerConfig | None = None) -> BalancerConfig:
 
 
 def _bounded(value: object, field_name: str, low: int, high: int) -> int:
-    number = _int(value, field_name)
+    number = whole_number(value, field_name)
     if not low <= number <= high:
-        raise ConfigError(field_name, f"must be {low}-{high}, got {number}")
+        raise ConfigError(field_name, f"must be {low}-{high}, got {shown(number)}")
     return number
 
 

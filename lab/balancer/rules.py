@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from lab.balancer.algorithms import RequestInfo
-from lab.balancer.settings import ConfigError, unique_name
+from lab.balancer.settings import ConfigError, shown, unique_name
 
 DEFAULT_POOL = "default"
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # an HTTP header name or method
@@ -168,9 +168,9 @@ def parse_rules(items: object, pool_names: set[str]) -> tuple[Rule, ...]:
             )
         name = unique_name(item.get("name", f"rule{i + 1}"), where, seen, "rule")
         pool = item.get("pool")
-        if pool not in pool_names:
+        if not isinstance(pool, str) or pool not in pool_names:  # a list is not hashable
             known = ", ".join(sorted(pool_names))
-            raise ConfigError(f"{where}.pool", f"no pool named {pool!r} (pools: {known})")
+            raise ConfigError(f"{where}.pool", f"no pool named {shown(pool)} (pools: {known})")
         if not any(key in item for key in CONDITIONS):
             raise ConfigError(where, f"a rule needs a condition: {', '.join(CONDITIONS)}")
         rules.append(

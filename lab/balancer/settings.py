@@ -13,24 +13,46 @@ as HAProxy's `retries 3`, and its `cookie SERVERID insert indirect nocache`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.errors import FieldError
 
-class ConfigError(ValueError):
+
+class ConfigError(FieldError):
     """A setting that cannot be used, with the field it belongs to."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(field, message)
+        self.field: str = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
     def as_json(self) -> dict:
         return {"error": str(self), "field": self.field}
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # backends, pools and rules
+# ASCII digits only: str.isdigit() also says yes to "²" and "٣", which int() then refuses.
+WHOLE_TEXT = re.compile(r"\s*-?[0-9]{1,18}\s*")
+
+
+def whole_number(value: object, where: str) -> int:
+    """A whole number, given as a number or as text of ASCII digits ("3", " -1 ")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and WHOLE_TEXT.fullmatch(value):
+        return int(value)
+    raise ConfigError(where, f"expected a whole number, got {shown(value)}")
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: repr, cut short (a body may hold 1 MiB of it)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def unique_name(value: object, where: str, seen: set[str], kind: str) -> str:
@@ -135,24 +157,26 @@ def check_value(where: str, value: object, default: object, rule: dict) -> Any:
     """One value, of the same kind as the default and within the field's limits."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(where, f"expected true or false, got {value!r}")
+            raise ConfigError(where, f"expected true or false, got {shown(value)}")
         return value
     if isinstance(default, int | float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(where, f"expected a number, got {value!r}")
+            raise ConfigError(where, f"expected a number, got {shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):  # int() of these raises
+            raise ConfigError(where, f"expected a finite number, got {value!r}")
         if isinstance(default, int) and value != int(value):
             raise ConfigError(where, f"expected a whole number, got {value!r}")
-        value = int(value) if isinstance(default, int) else float(value)
         low, high = rule.get("low"), rule.get("high")
+        # Compared before converting: float() of a 400-digit whole number overflows.
         if low is not None and high is not None and not low <= value <= high:
-            raise ConfigError(where, f"must be {low:g}-{high:g}, got {value:g}")
-        return value
+            raise ConfigError(where, f"must be {low:g}-{high:g}, got {shown(value)}")
+        return int(value) if isinstance(default, int) else float(value)
     if not isinstance(value, str):
-        raise ConfigError(where, f"expected text, got {value!r}")
+        raise ConfigError(where, f"expected text, got {shown(value)}")
     choices = rule.get("choices")
     if choices and value not in choices:
-        shown = ", ".join(repr(c) for c in choices if c)
-        raise ConfigError(where, f"must be one of {shown}; got {value!r}")
+        names = ", ".join(repr(c) for c in choices if c)
+        raise ConfigError(where, f"must be one of {names}; got {shown(value)}")
     return value
 
 
@@ -161,7 +185,7 @@ def _check_section(name: str, section: Any) -> None:
     if isinstance(section, HealthSettings) and (
         not path.startswith("/") or any(c in path for c in " \r\n")
     ):
-        raise ConfigError("health.path", f"expected a path like /health, got {path!r}")
+        raise ConfigError("health.path", f"expected a path like /health, got {shown(path)}")
     if isinstance(section, StickySettings):
         cookie = section.cookie
         if not cookie or len(cookie) > 64 or not set(cookie) <= COOKIE_NAME_CHARS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from lab.address import join_address, split_address
 from lab.errors import FieldError
 
 MAX_RATE = 5000.0
@@ -35,8 +36,7 @@ class Target:
 
     @property
     def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return join_address(self.host, self.port)
 
     @property
     def url(self) -> str:
@@ -130,11 +130,10 @@ def parse_target(text: str) -> Target:
 
 def parse_address(text: str) -> tuple[str, int]:
     """HOST:PORT for the control API; port 0 picks a free one."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise SettingError("control", f"expected HOST:PORT with port 0-65535, got {text!r}")
-    return host, int(port)
+    try:
+        return split_address(text)
+    except ValueError as exc:
+        raise SettingError("control", str(exc)) from None
 
 
 def is_loopback(host: str) -> bool:
