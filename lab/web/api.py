@@ -48,12 +48,12 @@ class JsonApi:
             except (OSError, http.client.HTTPException) as first:
                 self.close()
                 if method != "GET":  # a change may have happened: never send it twice
-                    raise ApiError(f"{self.who} did not answer ({first})") from None
+                    raise ApiError(self._silent(first)) from None
                 try:
                     status, data = self._exchange(method, path, body)
                 except (OSError, http.client.HTTPException) as exc:
                     self.close()
-                    raise ApiError(f"{self.who} did not answer ({exc})") from None
+                    raise ApiError(self._silent(exc)) from None
         try:
             answer = json.loads(data) if data else {}
         except ValueError:
@@ -64,6 +64,12 @@ class JsonApi:
             said = answer.get("error") if isinstance(answer, dict) else None
             raise ApiError(str(said or f"{self.who} answered {status}"), status)
         return answer
+
+    def _silent(self, exc: Exception) -> str:
+        """Why there is no answer, in words that do not blame the request."""
+        if isinstance(exc, TimeoutError):
+            return f"{self.who} did not answer within {self.timeout:g} s (it may be stuck)"
+        return f"{self.who} did not answer ({exc})"
 
     def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         if self._conn is None:

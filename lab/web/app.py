@@ -24,7 +24,9 @@ Browser -> server, event `command`, with an acknowledgement:
                            backends and mode belong to the lab's own commands)
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
-    range, unknown backend) changes nothing and is answered {"ok": false, "error"}.
+    range, unknown backend, or not exactly one argument) changes nothing and is
+    answered {"ok": false, "error"}, and so is a command that failed unexpectedly
+    (logged).
 
 Server -> browser, event `state` (on connect, and to everyone after every change):
 
@@ -88,6 +90,7 @@ gets through), its directives, its settings and its neighbours.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,7 @@ from flask_socketio import SocketIO, emit
 from lab.lessons.catalog import Catalog
 
 socketio = SocketIO()
+log = logging.getLogger(__name__)
 # The page runs only its own scripts: even if a lesson ever slipped markup through,
 # an inline script or handler in it would not run.
 PAGE_POLICY = "script-src 'self'; object-src 'none'; base-uri 'none'"
@@ -225,8 +229,17 @@ def on_connect(auth: Any = None) -> None:
 
 
 @socketio.on("command")
-def on_command(data: Any) -> dict:
+def on_command(*args: Any) -> dict:
     """Validate, run and acknowledge one command."""
+    if len(args) != 1:  # a raw client can send any number; each still gets its answer
+        return {"ok": False, "error": f"a command is exactly one object, got {len(args)} values"}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
-    return _controller().handle(data)
+    return _controller().handle(args[0])
+
+
+@socketio.on_error_default
+def on_error(exc: Exception) -> dict:
+    """Answer a handler's unexpected failure as a command's error, and log it."""
+    log.error("a Socket.IO handler failed", exc_info=exc)
+    return {"ok": False, "error": "the lab failed to handle that (its log says why)"}
