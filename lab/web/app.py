@@ -25,8 +25,9 @@ Browser -> server, event `command`, with an acknowledgement:
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend, or not exactly one argument) changes nothing and is
-    answered {"ok": false, "error"}, and so is a command that failed unexpectedly
-    (logged).
+    answered {"ok": false, "error"}. So is a command from another machine when
+    the lab is served beyond loopback without --allow-remote-control
+    (lab.web.access), and a command that failed unexpectedly (logged).
 
 Server -> browser, event `state` (on connect, and to everyone after every change):
 
@@ -95,10 +96,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, current_app, jsonify, render_template
+from flask import Flask, abort, current_app, jsonify, render_template, request
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
+from lab.web.access import Access
 
 socketio = SocketIO()
 log = logging.getLogger(__name__)
@@ -122,42 +124,41 @@ def same_origin(origin: str | None, environ: dict) -> bool:
     return origin == f"{scheme}://{host}"
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+def own_names_only(wsgi_app, access: Access):
+    """Answer only requests addressed to this lab by one of its own names (lab.web.access).
 
-
-def loopback_only(wsgi_app):
-    """Answer only requests addressed to this machine by a loopback name.
-
-    The control surface binds 127.0.0.1, but a web page elsewhere could still
-    point a name it owns at 127.0.0.1 (DNS rebinding) and then count as "same
-    origin"; such a request carries that name in its Host header.
+    A web page elsewhere could point a name it owns at this machine (DNS
+    rebinding) and then count as "same origin"; such a request carries that
+    name in its Host header.
     """
+    refused = (
+        b"this lab answers only to the names and addresses it serves on\n"
+        if access.beyond
+        else b"this lab answers only on 127.0.0.1 or localhost\n"
+    )
 
     def guarded(environ, start_response):
-        host = environ.get("HTTP_HOST", "")
-        name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
-        if name.lower() not in LOOPBACK_HOSTS:
+        if not access.host_allowed(environ.get("HTTP_HOST", "")):
             start_response("421 Misdirected Request", [("Content-Type", "text/plain")])
-            return [b"this lab answers only on 127.0.0.1 or localhost\n"]
+            return [refused]
         return wsgi_app(environ, start_response)
 
     return guarded
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the web lab; config may carry a started LabController as CONTROLLER."""
+    """Build the web lab; config may carry a started LabController and an Access."""
     root = asset_root()
     app = Flask(
         __name__,
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
     )
-    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, LOOPBACK_ONLY=True)
+    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback())
     if config:
         app.config.from_mapping(config)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], cors_allowed_origins=same_origin)
-    if app.config["LOOPBACK_ONLY"]:  # wraps the Socket.IO middleware too
-        app.wsgi_app = loopback_only(app.wsgi_app)
+    app.wsgi_app = own_names_only(app.wsgi_app, app.config["ACCESS"])  # Socket.IO's too
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
@@ -233,6 +234,9 @@ def on_command(*args: Any) -> dict:
     """Validate, run and acknowledge one command."""
     if len(args) != 1:  # a raw client can send any number; each still gets its answer
         return {"ok": False, "error": f"a command is exactly one object, got {len(args)} values"}
+    refusal = current_app.config["ACCESS"].refusal(request.environ)
+    if refusal is not None:
+        return {"ok": False, "error": refusal}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
     return _controller().handle(args[0])
