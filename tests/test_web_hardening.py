@@ -6,13 +6,18 @@ processes), driven through Flask-SocketIO's test client.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
-from conftest import Http, wait_for
+from conftest import Http, split, wait_for
 
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
@@ -148,3 +153,144 @@ def test_a_value_the_balancer_refuses_comes_back_in_its_own_words_at_once(lab):
     client.disconnect()
     assert time.monotonic() - started < 1.0
     assert answer["ok"] is False and "max_queue" in answer["error"]
+
+
+# -- the same through `lb-lab serve` (eventlet) and raw Socket.IO packets ------------------------
+
+
+class RawSocketIO:
+    """A Socket.IO client spoken by hand (Engine.IO long-polling): any packet, however odd."""
+
+    def __init__(self, page: str) -> None:
+        self.page, self.path = page, "/socket.io/?EIO=4&transport=polling"
+        opened = self._http("GET", self.path)
+        assert opened.startswith("0{")
+        self.path += f"&sid={json.loads(opened[1:])['sid']}"
+        self.send("40")
+        self.next(lambda packet: packet.startswith("40"))
+
+    def _http(self, method: str, path: str, body: str | None = None, timeout: float = 30) -> str:
+        conn = http.client.HTTPConnection(*split(self.page), timeout=timeout)
+        try:
+            conn.request(method, path, body=body)
+            response = conn.getresponse()
+            data = response.read().decode()
+            assert response.status == 200, data
+            return data
+        finally:
+            conn.close()
+
+    def send(self, packet: str) -> None:
+        assert self._http("POST", self.path, packet) == "OK"
+
+    def next(self, wanted, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for packet in self._http("GET", self.path).split("\x1e"):
+                if packet == "2":  # Engine.IO ping
+                    self.send("3")
+                elif wanted(packet):
+                    return packet
+        raise AssertionError("no such packet in time")
+
+    def ask(self, packet_id: int, payload: str, timeout: float = 10.0):
+        """Send `42<id><payload>` and return the arguments of its acknowledgement."""
+        self.send(f"42{packet_id}{payload}")
+        answer = self.next(lambda packet: packet.startswith(f"43{packet_id}["), timeout)
+        return json.loads(answer[len(f"43{packet_id}") :])
+
+    def close(self) -> None:
+        self.send("41")
+
+
+@pytest.fixture(scope="module")
+def served():
+    """`lb-lab serve` as a learner starts it; yields (page address, the lab's output, pids)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve", "--port", "0", "--backends", "2", "--paused",
+         "--balancer-port", "0", "--backend-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output = ""
+    for line in process.stdout:
+        output += line
+        if "Press Ctrl-C" in line:
+            break
+    page = re.search(r"Load Balancing Lab: http://(\S+)/", output).group(1)
+    try:
+        yield page, output, process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def child_pid(parent: int, role: str) -> int:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline") as cmdline:
+                    args = cmdline.read().split("\0")
+            except OSError:
+                continue
+            if ppid == parent and role in args:
+                return int(entry)
+    raise AssertionError(f"no {role} child")
+
+
+def unread_bytes(port: int) -> int:
+    """The most bytes waiting unread on any connection to this loopback port (Linux)."""
+    most = 0
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, queues = fields[1], fields[4]
+            if int(local.split(":")[1], 16) == port:
+                most = max(most, int(queues.split(":")[1], 16))
+    return most
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['["command"]', '["command",{"action":"pause"},1]', '["command",null,null,null]'],
+)
+def test_raw_packets_with_zero_or_several_arguments_are_answered(served, payload):
+    page, _, _ = served
+    client = RawSocketIO(page)
+    try:
+        [answer] = client.ask(1, payload)
+        assert answer["ok"] is False and "exactly one" in answer["error"]
+        assert client.ask(2, '["command",{"action":"pause"}]') == [{"ok": True}]
+    finally:
+        client.close()
+
+
+def test_in_the_served_lab_a_stopped_balancer_does_not_hold_up_the_traffic(served):
+    page, output, process = served
+    traffic = re.search(r"control (\S+)", output).group(1)
+    admin = int(re.search(r"admin \S+:(\d+)\)", output).group(1))
+    balancer = child_pid(process.pid, "balancer")
+    first, second = RawSocketIO(page), RawSocketIO(page)
+    answers: dict[str, list] = {}
+    configure = '["command",{"action":"configure","settings":{"max_queue":9}}]'
+    os.kill(balancer, signal.SIGSTOP)
+    try:
+        waiting = threading.Thread(target=lambda: answers.update(first=first.ask(1, configure)))
+        waiting.start()
+        # The PUT /config (over 100 bytes; a GET /state is under 80) lies unread in the
+        # stopped balancer's socket: the first command is waiting on the balancer.
+        wait_for(lambda: unread_bytes(admin) > 100, what="the configure to reach the balancer")
+        started = time.monotonic()
+        answers["second"] = second.ask(1, '["command",{"action":"resume"}]')
+        took = time.monotonic() - started
+        assert "first" not in answers
+    finally:
+        os.kill(balancer, signal.SIGCONT)
+    waiting.join(15)
+    first.close()
+    second.close()
+    assert answers["second"] == [{"ok": True}]
+    assert took < 1.0, f"resume waited {took:.2f} s behind the balancer"
+    assert Http(traffic).json("GET", "/state")[1]["paused"] is False
+    assert answers["first"] == [{"ok": True}]
