@@ -6,6 +6,9 @@ through Socket.IO's test client, as a browser on this machine or on another.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import Http
 
@@ -114,3 +117,24 @@ def test_on_loopback_everything_is_as_before(lab):
     client = socketio.test_client(app, flask_test_client=http)
     assert client.emit("command", {"action": "pause"}, callback=True) == {"ok": True}
     client.disconnect()
+
+
+def test_the_lab_says_who_else_can_reach_it():
+    assert Access.for_bind("127.0.0.1", remote_control=True).notice() == ""
+    watched = Access.beyond_loopback("0.0.0.0", False, interfaces=set(), names=set()).notice()
+    assert "only this machine can command" in watched and "--allow-remote-control" in watched
+    ruled = Access.beyond_loopback("0.0.0.0", True, interfaces=set(), names=set()).notice()
+    assert ruled.startswith("WARNING") and "anyone" in ruled
+
+
+def test_a_loopback_bind_is_any_loopback_address():
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert not Access.for_bind(host, remote_control=False).beyond
+    assert Access.for_bind("127.0.0.2", False).host_allowed("127.0.0.2:5000")
+
+
+def test_serve_offers_the_remote_control_flag():
+    shown = subprocess.run(
+        [sys.executable, "-m", "lab", "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--allow-remote-control" in shown

@@ -103,6 +103,20 @@ class Access:
         """May a request with this Host header be answered?"""
         return canonical(host_name(header)) in self.names
 
+    def notice(self) -> str:
+        """What the lab prints under its URL about who else can reach it ("" on loopback)."""
+        if not self.beyond:
+            return ""
+        if self.remote_control:
+            return (
+                "WARNING: --allow-remote-control: anyone who can reach this page from another "
+                "machine can command the lab (kill backends, change every setting)"
+            )
+        return (
+            "note: other machines can watch this page; only this machine can command it, "
+            "unless you restart the lab with --allow-remote-control"
+        )
+
     def refusal(self, environ: dict) -> str | None:
         """Why this connection may not command the lab, or None if it may."""
         if not self.beyond or self.remote_control:

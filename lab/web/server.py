@@ -136,18 +136,8 @@ def page_line(page: tuple, access: Access) -> str:
     """What the lab prints first: the page's URL (and who else can reach it, if anyone)."""
     host, port = page[0], page[1]
     shown = f"[{host}]" if ":" in host else host
-    line = f"\nLoad Balancing Lab: http://{shown}:{port}/"
-    if not access.beyond:
-        return line
-    if access.remote_control:
-        return (
-            f"{line}\n  WARNING: --allow-remote-control: anyone who can reach this page from "
-            "another machine can command the lab (kill backends, change every setting)"
-        )
-    return (
-        f"{line}\n  note: other machines can watch this page; only this machine can command "
-        "it, unless you restart the lab with --allow-remote-control"
-    )
+    notice = access.notice()
+    return f"\nLoad Balancing Lab: http://{shown}:{port}/" + (f"\n  {notice}" if notice else "")
 
 
 def welcome(controller: LabController) -> str:
