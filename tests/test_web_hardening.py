@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import time
 import pytest
 from conftest import Http, split, wait_for
 
+from lab.web.api import ApiError, JsonApi
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 
@@ -294,3 +296,20 @@ def test_in_the_served_lab_a_stopped_balancer_does_not_hold_up_the_traffic(serve
     assert took < 1.0, f"resume waited {took:.2f} s behind the balancer"
     assert Http(traffic).json("GET", "/state")[1]["paused"] is False
     assert answers["first"] == [{"ok": True}]
+
+
+def test_a_process_that_never_answers_is_reported_as_such_not_as_a_refusal():
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never answers
+    address = f"127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        with pytest.raises(ApiError) as change:
+            JsonApi(address, "the balancer", timeout=0.3).call("PUT", "/config", {"x": 1})
+        with pytest.raises(ApiError) as reading:
+            JsonApi(address, "the balancer", timeout=0.3).get("/state")
+    finally:
+        silent.close()
+    assert str(change.value) == (
+        "the balancer did not answer within 0.3 s (it may be stuck), "
+        "so the change may or may not have been made"
+    )
+    assert str(reading.value) == "the balancer did not answer within 0.3 s (it may be stuck)"

@@ -48,7 +48,7 @@ class JsonApi:
             except (OSError, http.client.HTTPException) as first:
                 self.close()
                 if method != "GET":  # a change may have happened: never send it twice
-                    raise ApiError(self._silent(first)) from None
+                    raise ApiError(self._silent(first, change=True)) from None
                 try:
                     status, data = self._exchange(method, path, body)
                 except (OSError, http.client.HTTPException) as exc:
@@ -65,11 +65,15 @@ class JsonApi:
             raise ApiError(str(said or f"{self.who} answered {status}"), status)
         return answer
 
-    def _silent(self, exc: Exception) -> str:
+    def _silent(self, exc: Exception, change: bool = False) -> str:
         """Why there is no answer, in words that do not blame the request."""
-        if isinstance(exc, TimeoutError):
-            return f"{self.who} did not answer within {self.timeout:g} s (it may be stuck)"
-        return f"{self.who} did not answer ({exc})"
+        why = (
+            f"within {self.timeout:g} s (it may be stuck)"
+            if isinstance(exc, TimeoutError)
+            else f"({exc})"
+        )
+        maybe = ", so the change may or may not have been made" if change else ""
+        return f"{self.who} did not answer {why}{maybe}"
 
     def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         if self._conn is None:
