@@ -255,15 +255,27 @@ def unread_bytes(port: int) -> int:
 
 
 @pytest.mark.parametrize(
-    "payload",
-    ['["command"]', '["command",{"action":"pause"},1]', '["command",null,null,null]'],
+    "payload, words",
+    [
+        ('["command"]', "exactly one"),
+        ('["command",{"action":"pause"},1]', "exactly one"),
+        ('["command",null,null,null]', "exactly one"),
+        ('["command",{"action":"pause"}', "not valid JSON"),
+        ('["command",' + "[" * 5000 + "]" * 5000 + "]", "nests too deep"),
+        ('{"action":"pause"}', "starts with its name"),
+        ('"command"', "starts with its name"),
+        ("[]", "starts with its name"),
+        ("[null]", "starts with its name"),
+        ("", "starts with its name"),
+    ],
+    ids=["none", "two", "three", "cut short", "deep", "object", "text", "empty", "null", "no data"],
 )
-def test_raw_packets_with_zero_or_several_arguments_are_answered(served, payload):
+def test_every_raw_command_packet_is_answered(served, payload, words):
     page, _, _ = served
     client = RawSocketIO(page)
     try:
         [answer] = client.ask(1, payload)
-        assert answer["ok"] is False and "exactly one" in answer["error"]
+        assert answer["ok"] is False and words in answer["error"]
         assert client.ask(2, '["command",{"action":"pause"}]') == [{"ok": True}]
     finally:
         client.close()

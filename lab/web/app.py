@@ -101,6 +101,7 @@ from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
 from lab.web.access import Access
+from lab.web.packets import UNREADABLE, LenientPacket
 
 socketio = SocketIO()
 log = logging.getLogger(__name__)
@@ -157,7 +158,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback())
     if config:
         app.config.from_mapping(config)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], cors_allowed_origins=same_origin)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        cors_allowed_origins=same_origin,
+        serializer=LenientPacket,  # a malformed event is answered too (lab.web.packets)
+    )
     app.wsgi_app = own_names_only(app.wsgi_app, app.config["ACCESS"])  # Socket.IO's too
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
@@ -240,6 +246,13 @@ def on_command(*args: Any) -> dict:
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
     return _controller().handle(args[0])
+
+
+@socketio.on(UNREADABLE)
+def on_unreadable(*args: Any) -> dict:
+    """Answer an event python-socketio could not read (see lab.web.packets)."""
+    why = args[0] if args and isinstance(args[0], str) else "the message could not be read"
+    return {"ok": False, "error": why}
 
 
 @socketio.on_error_default
