@@ -255,6 +255,12 @@ def on_unreadable(*args: Any) -> dict:
     return {"ok": False, "error": why}
 
 
+@socketio.on("*")
+def on_other(event: Any, *_: Any) -> dict:
+    """Answer an event the lab does not know, rather than leave its sender waiting."""
+    return {"ok": False, "error": f"unknown event {str(event)[:40]!r}: the lab takes only command"}
+
+
 @socketio.on_error_default
 def on_error(exc: Exception) -> dict:
     """Answer a handler's unexpected failure as a command's error, and log it."""
