@@ -23,9 +23,20 @@ def lab():
         LabSettings(balancer_port=0, first_backend_port=0, paused=True, rate=5, seed=3)
     )
     controller.start()
-    app = create_app({"TESTING": True, "ASYNC_MODE": "threading", "CONTROLLER": controller})
-    yield app, controller
+    yield controller
     controller.close()
+
+
+def app_for(controller: LabController, access: Access | None = None):
+    """The web app over this lab, as `lb-lab serve` builds it for that bind.
+
+    The controller is handed over as `go_live` does, without attaching it again:
+    one relay per lab.
+    """
+    config = {"TESTING": True, "ASYNC_MODE": "threading"}
+    app = create_app(config | ({"ACCESS": access} if access else {}))
+    app.config["CONTROLLER"] = controller
+    return app
 
 
 def paused(controller: LabController) -> bool:
@@ -52,10 +63,7 @@ def http_client(app, peer: str = "127.0.0.1"):
 @pytest.fixture
 def open_app(lab):
     """The lab's app as `lb-lab serve --host 0.0.0.0` serves it."""
-    _, controller = lab
-    return create_app(
-        {"TESTING": True, "ASYNC_MODE": "threading", "CONTROLLER": controller, "ACCESS": MACHINE}
-    )
+    return app_for(lab, MACHINE)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +89,7 @@ def test_beyond_loopback_a_rebound_name_is_still_refused(open_app, host):
 
 
 def test_beyond_loopback_other_machines_watch_but_may_not_command(open_app, lab):
-    _, controller = lab
+    controller = lab
     student = socketio.test_client(open_app, flask_test_client=http_client(open_app, "192.0.2.9"))
     assert any(m["name"] == "state" for m in student.get_received())  # it sees the lab
     answer = student.emit("command", {"action": "resume"}, callback=True)
@@ -96,11 +104,9 @@ def test_beyond_loopback_other_machines_watch_but_may_not_command(open_app, lab)
 
 
 def test_with_remote_control_allowed_other_machines_may_command(lab):
-    _, controller = lab
+    controller = lab
     access = Access.beyond_loopback("192.0.2.2", remote_control=True, interfaces=set(), names=set())
-    app = create_app(
-        {"TESTING": True, "ASYNC_MODE": "threading", "CONTROLLER": controller, "ACCESS": access}
-    )
+    app = app_for(controller, access)
     assert http_client(app).get("/", headers={"Host": "192.0.2.2"}).status_code == 200
     assert http_client(app).get("/", headers={"Host": "evil.example"}).status_code == 421
     student = socketio.test_client(app, flask_test_client=http_client(app, "192.0.2.9"))
@@ -110,7 +116,8 @@ def test_with_remote_control_allowed_other_machines_may_command(lab):
 
 
 def test_on_loopback_everything_is_as_before(lab):
-    app, controller = lab  # the default: loopback names only, every browser may command
+    controller = lab
+    app = app_for(controller)  # the default: loopback names only, every browser may command
     http = http_client(app)
     assert http.get("/", headers={"Host": "127.0.0.1:5000"}).status_code == 200
     assert http.get("/", headers={"Host": "192.0.2.2"}).status_code == 421

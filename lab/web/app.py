@@ -27,7 +27,9 @@ Browser -> server, event `command`, with an acknowledgement:
     range, unknown backend, or not exactly one argument) changes nothing and is
     answered {"ok": false, "error"}. So is a command from another machine when
     the lab is served beyond loopback without --allow-remote-control
-    (lab.web.access), and a command that failed unexpectedly (logged).
+    (lab.web.access), and a command that failed unexpectedly (logged). Any
+    other event, or one the server cannot read (lab.web.packets), is answered
+    the same way, so no client is left waiting for an acknowledgement.
 
 Server -> browser, event `state` (on connect, and to everyone after every change):
 
