@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"simulated clients, 1-{MAX_CLIENTS} (default 4)",
     )
     parser.add_argument("--paused", action="store_true", help="start with traffic paused")
+    parser.add_argument(
+        "--allow-remote-control",
+        action="store_true",
+        help="with a --host beyond loopback, let browsers on other machines command the lab "
+        "(by default they may only watch)",
+    )
     parser.set_defaults(run=run, parser=parser)
 
 

@@ -48,12 +48,12 @@ class JsonApi:
             except (OSError, http.client.HTTPException) as first:
                 self.close()
                 if method != "GET":  # a change may have happened: never send it twice
-                    raise ApiError(f"{self.who} did not answer ({first})") from None
+                    raise ApiError(self._silent(first, change=True)) from None
                 try:
                     status, data = self._exchange(method, path, body)
                 except (OSError, http.client.HTTPException) as exc:
                     self.close()
-                    raise ApiError(f"{self.who} did not answer ({exc})") from None
+                    raise ApiError(self._silent(exc)) from None
         try:
             answer = json.loads(data) if data else {}
         except ValueError:
@@ -64,6 +64,16 @@ class JsonApi:
             said = answer.get("error") if isinstance(answer, dict) else None
             raise ApiError(str(said or f"{self.who} answered {status}"), status)
         return answer
+
+    def _silent(self, exc: Exception, change: bool = False) -> str:
+        """Why there is no answer, in words that do not blame the request."""
+        why = (
+            f"within {self.timeout:g} s (it may be stuck)"
+            if isinstance(exc, TimeoutError)
+            else f"({exc})"
+        )
+        maybe = ", so the change may or may not have been made" if change else ""
+        return f"{self.who} did not answer {why}{maybe}"
 
     def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         if self._conn is None:

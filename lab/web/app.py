@@ -24,7 +24,12 @@ Browser -> server, event `command`, with an acknowledgement:
                            backends and mode belong to the lab's own commands)
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
-    range, unknown backend) changes nothing and is answered {"ok": false, "error"}.
+    range, unknown backend, or not exactly one argument) changes nothing and is
+    answered {"ok": false, "error"}. So is a command from another machine when
+    the lab is served beyond loopback without --allow-remote-control
+    (lab.web.access), and a command that failed unexpectedly (logged). Any
+    other event, or one the server cannot read (lab.web.packets), is answered
+    the same way, so no client is left waiting for an acknowledgement.
 
 Server -> browser, event `state` (on connect, and to everyone after every change):
 
@@ -88,16 +93,20 @@ gets through), its directives, its settings and its neighbours.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, current_app, jsonify, render_template
+from flask import Flask, abort, current_app, jsonify, render_template, request
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
+from lab.web.access import Access
+from lab.web.packets import UNREADABLE, LenientPacket
 
 socketio = SocketIO()
+log = logging.getLogger(__name__)
 # The page runs only its own scripts: even if a lesson ever slipped markup through,
 # an inline script or handler in it would not run.
 PAGE_POLICY = "script-src 'self'; object-src 'none'; base-uri 'none'"
@@ -118,42 +127,46 @@ def same_origin(origin: str | None, environ: dict) -> bool:
     return origin == f"{scheme}://{host}"
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+def own_names_only(wsgi_app, access: Access):
+    """Answer only requests addressed to this lab by one of its own names (lab.web.access).
 
-
-def loopback_only(wsgi_app):
-    """Answer only requests addressed to this machine by a loopback name.
-
-    The control surface binds 127.0.0.1, but a web page elsewhere could still
-    point a name it owns at 127.0.0.1 (DNS rebinding) and then count as "same
-    origin"; such a request carries that name in its Host header.
+    A web page elsewhere could point a name it owns at this machine (DNS
+    rebinding) and then count as "same origin"; such a request carries that
+    name in its Host header.
     """
+    refused = (
+        b"this lab answers only to the names and addresses it serves on\n"
+        if access.beyond
+        else b"this lab answers only on 127.0.0.1 or localhost\n"
+    )
 
     def guarded(environ, start_response):
-        host = environ.get("HTTP_HOST", "")
-        name = host.rpartition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
-        if name.lower() not in LOOPBACK_HOSTS:
+        if not access.host_allowed(environ.get("HTTP_HOST", "")):
             start_response("421 Misdirected Request", [("Content-Type", "text/plain")])
-            return [b"this lab answers only on 127.0.0.1 or localhost\n"]
+            return [refused]
         return wsgi_app(environ, start_response)
 
     return guarded
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the web lab; config may carry a started LabController as CONTROLLER."""
+    """Build the web lab; config may carry a started LabController and an Access."""
     root = asset_root()
     app = Flask(
         __name__,
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
     )
-    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, LOOPBACK_ONLY=True)
+    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback())
     if config:
         app.config.from_mapping(config)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], cors_allowed_origins=same_origin)
-    if app.config["LOOPBACK_ONLY"]:  # wraps the Socket.IO middleware too
-        app.wsgi_app = loopback_only(app.wsgi_app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        cors_allowed_origins=same_origin,
+        serializer=LenientPacket,  # a malformed event is answered too (lab.web.packets)
+    )
+    app.wsgi_app = own_names_only(app.wsgi_app, app.config["ACCESS"])  # Socket.IO's too
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
@@ -225,8 +238,33 @@ def on_connect(auth: Any = None) -> None:
 
 
 @socketio.on("command")
-def on_command(data: Any) -> dict:
+def on_command(*args: Any) -> dict:
     """Validate, run and acknowledge one command."""
+    if len(args) != 1:  # a raw client can send any number; each still gets its answer
+        return {"ok": False, "error": f"a command is exactly one object, got {len(args)} values"}
+    refusal = current_app.config["ACCESS"].refusal(request.environ)
+    if refusal is not None:
+        return {"ok": False, "error": refusal}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
-    return _controller().handle(data)
+    return _controller().handle(args[0])
+
+
+@socketio.on(UNREADABLE)
+def on_unreadable(*args: Any) -> dict:
+    """Answer an event python-socketio could not read (see lab.web.packets)."""
+    why = args[0] if args and isinstance(args[0], str) else "the message could not be read"
+    return {"ok": False, "error": why}
+
+
+@socketio.on("*")
+def on_other(event: Any, *_: Any) -> dict:
+    """Answer an event the lab does not know, rather than leave its sender waiting."""
+    return {"ok": False, "error": f"unknown event {str(event)[:40]!r}: the lab takes only command"}
+
+
+@socketio.on_error_default
+def on_error(exc: Exception) -> dict:
+    """Answer a handler's unexpected failure as a command's error, and log it."""
+    log.error("a Socket.IO handler failed", exc_info=exc)
+    return {"ok": False, "error": "the lab failed to handle that (its log says why)"}

@@ -69,11 +69,29 @@ def _bool(name: str, value: Any) -> bool:
     return value
 
 
+MAX_DEPTH = 8  # the balancer's own settings nest three deep at most (pools[0].backends[0])
+
+
 def _object(name: str, value: Any) -> dict:
     if not isinstance(value, dict) or not value:
         example = '{"sticky": {"mode": "cookie"}}'
         raise CommandError(f"{name} must be an object of settings, like {example}")
+    _plain(name, value, 1)
     return value
+
+
+def _plain(name: str, value: Any, depth: int) -> None:
+    """Refuse what JSON cannot carry to the balancer as written: NaN, Infinity, deep nesting."""
+    if depth > MAX_DEPTH:
+        raise CommandError(f"{name} nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CommandError(f"{name} must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _plain(f"{name}.{key}", child, depth + 1)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            _plain(f"{name}[{index}]", child, depth + 1)
 
 
 _KINDS = {"text": _text, "int": _int, "number": _number, "bool": _bool, "object": _object}
@@ -116,6 +134,34 @@ COMMANDS: dict[str, dict[str, Field]] = {
     # A lesson's whole lab at once (lab.lessons): its backends, balancer and traffic.
     "open_lesson": {"slug": Field("text")},
     "reset_lesson": {"slug": Field("text")},
+}
+
+
+# action -> the parts of the lab it needs to itself while it runs (see lab.web.turns).
+BACKENDS, BALANCER, TRAFFIC = ("backends",), ("balancer",), ("traffic",)
+ALL = BACKENDS + BALANCER + TRAFFIC
+NEEDS: dict[str, tuple[str, ...]] = {
+    "set_algorithm": BALANCER,
+    "set_hash_key": BALANCER,
+    "set_mode": BALANCER + TRAFFIC,  # then the traffic reconnects
+    "add_backend": BACKENDS + BALANCER,
+    "remove_backend": BACKENDS + BALANCER,
+    "kill_backend": BACKENDS,
+    "restart_backend": BACKENDS + BALANCER,  # the balancer hears if the port changed
+    "set_weight": BALANCER,
+    "set_latency": BACKENDS,
+    "set_error_rate": BACKENDS,
+    "set_healthy": BACKENDS,
+    "drain_backend": BALANCER,
+    "configure": BALANCER,
+    "set_max_concurrency": BACKENDS,
+    "set_traffic": TRAFFIC,
+    "send": TRAFFIC,
+    "pause": TRAFFIC,
+    "resume": TRAFFIC,
+    "reset": ALL,
+    "open_lesson": ALL,
+    "reset_lesson": ALL,
 }
 
 

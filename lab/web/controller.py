@@ -4,18 +4,17 @@ It owns a `lab.supervisor.Supervisor` with toy backends b1..bN, one balancer
 (admin API on loopback) and one traffic generator aimed at the balancer. The
 page's `command`s arrive here (`handle`), are checked whole (lab.web.commands)
 before anything changes, and after every change all browsers get a fresh
-`state` (the shapes are documented in lab.web.app).
+`state` (the shapes are documented in lab.web.app). Commands take turns per
+process they need, so a slow balancer holds up only the commands that need it
+(the guarantees are in lab.web.turns).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import re
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -26,9 +25,11 @@ from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
 from lab.web import snapshot
 from lab.web.api import ApiError, JsonApi
-from lab.web.commands import CommandError, parse_command
+from lab.web.commands import NEEDS, CommandError, parse_command
 from lab.web.ports import port_or_any
+from lab.web.records import BackendProcess, LabSettings
 from lab.web.relay import EventRelay
+from lab.web.turns import Turns
 
 MAX_BACKENDS = 12
 WATCH_S = 0.5  # how often the controller checks that its processes still run
@@ -39,49 +40,8 @@ KNOB_FLAGS = {
     "max_concurrency": "--max-concurrency",
 }
 DRAIN_S = 3.0  # how long opening a lesson waits for requests in flight to finish
-BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LabSettings:
-    """How the lab starts. Port 0 means any free port; a busy preferred port falls back to 0."""
-
-    host: str = "127.0.0.1"
-    backends: int = 3
-    mode: str = "http"
-    algorithm: str = "round-robin"
-    balancer_port: int = 8080
-    first_backend_port: int = 9001
-    rate: float = 2.0
-    clients: int = 4
-    paused: bool = False
-    seed: int | None = None
-
-
-@dataclass
-class BackendProcess:
-    """One toy backend as the lab knows it: its process, its state and the knobs we set."""
-
-    name: str
-    address: str
-    state: str = "up"  # up | down (exited by itself) | killed (SIGKILLed by a command)
-    knobs: dict[str, float] = field(
-        default_factory=lambda: {
-            "latency_ms": 0.0,
-            "jitter_ms": 0.0,
-            "error_rate": 0.0,
-            "max_concurrency": 0,
-        }
-    )
-    # Knobs with no command-line flag (a lesson may set them): set through the API after start.
-    other_knobs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def number(self) -> int:
-        match = BACKEND_NAME.match(self.name)
-        return int(match.group(1)) if match else 0
 
 
 def _one_by_one(jobs: list[Callable[[], object]]) -> None:
@@ -110,7 +70,7 @@ class LabController:
         self.relay: EventRelay | None = None
         self.problem = ""  # set when a process the lab cannot do without has gone
         self.stopped = False
-        self._lock = threading.Lock()
+        self.turns = Turns()
         self._pollers: dict[str, JsonApi] = {}
         self._reads = itertools.count(1)  # numbers the balancer's /state readings, see _read
         self._sleep: Callable[[float], None] = time.sleep
@@ -241,20 +201,21 @@ class LabController:
             if self.stopped:
                 return
             changed = False
-            with self._lock:
-                children = self.supervisor.children
-                for record in self.backends.values():
-                    if record.state == "up" and not children[record.name].alive():
-                        record.state, changed = "down", True
-                balancer = children.get("balancer")
-                if balancer is not None and not balancer.alive() and not self.problem:
-                    self.problem, changed = "the balancer process exited unexpectedly", True
-                traffic = children.get("traffic")
-                if self.traffic is not None and traffic is not None and not traffic.alive():
-                    # The lab goes on without traffic; the page greys out its controls.
-                    self.traffic, changed = None, True
-                    self.traffic_error = "the traffic generator exited unexpectedly"
-            if changed:
+            # No turn taken: a command stuck on a slow process must not hide a dead one.
+            children = dict(self.supervisor.children)
+            for record in list(self.backends.values()):
+                child = children.get(record.name)
+                if record.state == "up" and child is not None and not child.alive():
+                    record.state, changed = "down", True
+            balancer = children.get("balancer")
+            if balancer is not None and not balancer.alive() and not self.problem:
+                self.problem, changed = "the balancer process exited unexpectedly", True
+            traffic = children.get("traffic")
+            if self.traffic is not None and traffic is not None and not traffic.alive():
+                # The lab goes on without traffic; the page greys out its controls.
+                self.traffic, changed = None, True
+                self.traffic_error = "the traffic generator exited unexpectedly"
+            if changed and self.turns.changed_outside():
                 self._publish_state()
 
     # -- commands ------------------------------------------------------------------------
@@ -263,12 +224,21 @@ class LabController:
         """Carry out one command from a browser; return its acknowledgement."""
         try:
             command = parse_command(data)
-            with self._lock:
-                getattr(self, f"_{command.action}")(**command.fields)
-        except (CommandError, ApiError, StartError) as exc:
+        except CommandError as exc:
             return {"ok": False, "error": str(exc)}
-        self._publish_state()
-        return {"ok": True}
+        answer = {"ok": True}
+        with self.turns.take(NEEDS[command.action]) as turn:
+            try:
+                getattr(self, f"_{command.action}")(**command.fields)
+                turn.changed = True
+            except (CommandError, ApiError, StartError) as exc:
+                answer = {"ok": False, "error": str(exc)}
+            except Exception:  # a bug: say so, and keep the lab (and this browser) going
+                log.exception("%s failed", command.action)
+                answer = {"ok": False, "error": f"{command.action} failed (the lab's log says why)"}
+        if turn.announce:  # the last command out tells everyone, once nothing is waiting
+            self._publish_state()
+        return answer
 
     def run(self, action: str, **fields: Any) -> dict:
         """`handle` for Python callers: run("set_weight", name="b1", weight=3)."""

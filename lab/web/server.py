@@ -20,6 +20,7 @@ import eventlet.wsgi
 
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.supervisor import StartError
+from lab.web.access import Access
 from lab.web.controller import LabController, LabSettings
 
 STOP_POLL_S = 0.2
@@ -81,7 +82,8 @@ def serve(options: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, shutdown.request)
     starting = start_in_background(controller)
-    app, socketio = serve_page(sock, options.host)
+    access = Access.for_bind(options.host, options.allow_remote_control)
+    app, socketio = serve_page(sock, access)
     try:
         starting.wait()
     except StartError as exc:
@@ -110,14 +112,13 @@ def start_in_background(controller: LabController) -> eventlet.greenthread.Green
     return starting
 
 
-def serve_page(sock: eventlet.greenio.GreenSocket, host: str) -> tuple:
+def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
     """Serve the page (with no controller yet) and print its URL; return the app and socketio."""
     from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the backends boot
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "LOOPBACK_ONLY": loopback})
+    app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "ACCESS": access})
     socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
-    print(page_line(sock.getsockname()), flush=True)
+    print(page_line(sock.getsockname(), access), flush=True)
     return app, socketio
 
 
@@ -131,16 +132,12 @@ def go_live(app, socketio, controller: LabController) -> None:
     print(welcome(controller), flush=True)
 
 
-def page_line(page: tuple) -> str:
-    """What the lab prints first: the page's URL (and a warning when it is not loopback only)."""
+def page_line(page: tuple, access: Access) -> str:
+    """What the lab prints first: the page's URL (and who else can reach it, if anyone)."""
     host, port = page[0], page[1]
     shown = f"[{host}]" if ":" in host else host
-    exposed = (
-        ""
-        if host in ("127.0.0.1", "::1", "localhost")
-        else "\n  note: the page and its controls can be reached from other machines"
-    )
-    return f"\nLoad Balancing Lab: http://{shown}:{port}/{exposed}"
+    notice = access.notice()
+    return f"\nLoad Balancing Lab: http://{shown}:{port}/" + (f"\n  {notice}" if notice else "")
 
 
 def welcome(controller: LabController) -> str:

@@ -1,0 +1,49 @@
+"""The lab's records of itself: how it starts, and each toy backend as the controller knows it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """How the lab starts. Port 0 means any free port; a busy preferred port falls back to 0."""
+
+    host: str = "127.0.0.1"
+    backends: int = 3
+    mode: str = "http"
+    algorithm: str = "round-robin"
+    balancer_port: int = 8080
+    first_backend_port: int = 9001
+    rate: float = 2.0
+    clients: int = 4
+    paused: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class BackendProcess:
+    """One toy backend as the lab knows it: its process, its state and the knobs we set."""
+
+    name: str
+    address: str
+    state: str = "up"  # up | down (exited by itself) | killed (SIGKILLed by a command)
+    knobs: dict[str, float] = field(
+        default_factory=lambda: {
+            "latency_ms": 0.0,
+            "jitter_ms": 0.0,
+            "error_rate": 0.0,
+            "max_concurrency": 0,
+        }
+    )
+    # Knobs with no command-line flag (a lesson may set them): set through the API after start.
+    other_knobs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        match = BACKEND_NAME.match(self.name)
+        return int(match.group(1)) if match else 0
