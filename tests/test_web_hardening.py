@@ -144,9 +144,6 @@ def test_commands_for_the_same_process_take_turns(lab):
     assert controller.run("set_algorithm", algorithm="round-robin") == {"ok": True}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the balancer's number checks (issue 12, section 1, balancer side)"
-)
 def test_a_value_the_balancer_refuses_comes_back_in_its_own_words_at_once(lab):
     app, controller = lab
     client = socketio.test_client(app)
