@@ -104,9 +104,7 @@ def test_an_absolute_form_target_is_routed_and_forwarded_in_origin_form(lab, req
         ),
     ],
 )
-def test_requests_nginx_refuses_are_refused_before_any_backend_sees_them(
-    lab, sent, status, says
-):
+def test_requests_nginx_refuses_are_refused_before_any_backend_sees_them(lab, sent, status, says):
     got = send(lab, sent)
     assert got.startswith(b"HTTP/1.1 %d" % status) and says in got, got
     assert requests(lab) == {"pub": [], "adm": []}
