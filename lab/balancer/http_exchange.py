@@ -16,7 +16,6 @@ from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.cookies import NO_CACHE, parse_cookies, without_cookie
 from lab.balancer.hop_by_hop import (
-    FOUND,
     body_runs_to_close,
     final_head,
     named_by_connection,
@@ -337,30 +336,31 @@ class Exchange:
     def response_head(self, data: bytes, conn: UpstreamConnection) -> bytes:
         """What of the response may go to the client now. Bytes are held until the final
         head is in; then its hop-by-hop lines give way to the balancer's own Connection
-        line, and a sticky cookie goes in. Most heads pass untouched."""
-        held = self.held + data if self.held else data
-        start, end = final_head(held)
-        if end < 0:
-            self.held = held
+        line, and a sticky cookie goes in. Most heads pass untouched, never searched."""
+        if not conn.head_parsed:
+            self.held += data
             return b""
+        held = self.held + data if self.held else data
         self.held = b""
         self.head_out = True
+        close = not (self.keep_alive and self.request_complete)
+        cookie = self.set_cookie
+        if not (close or self.http10 or cookie is not None or conn.hop or conn.until_close):
+            return held
+        start, end = final_head(held)
         head = held[start:end]
         if conn.until_close and body_runs_to_close(head, conn.status, self.is_head):
-            self.keep_alive = False  # the client learns where the body ends from our close
-        extra = b""
-        if not (self.keep_alive and self.request_complete):
+            close = True  # the client learns where the body ends from our close
+        if close:
             self.keep_alive = False
             extra = CLOSE
-        elif self.http10:
-            extra = KEEP_ALIVE
-        if self.set_cookie is not None:
-            extra += self.set_cookie + NO_CACHE
+        else:
+            extra = KEEP_ALIVE if self.http10 else b""
+        if cookie is not None:
+            extra += cookie + NO_CACHE
             self.set_cookie = None
-        if FOUND.search(head) is not None:
+        if conn.hop:
             head = without_hop_by_hop(head)
-        elif not extra:
-            return held
         return b"".join((held[:start], head, extra, held[end:]))
 
     def upstream_failed(self, conn: UpstreamConnection, reason: str, retry: bool = True) -> None:

@@ -14,6 +14,7 @@ import httptools
 
 from lab.balancer.backend import Backend
 from lab.balancer.framing import response_end
+from lab.balancer.hop_by_hop import HOP_BY_HOP_SET
 
 if TYPE_CHECKING:
     from lab.balancer.http_proxy import Exchange
@@ -53,6 +54,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = True
         self.until_close = False  # the backend did not keep alive: maybe the body runs to its close
+        self.head_parsed = False  # is the final head (not a 1xx) all in?
+        self.hop = False  # does it hold a hop-by-hop header (see lab.balancer.hop_by_hop)?
         self.kept: list[bytes] = []  # this response's earlier reads (see KEEP_LIMIT)
         self.kept_size = 0  # -1: too big to keep
 
@@ -63,6 +66,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.status = 0
         self.interim = False
         self.complete = False
+        self.head_parsed = False
+        self.hop = False
         self.kept.clear()
         self.kept_size = 0
 
@@ -177,11 +182,20 @@ class UpstreamConnection(asyncio.Protocol):
         if self.complete:  # a second message in one answer: stop, and cut after the first
             raise SURPLUS
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        n = len(name)  # only names as long as a hop-by-hop one are worth lower-casing
+        if (n == 10 or n == 7 or n == 2 or n == 16) and name.lower() in HOP_BY_HOP_SET:
+            self.hop = True
+
     def on_headers_complete(self) -> None:
         self.status = status = self.parser.get_status_code()
         # llhttp keeps alive unless the body runs to the close (or the backend said close).
         self.until_close = not self.parser.should_keep_alive()
-        self.interim = 100 <= status < 200 and status != 101
+        self.interim = interim = 100 <= status < 200 and status != 101
+        if interim:
+            self.hop = False  # an interim head passes as it is; the final one is edited
+        else:
+            self.head_parsed = True
         if self.exchange is not None and self.exchange.is_head and not self.interim:
             # httptools cannot be told a HEAD response has no body: stop the parser here
             # (data_received gives the next response a fresh one).
