@@ -202,3 +202,30 @@ def test_hop_by_hop_headers_from_a_client_never_reach_the_backend(bare_lab):
     assert b"x-kept" in names
     assert names & {b"connection", b"x-secret", b"keep-alive", b"proxy-connection", b"te",
                     b"trailer", b"upgrade"} == set(), request  # fmt: skip
+
+
+def test_a_100_continue_reaches_the_client_before_its_body_is_sent(bare_lab):
+    backend = RawBackend(lambda request: None)
+
+    def serve(sock: socket.socket) -> None:  # 100 Continue after the head, then the answer
+        with sock:
+            sock.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(65536)
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = head.partition(b"\r\n\r\n")[2]
+            while len(body) < 5:
+                body += sock.recv(65536)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body)
+
+    backend._serve = serve  # type: ignore[method-assign]
+    start(bare_lab, b1=backend)
+    with socket.create_connection(split(bare_lab.listen), timeout=3) as sock:
+        sock.sendall(
+            b"POST /a HTTP/1.1\r\nHost: lab\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # a hang here times out
+        sock.sendall(b"hello")
+        got = wait_for(lambda: sock.recv(65536), what="the answer")
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello"), got

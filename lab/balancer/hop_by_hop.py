@@ -71,3 +71,15 @@ def final_head(data: bytes) -> tuple[int, int]:
         if data[start + 9 : start + 10] != b"1":  # "HTTP/1.1 1xx": an interim head, as it is
             return start, end + 2
         start = end + 4
+
+
+def interim_heads(data: bytes) -> int:
+    """How many bytes at the start of `data` are complete interim 1xx heads: those go to
+    the client at once (a client waiting for its 100 Continue sends no body until then)."""
+    start = 0
+    while data[start + 9 : start + 10] == b"1":
+        end = data.find(b"\r\n\r\n", start)
+        if end < 0:
+            break
+        start = end + 4
+    return start

@@ -18,6 +18,7 @@ from lab.balancer.cookies import NO_CACHE, parse_cookies, without_cookie
 from lab.balancer.hop_by_hop import (
     body_runs_to_close,
     final_head,
+    interim_heads,
     named_by_connection,
     without_hop_by_hop,
 )
@@ -338,8 +339,10 @@ class Exchange:
         head is in; then its hop-by-hop lines give way to the balancer's own Connection
         line, and a sticky cookie goes in. Most heads pass untouched, never searched."""
         if not conn.head_parsed:
-            self.held += data
-            return b""
+            held = self.held + data
+            ready = interim_heads(held)
+            self.held = held[ready:]
+            return held[:ready]
         held = self.held + data if self.held else data
         self.held = b""
         self.head_out = True
