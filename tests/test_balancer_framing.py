@@ -99,7 +99,7 @@ def test_surplus_after_a_response_is_dropped_and_the_next_answer_is_the_right_on
 
 
 def test_a_response_split_over_many_writes_then_surplus_is_still_cut_exactly(bare_lab):
-    body = b"x" * 300_000  # past what one read brings, so the end lies in a later read
+    body = b"x" * 200_000  # past what one read brings (64 KiB), under KEEP_LIMIT (256 KiB)
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sHTTP/1.1 200 OK\r\n" % (
         len(body), body,
     )  # fmt: skip
@@ -108,6 +108,23 @@ def test_a_response_split_over_many_writes_then_surplus_is_still_cut_exactly(bar
     client = Http(bare_lab.listen, timeout=3)
     assert client.get("/big")[2] == body
     assert client.get("/b")[2] == b"second"
+
+
+def test_surplus_after_a_response_too_long_to_keep_cuts_the_client_off_never_poisons(bare_lab):
+    body = b"x" * 2_000_000  # past upstream.KEEP_LIMIT: where it ended cannot be found again
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sHTTP/1.1 200 OK\r\n" % (
+        len(body), body,
+    )  # fmt: skip
+    start(bare_lab, b1=RawBackend(reply_for({b"GET /big": reply})))
+    reader = bare_lab.events()
+    with socket.create_connection(split(bare_lab.listen), timeout=3) as sock:
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: lab\r\n\r\n")
+        got = b""
+        while chunk := sock.recv(1 << 20):  # the balancer closes: a hang here times out
+            got += chunk
+    assert b"HTTP/1.1 200 OK\r\n" not in got[20:]  # not one byte of the surplus
+    assert len(got) < len(reply)
+    assert "cannot find where it ended" in reader.wait("error", backend="b1")["reason"]
 
 
 def test_an_unrequested_101_from_a_backend_is_a_clear_502_with_no_traceback(bare_lab):

@@ -137,11 +137,13 @@ class UpstreamConnection(asyncio.Protocol):
         a HEAD answer's head (ours to stop), or a backend that sent more than the response.
         None when the end cannot be found again (a long response); the client is cut off."""
         if self.kept_size < 0:
-            exchange.upstream_failed(
-                self,
-                f"{self.backend.name} sent bytes after the end of its response, past "
-                f"{KEEP_LIMIT >> 10} KiB of it; the balancer cannot find where it ended",
+            why = (
+                f"{self.backend.name} sent bytes after the end of a response over "
+                f"{KEEP_LIMIT >> 10} KiB; the balancer cannot find where it ended, so the "
+                "client got a cut-off answer"
             )
+            exchange.balancer.publish_error(exchange.id, None, why, self.backend, kind="surplus")
+            exchange.upstream_failed(self, why)
             return None
         end = response_end(b"".join(self.kept), data, exchange.is_head)
         self.parser = httptools.HttpResponseParser(self)  # that one stopped mid-stream
