@@ -161,20 +161,14 @@ def test_hop_by_hop_headers_from_a_backend_stay_on_its_hop_and_the_client_stays_
 
 def test_a_body_that_runs_to_the_close_is_sent_with_connection_close_and_then_closed(bare_lab):
     backend = RawBackend(lambda request: None)
-    backend.answer = lambda request: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
-    original = backend._serve
 
-    def serve_once(sock: socket.socket) -> None:  # answer one request, then close
-        backend.answer, answer = (lambda request: None), backend.answer
-        sock.settimeout(3)
-        data = sock.recv(65536)
-        backend.requests.append(data)
-        sock.sendall(answer(data))
-        sock.close()
-        backend.answer = answer
+    def serve(sock: socket.socket) -> None:  # one answer with no length, then close
+        with sock:
+            sock.settimeout(3)
+            backend.requests.append(sock.recv(65536))
+            sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
 
-    backend._serve = serve_once  # type: ignore[method-assign]
-    assert original is not None
+    backend._serve = serve  # type: ignore[method-assign]
     start(bare_lab, b1=backend)
     with socket.create_connection(split(bare_lab.listen), timeout=3) as sock:
         sock.sendall(b"GET /a HTTP/1.1\r\nHost: lab\r\n\r\n")
