@@ -42,6 +42,8 @@ COMPILED_MODULES = (
     "lab.balancer.queue",
     "lab.balancer.cookies",
     "lab.balancer.retries",
+    "lab.balancer.hop_by_hop",
+    "lab.balancer.request_target",
     "lab.balancer.upstream",
     "lab.balancer.balancer",
     "lab.balancer.http_exchange",

@@ -1,8 +1,8 @@
 """Cookies on the wire at Layer 7: read from a request, the sticky one removed, Set-Cookie added.
 
 The sticky cookie is the balancer's business (HAProxy's `insert indirect
-nocache`): it is inserted into a response head, marked uncacheable, and taken
-out of requests before they reach a backend.
+nocache`): it is inserted into a response head (Exchange.response_head), marked
+uncacheable, and taken out of requests before they reach a backend.
 """
 
 from __future__ import annotations
@@ -39,20 +39,3 @@ def without_cookie(lines: list[bytes], name: str) -> list[bytes]:
             line = b"Cookie: " + b";".join(kept).strip() + b"\r\n"
         kept_lines.append(line)
     return kept_lines
-
-
-def with_set_cookie(held: bytes, set_cookie: bytes) -> bytes | None:
-    """`held` with the Set-Cookie line (and NO_CACHE) at the end of its final response head.
-
-    Interim 1xx heads pass first. None while that head is not complete yet: the
-    caller holds the bytes back until it is, because the header must land inside it.
-    """
-    start = 0
-    while True:
-        end = held.find(b"\r\n\r\n", start)
-        if end < 0:
-            return None
-        if held[start + 9 : start + 10] == b"1":  # "HTTP/1.1 1xx": an interim head
-            start = end + 4
-            continue
-        return b"".join((held[: end + 2], set_cookie, NO_CACHE, held[end + 2 :]))

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Final
 
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
-from lab.balancer.cookies import parse_cookies, with_set_cookie, without_cookie
+from lab.balancer.cookies import NO_CACHE, parse_cookies, without_cookie
+from lab.balancer.hop_by_hop import (
+    body_runs_to_close,
+    final_head,
+    interim_heads,
+    named_by_connection,
+    without_hop_by_hop,
+)
+from lab.balancer.request_target import BadTarget, origin_form
 from lab.balancer.retries import REPLAY_LIMIT, retry_note, why_not_retry
 from lab.balancer.upstream import UpstreamConnection
 
@@ -33,7 +41,10 @@ REASONS: Final = {
     501: "Not Implemented",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
+CLOSE: Final = b"Connection: close\r\n"
+KEEP_ALIVE: Final = b"Connection: keep-alive\r\n"  # only HTTP/1.0 clients need telling
 
 
 class Reject(Exception):
@@ -58,7 +69,8 @@ class Exchange:
         "chunked", "keep_alive", "is_head", "headers_done", "request_complete", "body",
         "buffered", "body_sent", "upstream", "backend", "tried", "attempts", "started",
         "response_started", "sent", "received", "finished", "info", "head", "pool", "rule",
-        "set_cookie", "replay", "upstream_seen", "queued", "held",
+        "set_cookie", "replay", "upstream_seen", "queued", "held", "head_out", "http10",
+        "connection",
     )  # fmt: skip
 
     def __init__(self, client: HttpClientConnection) -> None:
@@ -78,6 +90,8 @@ class Exchange:
         self.transfer_encoding: bytes | None = None
         self.chunked = False
         self.keep_alive = True
+        self.http10 = False
+        self.connection: list[bytes] | None = None  # Connection header values, if any
         self.is_head = False
         self.headers_done = False
         self.request_complete = False
@@ -104,7 +118,8 @@ class Exchange:
         self.received = 0  # request body bytes from the client
         self.finished = False
         self.set_cookie: bytes | None = None  # a sticky cookie to insert into the response head
-        self.held = b""  # response bytes held back until a sticky cookie can be inserted
+        self.held = b""  # response bytes held back until the final head is complete
+        self.head_out = False  # has the final response head gone to the client?
 
     # -- the request -----------------------------------------------------------------
 
@@ -117,8 +132,42 @@ class Exchange:
             )
         if lengths and len(set(lengths)) > 1:
             raise Reject(400, "conflicting Content-Length headers (request smuggling guard)")
-        if not self.has_host and self.client.parser.get_http_version() == "1.1":
-            raise Reject(400, "HTTP/1.1 request without a Host header")
+        if not self.has_host:
+            if not self.http10:
+                raise Reject(400, "HTTP/1.1 request without a Host header")
+            # HTTP/1.0 needs no Host, but the backend hears HTTP/1.1: name the address
+            # the client reached, as the authority of the request.
+            sockname = (
+                self.client.transport.get_extra_info("sockname") if self.client.transport else None
+            )
+            ip, port = (sockname[0], sockname[1]) if sockname else ("localhost", 80)
+            self.set_host((f"[{ip}]" if ":" in ip else ip).encode() + b":%d" % port)
+
+    def normalise(self) -> None:
+        """Make the request the backend will see, before rules look at it: an absolute-form
+        target becomes origin-form with its authority as Host (RFC 9112 3.2.2), and the
+        headers a Connection line names are dropped (they are hop-by-hop)."""
+        if self.url[:1] != b"/" and not (self.url == b"*" and self.method == "OPTIONS"):
+            try:
+                self.url, authority = origin_form(self.url)
+            except BadTarget as exc:
+                raise Reject(400, str(exc)) from None
+            self.set_host(authority)
+        if self.connection is not None:
+            named = named_by_connection(self.connection) - {b"close", b"keep-alive"}
+            if named:
+                self.pairs = [(name, value) for name, value in self.pairs if name not in named]
+                self.lines = [
+                    line for line in self.lines if line.partition(b":")[0].lower() not in named
+                ]
+
+    def set_host(self, host: bytes) -> None:
+        """Host is `host`, whatever the client's Host line said."""
+        self.pairs = [(name, value) for name, value in self.pairs if name != b"host"]
+        self.pairs.append((b"host", host))
+        self.lines = [line for line in self.lines if line[:5].lower() != b"host:"]
+        self.lines.append(b"Host: %s\r\n" % host)
+        self.has_host = True
 
     def build_head(self) -> bytes:
         if self.forwarded:
@@ -285,22 +334,49 @@ class Exchange:
         self.upstream = None
         self.end(status, not self.request_complete, now=self.upstream_seen)
 
-    def with_cookie(self, data: bytes) -> bytes:
-        """What of the response may go to the client now, the sticky Set-Cookie inserted
-        (see cookies.with_set_cookie); bytes are held until the head is complete."""
-        held = self.held + data
-        out = with_set_cookie(held, self.set_cookie)
-        if out is None:
-            self.held = held
-            return b""
-        self.set_cookie, self.held = None, b""
-        return out
+    def response_head(self, data: bytes, conn: UpstreamConnection) -> bytes:
+        """What of the response may go to the client now. Bytes are held until the final
+        head is in; then its hop-by-hop lines give way to the balancer's own Connection
+        line, and a sticky cookie goes in. Most heads pass untouched, never searched."""
+        if not conn.head_parsed:
+            held = self.held + data
+            ready = interim_heads(held)
+            self.held = held[ready:]
+            return held[:ready]
+        held = self.held + data if self.held else data
+        self.held = b""
+        self.head_out = True
+        close = not (self.keep_alive and self.request_complete)
+        cookie = self.set_cookie
+        if not (close or self.http10 or cookie is not None or conn.hop or conn.until_close):
+            return held
+        start, end = final_head(held)
+        head = held[start:end]
+        if conn.until_close and body_runs_to_close(head, conn.status, self.is_head):
+            close = True  # the client learns where the body ends from our close
+        if close:
+            self.keep_alive = False
+            extra = CLOSE
+        else:
+            extra = KEEP_ALIVE if self.http10 else b""
+        if cookie is not None:
+            extra += cookie + NO_CACHE
+            self.set_cookie = None
+        if conn.hop:
+            head = without_hop_by_hop(head)
+        return b"".join((held[:start], head, extra, held[end:]))
 
-    def upstream_failed(self, conn: UpstreamConnection, reason: str) -> None:
+    def upstream_failed(self, conn: UpstreamConnection, reason: str, retry: bool = True) -> None:
+        """The backend broke HTTP. `retry=False`: answer 502 now, as nginx does for an
+        answer it cannot forward (proxy_next_upstream has no invalid_header by default)."""
         conn.close()
         self.upstream = None
         if self.response_started:
             self.end(conn.status or 502, close=True, failed=True, why=reason)
+        elif not retry:
+            self.balancer.release(self.backend, None, failed=True, why=reason)
+            self.backend = None
+            self.answer(502, reason)
         else:
             self.failed_before_response(reason, count_failure=True, sent=True)
 

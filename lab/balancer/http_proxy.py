@@ -19,6 +19,7 @@ import httptools
 
 from lab.balancer.balancer import Balancer
 from lab.balancer.http_exchange import REASONS, Exchange, Reject
+from lab.balancer.request_target import valid_host
 
 HEAD_LIMIT: Final = 16 * 1024  # bytes of request line + headers before we answer 431
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
@@ -29,6 +30,12 @@ NOT_FORWARDED: Final = frozenset(
 )
 # Headers on_header looks at more closely than "forward it as it is".
 NOTED: Final = NOT_FORWARDED | {b"x-forwarded-for", b"host"}
+# Header names most requests carry, none with "_" (see on_header).
+COMMON: Final = frozenset(
+    b"user-agent accept accept-encoding accept-language cookie content-type referer origin "
+    b"authorization cache-control pragma if-none-match if-modified-since range".split()
+)
+TWO_HOSTS: Final = "two Host headers: a backend and the routing rules could each read another"
 
 
 class HttpClientConnection(asyncio.Protocol):
@@ -52,6 +59,8 @@ class HttpClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.client_eof = False
         self.closing = False
+        self.good_host = b" "  # the last Host value found valid here (a space never is)
+        self.done_reading = False  # a request said Connection: close; nothing after it is read
         self.rejected: tuple[int, str] | None = None  # an answer owed once in-flight ones finish
         # Timeouts share one lazy timer per connection: the hot path only notes the time
         # things happen, and the timer, when it fires, works out what is overdue.
@@ -72,7 +81,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.wake_by(self.head_started + self.balancer.client_header_s)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing or self.rejected:
+        if self.closing or self.rejected or self.done_reading:
             return
         if self.in_head:
             if not self.head_raw:
@@ -94,7 +103,8 @@ class HttpClientConnection(asyncio.Protocol):
             else:
                 raise
         except httptools.HttpParserError as exc:
-            self.reject(400, f"malformed request: {exc}")
+            if not self.done_reading:  # after Connection: close, what follows is ignored
+                self.reject(400, f"malformed request: {exc}")
         else:
             if self.in_head and self.head_raw > HEAD_LIMIT:
                 self.reject(431, f"request head is over {HEAD_LIMIT // 1024} KiB")
@@ -146,12 +156,29 @@ class HttpClientConnection(asyncio.Protocol):
         if exchange.head_size > HEAD_LIMIT:
             raise Reject(431, f"request head is over {HEAD_LIMIT // 1024} KiB")
         lower = name.lower()
-        exchange.pairs.append((lower, value))
         if lower not in NOTED:
+            # A name with "_" is dropped, as nginx does (underscores_in_headers off): to a
+            # CGI-style backend Content_Length and Content-Length are the same variable.
+            # (Common names skip the search; `find`, as `in` on bytes costs a TypeError.)
+            if lower not in COMMON and name.find(b"_") >= 0:
+                return
+            exchange.pairs.append((lower, value))
             exchange.lines.append(b"%s: %s\r\n" % (name, value))
-        elif lower == b"host":
+            return
+        exchange.pairs.append((lower, value))
+        if lower == b"host":
+            if exchange.has_host:
+                raise Reject(400, TWO_HOSTS)
+            if value != self.good_host:  # most connections send one Host all along
+                if not valid_host(value):
+                    raise Reject(400, f"invalid Host header {value[:100]!r}")
+                self.good_host = value
             exchange.has_host = True
             exchange.lines.append(b"%s: %s\r\n" % (name, value))
+        elif lower == b"connection":
+            if exchange.connection is None:
+                exchange.connection = []
+            exchange.connection.append(value)
         elif lower == b"content-length":
             if exchange.content_lengths is None:
                 exchange.content_lengths = []
@@ -172,6 +199,16 @@ class HttpClientConnection(asyncio.Protocol):
         exchange.keep_alive = self.parser.should_keep_alive()
         if self.parser.should_upgrade():  # Upgrade: or CONNECT; refuse before routing anything
             raise Reject(501, "protocol upgrades and CONNECT are not supported at Layer 7 here")
+        # Keep-alive with no Connection header can only be HTTP/1.1 to llhttp, which lets
+        # 0.9, 1.0, 1.1 and 2.0 through; the others are worth asking the version.
+        if not exchange.keep_alive or exchange.connection is not None:
+            version = self.parser.get_http_version()
+            if version != "1.1":
+                if version != "1.0":  # llhttp lets 0.9 (no version) and 2.0 through
+                    raise Reject(505, f"HTTP/{version} is not spoken here: HTTP/1.1 and 1.0 are")
+                exchange.http10 = True
+        if exchange.url[:1] != b"/" or exchange.connection is not None:
+            exchange.normalise()  # an absolute-form target, or headers a Connection line names
         te = exchange.transfer_encoding
         exchange.chunked = te is not None and te.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
         if exchange.content_lengths is not None or not exchange.has_host:
@@ -186,6 +223,9 @@ class HttpClientConnection(asyncio.Protocol):
         self.in_head = True
         self.head_raw = 0
         exchange = self.parsing
+        if not exchange.keep_alive:  # Connection: close (or HTTP/1.0): the last request here
+            self.done_reading = True
+            self.pause_reading_for("close")
         if not exchange.finished:
             exchange.request_done()
         if len(self.exchanges) > 1:

@@ -13,11 +13,28 @@ from typing import TYPE_CHECKING, Final
 import httptools
 
 from lab.balancer.backend import Backend
+from lab.balancer.framing import response_end
+from lab.balancer.hop_by_hop import HOP_BY_HOP_SET
 
 if TYPE_CHECKING:
     from lab.balancer.http_proxy import Exchange
 
 MAX_IDLE_PER_BACKEND: Final = 128
+# A response's reads are kept (references, not copies) up to this size, so that the
+# exact end can be found again if the backend writes past it (see lab.balancer.framing).
+KEEP_LIMIT: Final = 256 * 1024
+
+
+class Surplus(Exception):
+    """The backend began another message after its response was complete."""
+
+
+class HeadDone(Exception):
+    """A HEAD response ends with its head, whatever length it announces."""
+
+
+SURPLUS: Final = Surplus()
+HEAD_DONE: Final = HeadDone()
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -36,7 +53,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.interim = False
         self.complete = False
         self.keep_alive = True
-        self.until_close = False  # the body ends when the backend closes (no length, no chunks)
+        self.until_close = False  # the backend did not keep alive: maybe the body runs to its close
+        self.head_parsed = False  # is the final head (not a 1xx) all in?
+        self.hop = False  # does it hold a hop-by-hop header (see lab.balancer.hop_by_hop)?
+        self.kept: list[bytes] = []  # this response's earlier reads (see KEEP_LIMIT)
+        self.kept_size = 0  # -1: too big to keep
 
     # -- used by the exchange ------------------------------------------------------------
 
@@ -45,6 +66,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.status = 0
         self.interim = False
         self.complete = False
+        self.head_parsed = False
+        self.hop = False
+        self.kept.clear()
+        self.kept_size = 0
 
     def finish(self) -> None:
         """The exchange is over: go back to the idle pool, or close."""
@@ -73,18 +98,66 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            exchange.upstream_failed(self, "the backend sent a malformed response")
+        except httptools.HttpParserUpgrade:
+            exchange.upstream_failed(
+                self,
+                f"{self.backend.name} answered 101 Switching Protocols, "
+                "but the request asked for no protocol upgrade",
+                retry=False,
+            )
             return
+        except httptools.HttpParserError:
+            if not self.complete:
+                exchange.upstream_failed(self, "the backend sent a malformed response")
+                return
+            framed = self.cut(exchange, data)  # more came than the response: cut it exactly
+            if framed is None:
+                return
+            data = framed
+        else:
+            if not self.complete and self.kept_size >= 0:
+                self.kept_size += len(data)
+                if self.kept_size <= KEEP_LIMIT:
+                    self.kept.append(data)
+                else:
+                    self.kept.clear()
+                    self.kept_size = -1
         exchange.upstream_seen = monotonic()  # for timeouts.backend_response_ms
-        if exchange.set_cookie is not None:  # sticky cookie mode: the one edit we make
-            data = exchange.with_cookie(data)
+        if not exchange.head_out:  # the head gets its hop-by-hop lines replaced (and a cookie)
+            data = exchange.response_head(data, self)
         # Bytes go to the client as they came: the response is never re-encoded.
         exchange.response_started = True
         exchange.sent += len(data)
         exchange.client.transport.write(data)
         if self.complete:
             exchange.response_complete(self)
+
+    def cut(self, exchange: Exchange, data: bytes) -> bytes | None:
+        """The part of `data` that ends the response, when the parser stopped at its end:
+        a HEAD answer's head (ours to stop), or a backend that sent more than the response.
+        None when the end cannot be found again (a long response); the client is cut off."""
+        if self.kept_size < 0:
+            why = (
+                f"{self.backend.name} sent bytes after the end of a response over "
+                f"{KEEP_LIMIT >> 10} KiB; the balancer cannot find where it ended, so the "
+                "client got a cut-off answer"
+            )
+            exchange.balancer.publish_error(exchange.id, None, why, self.backend, kind="surplus")
+            exchange.upstream_failed(self, why)
+            return None
+        end = response_end(b"".join(self.kept), data, exchange.is_head)
+        self.parser = httptools.HttpResponseParser(self)  # that one stopped mid-stream
+        if end < len(data):
+            self.keep_alive = False  # whatever it sends next is out of step: never reuse
+            what = "a HEAD answer" if exchange.is_head else f"a {self.status} answer"
+            exchange.balancer.publish_error(
+                exchange.id, None,
+                f"{self.backend.name} sent {len(data) - end} bytes after the end of its "
+                f"response ({what}); they were dropped and that connection closed, "
+                "so they can never pass for the answer to another request",
+                self.backend, kind="surplus",
+            )  # fmt: skip
+        return data[:end]
 
     def eof_received(self) -> bool:
         return False  # close our side too; a half-closed upstream is no use
@@ -107,17 +180,30 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks ---------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second message in one answer: stop, and cut after the first
+            raise SURPLUS
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        n = len(name)  # only names as long as a hop-by-hop one are worth lower-casing
+        if (n == 10 or n == 7 or n == 2 or n == 16) and name.lower() in HOP_BY_HOP_SET:
+            self.hop = True
+
     def on_headers_complete(self) -> None:
         self.status = status = self.parser.get_status_code()
         # llhttp keeps alive unless the body runs to the close (or the backend said close).
         self.until_close = not self.parser.should_keep_alive()
-        self.interim = 100 <= status < 200 and status != 101
+        self.interim = interim = 100 <= status < 200 and status != 101
+        if interim:
+            self.hop = False  # an interim head passes as it is; the final one is edited
+        else:
+            self.head_parsed = True
         if self.exchange is not None and self.exchange.is_head and not self.interim:
-            # httptools cannot be told a HEAD response has no body; end it here
-            # and give the next response a fresh parser.
+            # httptools cannot be told a HEAD response has no body: stop the parser here
+            # (data_received gives the next response a fresh one).
             self.complete = True
             self.keep_alive = self.parser.should_keep_alive()
-            self.parser = httptools.HttpResponseParser(self)
+            raise HEAD_DONE
 
     def on_message_complete(self) -> None:
         if self.interim:  # "100 Continue": the real response follows
