@@ -42,6 +42,7 @@ COMPILED_MODULES = (
     "lab.balancer.queue",
     "lab.balancer.cookies",
     "lab.balancer.retries",
+    "lab.balancer.failover",
     "lab.balancer.hop_by_hop",
     "lab.balancer.request_target",
     "lab.balancer.upstream",

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Final
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.cookies import NO_CACHE, parse_cookies, without_cookie
+from lab.balancer.failover import failed_before_response
 from lab.balancer.hop_by_hop import (
     body_runs_to_close,
     final_head,
     interim_heads,
-    named_by_connection,
     without_hop_by_hop,
 )
-from lab.balancer.request_target import BadTarget, origin_form
-from lab.balancer.retries import REPLAY_LIMIT, retry_note, why_not_retry
+from lab.balancer.retries import REPLAY_LIMIT
 from lab.balancer.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -45,15 +44,6 @@ REASONS: Final = {
 }
 CLOSE: Final = b"Connection: close\r\n"
 KEEP_ALIVE: Final = b"Connection: keep-alive\r\n"  # only HTTP/1.0 clients need telling
-
-
-class Reject(Exception):
-    """A request we refuse to forward, with the status and the learner-readable reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class Exchange:
@@ -122,52 +112,6 @@ class Exchange:
         self.head_out = False  # has the final response head gone to the client?
 
     # -- the request -----------------------------------------------------------------
-
-    def validate(self) -> None:
-        """Refuse what a chain of HTTP parsers could disagree on (request smuggling)."""
-        lengths = self.content_lengths
-        if lengths and self.transfer_encoding is not None:
-            raise Reject(
-                400, "both Content-Length and Transfer-Encoding sent (request smuggling guard)"
-            )
-        if lengths and len(set(lengths)) > 1:
-            raise Reject(400, "conflicting Content-Length headers (request smuggling guard)")
-        if not self.has_host:
-            if not self.http10:
-                raise Reject(400, "HTTP/1.1 request without a Host header")
-            # HTTP/1.0 needs no Host, but the backend hears HTTP/1.1: name the address
-            # the client reached, as the authority of the request.
-            sockname = (
-                self.client.transport.get_extra_info("sockname") if self.client.transport else None
-            )
-            ip, port = (sockname[0], sockname[1]) if sockname else ("localhost", 80)
-            self.set_host((f"[{ip}]" if ":" in ip else ip).encode() + b":%d" % port)
-
-    def normalise(self) -> None:
-        """Make the request the backend will see, before rules look at it: an absolute-form
-        target becomes origin-form with its authority as Host (RFC 9112 3.2.2), and the
-        headers a Connection line names are dropped (they are hop-by-hop)."""
-        if self.url[:1] != b"/" and not (self.url == b"*" and self.method == "OPTIONS"):
-            try:
-                self.url, authority = origin_form(self.url)
-            except BadTarget as exc:
-                raise Reject(400, str(exc)) from None
-            self.set_host(authority)
-        if self.connection is not None:
-            named = named_by_connection(self.connection) - {b"close", b"keep-alive"}
-            if named:
-                self.pairs = [(name, value) for name, value in self.pairs if name not in named]
-                self.lines = [
-                    line for line in self.lines if line.partition(b":")[0].lower() not in named
-                ]
-
-    def set_host(self, host: bytes) -> None:
-        """Host is `host`, whatever the client's Host line said."""
-        self.pairs = [(name, value) for name, value in self.pairs if name != b"host"]
-        self.pairs.append((b"host", host))
-        self.lines = [line for line in self.lines if line[:5].lower() != b"host:"]
-        self.lines.append(b"Host: %s\r\n" % host)
-        self.has_host = True
 
     def build_head(self) -> bytes:
         if self.forwarded:
@@ -266,7 +210,7 @@ class Exchange:
                     if isinstance(exc, asyncio.TimeoutError)
                     else "refused the connection"
                 )
-                self.failed_before_response(f"{backend.name} {why}", count_failure=True)
+                failed_before_response(self, f"{backend.name} {why}", count_failure=True)
             return
         if self.finished or self.backend is not backend:
             self.balancer.upstreams.put_idle(conn)
@@ -365,91 +309,6 @@ class Exchange:
         if conn.hop:
             head = without_hop_by_hop(head)
         return b"".join((held[:start], head, extra, held[end:]))
-
-    def upstream_failed(self, conn: UpstreamConnection, reason: str, retry: bool = True) -> None:
-        """The backend broke HTTP. `retry=False`: answer 502 now, as nginx does for an
-        answer it cannot forward (proxy_next_upstream has no invalid_header by default)."""
-        conn.close()
-        self.upstream = None
-        if self.response_started:
-            self.end(conn.status or 502, close=True, failed=True, why=reason)
-        elif not retry:
-            self.balancer.release(self.backend, None, failed=True, why=reason)
-            self.backend = None
-            self.answer(502, reason)
-        else:
-            self.failed_before_response(reason, count_failure=True, sent=True)
-
-    def backend_timed_out(self) -> None:
-        """The backend said nothing for timeouts.backend_response_ms (see HttpClientConnection)."""
-        conn = self.upstream
-        limit = self.balancer.config.timeouts.backend_response_ms
-        reason = f"{self.backend.name} sent nothing for {limit} ms"
-        if conn is None:
-            return
-        conn.close()
-        self.upstream = None
-        if self.response_started:
-            self.balancer.publish_error(
-                self.id, None, reason + " mid-response; the client got a cut-off answer",
-                self.backend, kind="timeout",
-            )  # fmt: skip
-            self.end(502, close=True, failed=True, why=reason)
-        else:
-            self.failed_before_response(reason, count_failure=True, sent=True)
-
-    def upstream_lost(self, conn: UpstreamConnection) -> None:
-        """The backend closed the connection before the response was complete."""
-        self.upstream = None
-        if self.response_started:
-            # The client learns it from the connection closing. A body that runs to the
-            # close has simply ended; any other body was cut off, and that is a failure.
-            cut_off = not conn.until_close
-            why = f"{conn.backend.name} closed the connection mid-response"
-            if cut_off:
-                self.balancer.publish_error(
-                    self.id, None, why + "; the client got a cut-off answer",
-                    conn.backend, kind="cut-off",
-                )  # fmt: skip
-            # A cut-off answer is reported as 502 (with the error event saying why), so
-            # whoever draws the done event sees a failure, not the 200 that began it.
-            self.end(502 if cut_off else conn.status, close=True, failed=cut_off, why=why)
-        else:
-            # A reused keep-alive connection may have been closed by the backend while idle:
-            # that is ordinary, not the backend's failure.
-            fresh = conn.served == 0
-            self.failed_before_response(
-                f"{conn.backend.name} closed the connection before answering",
-                count_failure=fresh,
-                sent=True,
-            )
-
-    def failed_before_response(self, reason: str, count_failure: bool, sent: bool = False) -> None:
-        """Nothing of the response reached the client: try another backend if that is safe.
-
-        `sent` means the backend may have received the request (and acted on it), so
-        only an idempotent method is sent again, unless retries.non_idempotent says
-        otherwise. A request that never reached a backend is always safe to resend.
-        """
-        backend = self.backend
-        balancer = self.balancer
-        balancer.release(backend, None, failed=count_failure, why=reason)
-        if count_failure:
-            self.tried = [*self.tried, backend]
-        self.backend = None
-        body_lost = self.body_sent and self.replay is None
-        why_not = why_not_retry(
-            balancer.config.retries, self.attempts, self.method, sent, body_lost, backend.name
-        )
-        if why_not:
-            self.answer(502, f"{reason}; not retried: {why_not}")
-            return
-        note = retry_note(self.method, sent)
-        balancer.publish_error(self.id, None, f"{reason}; {note}", backend, kind="retry")
-        if self.body_sent:  # send the kept body again, from the start
-            self.body, self.buffered, self.body_sent = list(self.replay), 0, False
-            self.replay = None
-        self.route()
 
     def end(
         self,

@@ -18,8 +18,9 @@ from typing import Final
 import httptools
 
 from lab.balancer.balancer import Balancer
-from lab.balancer.http_exchange import REASONS, Exchange, Reject
-from lab.balancer.request_target import valid_host
+from lab.balancer.failover import backend_timed_out
+from lab.balancer.http_exchange import REASONS, Exchange
+from lab.balancer.request_target import Reject, normalise, valid_host, validate
 
 HEAD_LIMIT: Final = 16 * 1024  # bytes of request line + headers before we answer 431
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
@@ -208,11 +209,11 @@ class HttpClientConnection(asyncio.Protocol):
                     raise Reject(505, f"HTTP/{version} is not spoken here: HTTP/1.1 and 1.0 are")
                 exchange.http10 = True
         if exchange.url[:1] != b"/" or exchange.connection is not None:
-            exchange.normalise()  # an absolute-form target, or headers a Connection line names
+            normalise(exchange)  # an absolute-form target, or headers a Connection line names
         te = exchange.transfer_encoding
         exchange.chunked = te is not None and te.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
         if exchange.content_lengths is not None or not exchange.has_host:
-            exchange.validate()  # only these can be refused; most requests skip the call
+            validate(exchange)  # only these can be refused; most requests skip the call
         if exchange is self.exchanges[0]:
             exchange.begin()
 
@@ -345,7 +346,7 @@ class HttpClientConnection(asyncio.Protocol):
         elif what == "idle":
             self.close()  # as nginx does: an idle keep-alive connection just ends
         else:
-            self.exchanges[0].backend_timed_out()
+            backend_timed_out(self.exchanges[0])
             if not self.closing:
                 self.arm(0.05)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 import httptools
 
 from lab.balancer.backend import Backend
+from lab.balancer.failover import upstream_failed, upstream_lost
 from lab.balancer.framing import response_end
 from lab.balancer.hop_by_hop import HOP_BY_HOP_SET
 
@@ -99,7 +100,8 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            exchange.upstream_failed(
+            upstream_failed(
+                exchange,
                 self,
                 f"{self.backend.name} answered 101 Switching Protocols, "
                 "but the request asked for no protocol upgrade",
@@ -108,7 +110,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         except httptools.HttpParserError:
             if not self.complete:
-                exchange.upstream_failed(self, "the backend sent a malformed response")
+                upstream_failed(exchange, self, "the backend sent a malformed response")
                 return
             framed = self.cut(exchange, data)  # more came than the response: cut it exactly
             if framed is None:
@@ -143,7 +145,7 @@ class UpstreamConnection(asyncio.Protocol):
                 "client got a cut-off answer"
             )
             exchange.balancer.publish_error(exchange.id, None, why, self.backend, kind="surplus")
-            exchange.upstream_failed(self, why)
+            upstream_failed(exchange, self, why)
             return None
         end = response_end(b"".join(self.kept), data, exchange.is_head)
         self.parser = httptools.HttpResponseParser(self)  # that one stopped mid-stream
@@ -168,7 +170,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is not None:
             self.exchange = None
-            exchange.upstream_lost(self)
+            upstream_lost(exchange, self)
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
