@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from lab.bench.admin import AdminError, get_json, split_address
 from lab.bench.browser import (
+    COMMAND,
     HEALTHY_BACKENDS,
     SHOWN_COUNTERS,
     START_DELAYS,
@@ -277,7 +278,7 @@ class WebBench:
 
     def _command(self, page, **data) -> None:
         """Send a command the way the page's controls do, through its Socket.IO `command`."""
-        answer = page.evaluate("(data) => window.lab.command(data)", data)
+        answer = page.evaluate(COMMAND, data)
         if not answer.get("ok"):
             raise WebBenchError(f"the lab refused {data}: {answer.get('error')}")
 

@@ -116,6 +116,7 @@ COMMANDS: dict[str, dict[str, Field]] = {
     # A lesson's whole lab at once (lab.lessons): its backends, balancer and traffic.
     "open_lesson": {"slug": Field("text")},
     "reset_lesson": {"slug": Field("text")},
+    "default_lab": {},  # leave the lesson: the lab as `lb-lab serve` started it
 }
 
 

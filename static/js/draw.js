@@ -7,27 +7,66 @@ export const DOT_R = 12;
 export const CLIENT_R = 17;
 
 /** A request's dot: its backend's colour and number, or a white "?" before it has one. */
-export function drawDot(ctx, centre, backend) {
+export function drawDot(ctx, centre, backend, r = DOT_R) {
   const colour = backend ? backendColour(backend) : "#FFFFFF";
   ctx.beginPath();
-  ctx.arc(centre, centre, DOT_R, 0, Math.PI * 2);
+  ctx.arc(centre, centre, r, 0, Math.PI * 2);
   ctx.fillStyle = colour;
   ctx.fill();
   ctx.lineWidth = 2;
   ctx.strokeStyle = INK;
   ctx.stroke();
-  label(ctx, backend ? backendLabel(backend) : "?", centre, centre, inkOn(colour), 13);
+  label(ctx, backend ? backendLabel(backend) : "?", centre, centre, inkOn(colour), Math.round(13 * (r / DOT_R)));
 }
 
-export function drawClient(ctx, centre, slot) {
+export function drawClient(ctx, centre, slot, r = CLIENT_R) {
   ctx.beginPath();
-  ctx.arc(centre, centre, CLIENT_R, 0, Math.PI * 2);
+  ctx.arc(centre, centre, r, 0, Math.PI * 2);
   ctx.fillStyle = "#FFFFFF";
   ctx.fill();
-  ctx.lineWidth = 2.5;
+  ctx.lineWidth = r < 10 ? 1.5 : 2.5;
   ctx.strokeStyle = INK;
   ctx.stroke();
-  label(ctx, `c${slot + 1}`, centre, centre, INK, 13);
+  if (r >= 12) label(ctx, `c${slot + 1}`, centre, centre, INK, r >= 15 ? 13 : 10);
+}
+
+const QUEUE_SHOWN = 12; // small dots stacked; the count says how many really wait
+
+/**
+ * A waiting line: up to QUEUE_SHOWN small dots in a row from `start` along `step`
+ * ({dx, dy}: away from what they wait for), and the real count past the last one.
+ */
+export function drawQueue(ctx, start, { dx, dy }, count, backend) {
+  const r = 6;
+  const gap = 2 * r + 1;
+  const colour = backend ? backendColour(backend) : "#FFFFFF";
+  const shown = Math.min(count, QUEUE_SHOWN);
+  for (let i = shown - 1; i >= 0; i -= 1) {
+    const x = start.x + dx * gap * i;
+    const y = start.y + dy * gap * i;
+    ctx.beginPath();
+    ctx.arc(x, y, r, 0, Math.PI * 2);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = INK;
+    ctx.stroke();
+  }
+  const x = start.x + dx * gap * shown + (dx ? dx * 14 : 0);
+  const y = start.y + dy * gap * shown + (dy ? dy * 12 : 0) - (dx ? 16 : 0);
+  const text = `${count} waiting`;
+  ctx.font = "800 15px system-ui, sans-serif";
+  const w = ctx.measureText(text).width + 10;
+  const left = dx < 0 ? Math.max(x - w, 0) : x - w / 2;
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fillRect(left, y - 10, w, 20);
+  ctx.lineWidth = 1.5;
+  ctx.strokeStyle = INK;
+  ctx.strokeRect(left, y - 10, w, 20);
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = INK;
+  ctx.fillText(text, left + 5, y + 0.5);
 }
 
 export function ease(t) {
@@ -87,5 +126,23 @@ export function drawCross(ctx, x, y, r) {
   ctx.moveTo(x + k, y - k);
   ctx.lineTo(x - k, y + k);
   ctx.lineWidth = 3.5;
+  ctx.stroke();
+}
+
+/** A health-check probe: a white ring, dark red and crossed out when the check failed. */
+export function drawProbe(ctx, x, y, r, ok, known) {
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, Math.PI * 2);
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fill();
+  ctx.lineWidth = 2.5;
+  ctx.strokeStyle = ok ? INK : FAILED_INK;
+  ctx.stroke();
+  if (ok || !known) return;
+  ctx.beginPath();
+  ctx.moveTo(x - r, y - r);
+  ctx.lineTo(x + r, y + r);
+  ctx.moveTo(x + r, y - r);
+  ctx.lineTo(x - r, y + r);
   ctx.stroke();
 }
