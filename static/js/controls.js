@@ -89,6 +89,7 @@ export class Controls {
     this.part("keep-alive").checked = traffic.keep_alive;
     pause.textContent = traffic.paused ? "Resume" : "Pause";
     pause.setAttribute("aria-pressed", String(traffic.paused));
+    this.scene.setClients(traffic.clients);
     const label = this.part("clients-label");
     const clients = `${traffic.clients} ${traffic.clients === 1 ? "client" : "clients"}`;
     label.textContent = `${clients} · ${+traffic.rate.toFixed(2)} req/s `;

@@ -146,3 +146,12 @@ export function drawProbe(ctx, x, y, r, ok, known) {
   ctx.lineTo(x - r, y + r);
   ctx.stroke();
 }
+
+/** A thick ring, in a backend's colour, around a client that moved to it. */
+export function drawRing(ctx, x, y, r, colour) {
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, Math.PI * 2);
+  ctx.lineWidth = 4;
+  ctx.strokeStyle = colour;
+  ctx.stroke();
+}

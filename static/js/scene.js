@@ -17,7 +17,7 @@
 // from the balancer to the backend and back, crossed out when the check failed.
 
 import { backendColour, backendLabel, INK, FAILED_INK } from "./palette.js";
-import { DOT_R, drawDot, drawClient, ease, along, polyline, label, drawCross, drawQueue, drawProbe } from "./draw.js";
+import { DOT_R, drawDot, drawClient, ease, along, polyline, label, drawCross, drawQueue, drawProbe, drawRing } from "./draw.js";
 import { measureScene, clientPoint } from "./scene_layout.js";
 
 const IN_MS = 1000; // client -> backend at 1x
@@ -51,17 +51,14 @@ export class Scene {
     this.sprites = new Map(); // key -> a small canvas drawn once, stamped with drawImage
     this.stale = true; // the canvas shows something that must be redrawn or cleared
     this.flights = new Map(); // request or connection id -> flight
-    this.marks = [];
+    this.marks = []; // {backend, age}: refusals
     this.probes = []; // {backend, ok, age}
     this.speed = 1;
-    this.reduced = false;
+    this.reduced = false; // prefers-reduced-motion: dots jump and hold instead of moving
     this.clients = 4;
     this.skipped = 0; // requests not drawn because too many were in flight
     this.ignored = new Set(); // their later events are ignored too
-    this.layoutDirty = true;
-    this.width = 0;
-    this.height = 0;
-    this.layout = null;
+    this.layoutDirty = true; // measure() sets layout, width and height before any drawing
     this.last = 0;
     this.lastAdmitted = 0; // the balancer time of the newest dot drawn
     // Decision-to-screen delays in seconds (the balancer's event time `t` to the first frame
@@ -352,13 +349,7 @@ export class Scene {
       const { x, y, r } = this.clientPoint(slot);
       this.stamp(`client:${slot}:${r}`, r, x, y, drawClient, slot, r);
       const to = this.moved.get(slot);
-      if (to) {
-        this.ctx.beginPath();
-        this.ctx.arc(x, y, r + 4, 0, Math.PI * 2);
-        this.ctx.lineWidth = 4;
-        this.ctx.strokeStyle = backendColour(to);
-        this.ctx.stroke();
-      }
+      if (to) drawRing(this.ctx, x, y, r + 4, backendColour(to)); // moved there (hashing)
     }
   }
 
@@ -379,15 +370,18 @@ export class Scene {
 
   /** Requests waiting at a backend or at the balancer: a stack in front of it, with a count. */
   drawQueues() {
+    const { vertical, box } = this.layout;
     for (const [name, count] of this.queues) {
-      if (!count) continue;
-      const at = name ? this.anchor(name) : this.layout.entry;
-      const vertical = this.layout.vertical;
-      // In front of it: left of a card or of the balancer (above it, top to bottom).
-      const dx = vertical ? 0 : -1;
-      const dy = vertical ? -1 : 0;
-      const start = name ? { x: at.x + dx * (DOT_R + 6), y: at.y + dy * (DOT_R + 6) } : { x: at.x + dx * (DOT_R + 4), y: at.y + dy * (DOT_R + 4) };
-      drawQueue(this.ctx, start, { dx, dy }, count, name);
+      if (!name) {
+        // The balancer's own queue stacks up above its box, clear of the clients' lane.
+        const x = vertical ? box.right + DOT_R + 6 : (box.left + box.right) / 2;
+        drawQueue(this.ctx, { x, y: vertical ? box.bottom - DOT_R : box.top - DOT_R }, { dx: 0, dy: -1 }, count, "");
+        continue;
+      }
+      // In front of the card: to its left (above it when the scene runs top to bottom).
+      const at = this.anchor(name);
+      const step = vertical ? { dx: 0, dy: -1 } : { dx: -1, dy: 0 };
+      drawQueue(this.ctx, { x: at.x + step.dx * (DOT_R + 6), y: at.y + step.dy * (DOT_R + 6) }, step, count, name);
     }
   }
 
