@@ -54,7 +54,7 @@ export class RunHistory {
     const changed = before && (before.algorithm !== state.algorithm || before.mode !== state.mode || (before.lesson && before.lesson.slug) !== (state.lesson && state.lesson.slug));
     if (changed && !this.pending) this.endRun(this.store.counters, false); // changed elsewhere
     if (!this.run) this.begin(state);
-    else Object.assign(this.run, this.describe(state));
+    else if (!this.pending) Object.assign(this.run, this.describe(state)); // else: this run ends
   }
 
   describe(state) {
