@@ -40,14 +40,22 @@ export class Cards {
       }
     }
     const pools = poolOf(state);
-    state.backends.forEach((backend, i) => {
+    const feeds = rulesFeeding(state);
+    // Grouped by pool, in the balancer's order of pools; each card says which rule feeds it.
+    const rank = (b) => (pools.has(b.name) ? state.pools.findIndex((p) => p.name === pools.get(b.name)) : 0);
+    const ordered = state.backends.map((b, i) => [b, i]).sort(([a, i], [b, j]) => rank(a) - rank(b) || i - j).map(([b]) => b);
+    let group = null;
+    ordered.forEach((backend, i) => {
       let card = this.byName.get(backend.name);
       if (!card) {
         card = this.newCard(backend.name);
         this.byName.set(backend.name, card);
       }
       if (this.holder.children[i] !== card) this.holder.insertBefore(card, this.holder.children[i] || null);
-      this.fillCard(card, backend, pools.get(backend.name));
+      const pool = pools.get(backend.name);
+      this.fillCard(card, backend, pool, feeds.get(pool));
+      card.classList.toggle("group-start", Boolean(pool) && pool !== group && i > 0);
+      group = pool;
     });
     const count = state.backends.length;
     this.holder.dataset.count = String(count);
@@ -75,7 +83,7 @@ export class Cards {
     return card;
   }
 
-  fillCard(card, backend, pool) {
+  fillCard(card, backend, pool, feed = "") {
     const name = backend.name;
     card.dataset.process = backend.process;
     card.dataset.weight = backend.weight;
@@ -86,6 +94,8 @@ export class Cards {
     const tag = card.querySelector('[data-k="pool"]');
     tag.hidden = !pool;
     tag.textContent = pool ? `pool ${pool}` : "";
+    tag.title = pool ? `pool ${pool} gets ${feed}` : "";
+    card.querySelector('[data-k="feed"]').textContent = pool ? `← ${feed}` : "";
     card.dataset.pool = pool || "";
     card.querySelector('[data-k="weight"]').textContent = backend.weight;
     const knobs = [];
@@ -164,6 +174,20 @@ export function poolOf(state) {
     for (const name of pool.backends) if (!pools.has(name)) pools.set(name, pool.name);
   }
   return pools;
+}
+
+/** Pool name -> the words for what sends requests there ("rule api: path /api…"). */
+export function rulesFeeding(state) {
+  const feeds = new Map();
+  for (const rule of state.rules || []) {
+    const what = rule.path_prefix != null ? `path ${rule.path_prefix}…` : rule.header != null ? `header ${rule.header}` : rule.host != null ? `host ${rule.host}` : rule.cookie != null ? `cookie ${rule.cookie}` : rule.method != null ? `method ${rule.method}` : "any request";
+    const said = `rule ${rule.name} (${what})`;
+    feeds.set(rule.pool, feeds.has(rule.pool) ? `${feeds.get(rule.pool)}, ${said}` : said);
+  }
+  const others = "requests no rule matched";
+  feeds.set("default", feeds.has("default") ? `${feeds.get("default")}, ${others}` : others);
+  for (const pool of state.pools || []) if (!feeds.has(pool.name)) feeds.set(pool.name, "no rule: nothing is sent here");
+  return feeds;
 }
 
 // A card's state word: the process's fate when it is not running (killed, down),

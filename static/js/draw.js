@@ -30,43 +30,45 @@ export function drawClient(ctx, centre, slot, r = CLIENT_R) {
   if (r >= 12) label(ctx, `c${slot + 1}`, centre, centre, INK, r >= 15 ? 13 : 10);
 }
 
-const QUEUE_SHOWN = 12; // small dots stacked; the count says how many really wait
+const QUEUE_SHOWN = 24; // small dots piled up; the count says how many really wait
+const QUEUE_R = 5;
 
 /**
- * A waiting line: up to QUEUE_SHOWN small dots in a row from `start` along `step`
- * ({dx, dy}: away from what they wait for), and the real count past the last one.
+ * A waiting line, piled up: up to QUEUE_SHOWN small dots in rows of `across`, growing
+ * from (x, y) leftwards and then upwards (`up` false: downwards), with the real count on a
+ * label beside the pile.
  */
-export function drawQueue(ctx, start, { dx, dy }, count, backend) {
-  const r = 6;
-  const gap = 2 * r + 1;
+export function drawQueue(ctx, { x, y, across, up = true }, count, backend) {
+  const gap = 2 * QUEUE_R + 2;
   const colour = backend ? backendColour(backend) : "#FFFFFF";
   const shown = Math.min(count, QUEUE_SHOWN);
-  for (let i = shown - 1; i >= 0; i -= 1) {
-    const x = start.x + dx * gap * i;
-    const y = start.y + dy * gap * i;
+  const cols = Math.max(1, across);
+  for (let i = 0; i < shown; i += 1) {
+    const cx = x - (i % cols) * gap;
+    const cy = y + (up ? -1 : 1) * Math.floor(i / cols) * gap;
     ctx.beginPath();
-    ctx.arc(x, y, r, 0, Math.PI * 2);
+    ctx.arc(cx, cy, QUEUE_R, 0, Math.PI * 2);
     ctx.fillStyle = colour;
     ctx.fill();
     ctx.lineWidth = 1.5;
     ctx.strokeStyle = INK;
     ctx.stroke();
   }
-  const x = start.x + dx * gap * shown + (dx ? dx * 14 : 0);
-  const y = start.y + dy * gap * shown + (dy ? dy * 12 : 0) - (dx ? 16 : 0);
+  const rows = Math.ceil(shown / cols);
   const text = `${count} waiting`;
   ctx.font = "800 15px system-ui, sans-serif";
   const w = ctx.measureText(text).width + 10;
-  const left = dx < 0 ? Math.max(x - w, 0) : x - w / 2;
+  const top = up ? y - rows * gap - 12 : y + rows * gap + 2;
+  const left = Math.max(x + QUEUE_R - w, 0);
   ctx.fillStyle = "#FFFFFF";
-  ctx.fillRect(left, y - 10, w, 20);
+  ctx.fillRect(left, top - 10, w, 20);
   ctx.lineWidth = 1.5;
   ctx.strokeStyle = INK;
-  ctx.strokeRect(left, y - 10, w, 20);
+  ctx.strokeRect(left, top - 10, w, 20);
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
   ctx.fillStyle = INK;
-  ctx.fillText(text, left + 5, y + 0.5);
+  ctx.fillText(text, left + 5, top + 0.5);
 }
 
 export function ease(t) {

@@ -371,17 +371,19 @@ export class Scene {
   /** Requests waiting at a backend or at the balancer: a stack in front of it, with a count. */
   drawQueues() {
     const { vertical, box } = this.layout;
+    const gap = 12; // a queued dot's width and its space (draw.js)
     for (const [name, count] of this.queues) {
       if (!name) {
-        // The balancer's own queue stacks up above its box, clear of the clients' lane.
-        const x = vertical ? box.right + DOT_R + 6 : (box.left + box.right) / 2;
-        drawQueue(this.ctx, { x, y: vertical ? box.bottom - DOT_R : box.top - DOT_R }, { dx: 0, dy: -1 }, count, "");
+        // The balancer's own queue piles up above its box, clear of the clients' lane.
+        const across = Math.floor((box.right - box.left) / gap);
+        drawQueue(this.ctx, { x: box.right - 8, y: box.top - 10, across }, count, "");
         continue;
       }
-      // In front of the card: to its left (above it when the scene runs top to bottom).
+      // Beside the card, in the room between it and the balancer (above it on a phone).
       const at = this.anchor(name);
-      const step = vertical ? { dx: 0, dy: -1 } : { dx: -1, dy: 0 };
-      drawQueue(this.ctx, { x: at.x + step.dx * (DOT_R + 6), y: at.y + step.dy * (DOT_R + 6) }, step, count, name);
+      const room = vertical ? 4 * gap : at.x - box.right - 4;
+      const across = Math.max(1, Math.min(4, Math.floor(room / gap)));
+      drawQueue(this.ctx, { x: vertical ? at.x + 1.5 * gap : at.x + DOT_R - 4, y: at.y - DOT_R - 8, across }, count, name);
     }
   }
 
