@@ -243,8 +243,10 @@ def on_command(data: Any) -> dict:
     """Validate, run and acknowledge one command."""
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
-    answer = _controller().handle(data)
     checks = lesson_checks.live_checks(current_app)  # counting windows, as the runner's
+    if checks is not None:
+        checks.before_command(data)
+    answer = _controller().handle(data)
     if checks is not None:
         checks.after_command(data, answer)
     return answer

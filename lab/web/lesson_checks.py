@@ -14,17 +14,20 @@ windows begin, as in the runner, after each command that zeroes the counters.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from lab.lessons.claims import ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Expect
 from lab.lessons.measure import routes
-from lab.lessons.runner import Runner
+from lab.lessons.runner import LessonRunError, Runner
 from lab.web.api import ApiError
 
 # Commands after which the lab counts afresh (the runner's WINDOW_STARTS, and opening a lesson).
 STARTS_A_WINDOW = (*WINDOW_STARTS, "open_lesson", "default_lab")
+
+CATCH_UP_S = 2.0  # how long a check waits for the event stream to catch up with the counters
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,16 @@ class LiveChecks:
     def __init__(self, controller: Any) -> None:
         self.controller = controller
         self.runner = Runner(controller, controller.handle)
+
+    def before_command(self, data: Any) -> None:
+        """Before the counters are zeroed, let the events catch up (as the runner does), so
+        that no decision counted before the reset lands in the new window."""
+        if isinstance(data, dict) and data.get("action") in STARTS_A_WINDOW:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        with contextlib.suppress(LessonRunError, ApiError):
+            self.runner._wait(self.runner.caught_up, CATCH_UP_S, "the events to catch up")
 
     def after_command(self, data: Any, answer: dict) -> None:
         if answer.get("ok") and isinstance(data, dict) and data.get("action") in STARTS_A_WINDOW:
@@ -54,6 +67,7 @@ class LiveChecks:
         if not isinstance(directive, Expect):
             return {"ok": False, "error": f"directive {index} of {lesson.slug} checks nothing"}
         try:
+            self._catch_up()  # count once every decision the balancer made is in the events
             metrics = self.runner.measurements()
         except ApiError as exc:
             return {"ok": False, "error": f"could not read the lab's numbers: {exc}"}

@@ -224,7 +224,8 @@ export class Charts {
   }
 
   onState(state) {
-    if (this.mode !== null && state.mode !== this.mode) this.since = Math.floor(Date.now() / 1000);
+    // The second of the switch mixes both kinds of figure: the chart starts after it.
+    if (this.mode !== null && state.mode !== this.mode) this.since = Math.floor(Date.now() / 1000) + 1;
     this.mode = state.mode;
     // Layer 4 times whole connections, not requests: say so, and never mix the two.
     this.title.textContent = state.mode === "tcp" ? "Connection lifetime" : "Latency per request";

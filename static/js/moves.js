@@ -6,6 +6,7 @@
 // in their new backend's colour; a note says how many and where they went.
 
 const HASHING = new Set(["ip-hash", "consistent-hash"]);
+const SHOWN = 4; // movers named in the note
 
 function clientName(address) {
   const match = /^127\.0\.0\.(\d+)$/.exec(address || "");
@@ -85,10 +86,17 @@ export class Moves {
     for (const client of moved) rings.set(this.scene.slotFor(client, ""), this.after.get(client));
     this.scene.setMoved(rings);
     const share = Math.round((100 * moved.length) / both.length);
-    const which = moved.map((c) => `${clientName(c)} ${this.before.get(c)}→${this.after.get(c)}`).join(", ");
+    // The first few by name (the scene rings them all); the note must not hide the scene.
+    const named = moved.slice(0, SHOWN).map((c) => `${clientName(c)} ${this.before.get(c)}→${this.after.get(c)}`);
+    const more = moved.length > SHOWN ? `, and ${moved.length - SHOWN} more` : "";
     this.note.hidden = false;
     this.note.dataset.moved = String(moved.length);
     this.note.dataset.seen = String(both.length);
-    this.note.textContent = `Since ${this.change}: ${moved.length} of ${both.length} clients moved (${share}%)${which ? `: ${which}` : ""}`;
+    const head = document.createElement("b");
+    head.textContent = `Since ${this.change}: ${moved.length} of ${both.length} clients moved (${share}%)`;
+    const list = document.createElement("span");
+    list.textContent = named.length ? `${named.join(", ")}${more}` : "";
+    this.note.replaceChildren(head, list);
+    this.note.title = moved.map((c) => `${clientName(c)} ${this.before.get(c)}→${this.after.get(c)}`).join(", ");
   }
 }
