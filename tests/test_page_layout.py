@@ -190,6 +190,21 @@ def test_presenter_view_is_large_type_at_1920(chromium, lab_url):
         expect(page.locator("#traffic-form")).to_be_hidden()
         expect(page.locator("#add-backend")).to_be_hidden()
         expect(page.locator("#send-1")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "presenter-on-1920.png"))
+        # A lesson's text is readable beside the scene, in large type too.
+        page.goto(f"{lab_url}lessons/round-robin?presenter=1")
+        expect(page.locator("#lesson-heading")).to_have_text("Round robin")
+        text = page.locator("#lesson-body p").first
+        assert text.evaluate("(el) => parseFloat(getComputedStyle(el).fontSize)") >= 22
+        lesson, scene = (
+            page.locator("#lesson").bounding_box(),
+            page.locator("#scene").bounding_box(),
+        )
+        assert lesson["x"] + lesson["width"] <= scene["x"]  # beside it, not over it
+        assert lesson["width"] >= 400
+        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        expect(page.locator("#totals")).to_contain_text("routed 0")
+        page.screenshot(path=str(SCREENSHOTS / "presenter-lesson-1920.png"))
         page.get_by_role("button", name="Leave presenter view").click()
         expect(page).not_to_have_url(re.compile("presenter"))
         assert (

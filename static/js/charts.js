@@ -36,7 +36,8 @@ export function fit(canvas) {
 }
 
 function text(ctx, value, x, y, { align = "left", size = 14, colour = INK, weight = 600 } = {}) {
-  ctx.font = `${weight} ${size}px system-ui, sans-serif`;
+  const scale = Number(ctx.canvas.dataset.scale || 1); // larger in presenter view
+  ctx.font = `${weight} ${Math.round(size * scale)}px system-ui, sans-serif`;
   ctx.textAlign = align;
   ctx.textBaseline = "middle";
   ctx.fillStyle = colour;
@@ -50,8 +51,9 @@ export function drawBars(canvas, rows) {
     text(ctx, "no backends", w / 2, h / 2, { align: "center" });
     return;
   }
-  const labelW = 40;
-  const numberW = 118;
+  const k = Number(canvas.dataset.scale || 1);
+  const labelW = 40 * k;
+  const numberW = 118 * k;
   const rowH = Math.min(30, h / rows.length);
   const size = Math.max(10, Math.min(15, rowH * 0.8));
   const max = Math.max(1, ...rows.map((r) => r.total));
@@ -114,7 +116,7 @@ export function drawLatency(canvas, closed, running = null) {
   const last = closed.length ? closed[closed.length - 1].t : -Infinity;
   const points = running && running.t > last ? [...closed, running] : closed;
   const { ctx, w, h } = fit(canvas);
-  const left = 64;
+  const left = 64 * Number(canvas.dataset.scale || 1);
   const bottom = h - 20;
   const top = 8;
   const right = w - 8;
@@ -239,6 +241,11 @@ export class Charts {
 
   render() {
     const { state, counters } = this.store;
+    const scale = this.bars.closest(".presenter") ? "1.4" : "1";
+    if (this.bars.dataset.scale !== scale) {
+      this.bars.dataset.scale = this.latency.dataset.scale = scale;
+      this.invalidate();
+    }
     if (this.dirty.bars && state) {
       // A row for each backend, readable: the chart grows with them (the side column scrolls).
       const needed = state.backends.length * 17 + 4;

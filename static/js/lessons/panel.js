@@ -88,7 +88,8 @@ export class LessonPanel {
       return;
     }
     this.current = lesson;
-    if (push && location.pathname !== `/lessons/${slug}`) history.pushState({ slug }, "", `/lessons/${slug}`);
+    // The query (?presenter=1) stays with the page from lesson to lesson.
+    if (push && location.pathname !== `/lessons/${slug}`) history.pushState({ slug }, "", `/lessons/${slug}${location.search}`);
     this.setPanelOpen(true, { focus });
     this.setIndexOpen(false);
     this.renderLesson(lesson);
@@ -160,7 +161,7 @@ export class LessonPanel {
     this.directives = null;
     this.part("lesson").hidden = true;
     this.part("lesson-foot").hidden = true;
-    if (location.pathname !== "/") history.pushState({}, "", "/");
+    if (location.pathname !== "/") history.pushState({}, "", `/${location.search}`);
     this.setPanelOpen(false);
     this.renderIndex();
   }
