@@ -6,6 +6,7 @@ the default lab, and the Layer 4 chart.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -185,3 +186,50 @@ def test_the_default_lab_button_leaves_a_lesson_with_pools(chromium, lab_url):
         page.get_by_role("button", name="Remove b3").click()  # no pool holds it any more
         expect(page.locator(".card")).to_have_count(2)
         expect(page.locator("#message")).to_be_hidden()
+
+
+QUEUE_LESSON = """\
+---
+title: A queue at the balancer
+order: 1
+summary: One slot per backend; the rest wait at the balancer.
+settings:
+  backends:
+    - {name: b1, latency_ms: 400, max_conns: 1}
+  traffic: {clients: 8, paused: true}
+---
+Watch the line.
+"""
+
+
+def test_the_balancers_own_queue_is_stacked_with_its_count(chromium, tmp_path):
+    (tmp_path / "01-queue.md").write_text(QUEUE_LESSON, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve", "--port", "0", "--paused"]
+        + ["--balancer-port", "0", "--backend-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "LB_LAB_LESSONS": str(tmp_path)},
+    )
+    try:
+        output = ""
+        for line in process.stdout:
+            output += line
+            if "Press Ctrl-C" in line:
+                break
+        url = re.search(r"Load Balancing Lab: (http://\S+)", output)
+        assert url, f"the lab did not start:\n{output}"
+        with watched_page(chromium, "details-balancer-queue") as page:
+            page.goto(f"{url.group(1)}lessons/queue")
+            expect(page.locator(".card")).to_have_count(1)
+            expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+            command(page, action="send", count=6)
+            line = page.locator("#balancer-queue")
+            # b1 takes one at a time (max_conns 1): five wait in the balancer's queue.
+            expect(line).to_have_text("5 waiting for a free slot (max_conns)")
+            expect(line).to_be_hidden(timeout=15000)
+            page.wait_for_function(f"() => {LAB}.scene.queues.size === 0")
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
