@@ -137,6 +137,11 @@ def test_two_runs_with_different_algorithms_are_two_rows_with_the_balancers_numb
             csv = saved.read().splitlines()
         assert csv[0].startswith("run,lesson,step,algorithm,mode,requests,b1,b2,b3,")
         assert csv[1].split(",")[3:6] == ["round-robin", "http", "9"]
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Save the latency chart as PNG").click()
+        assert download.value.suggested_filename == "latency.png"
+        with open(download.value.path(), "rb") as saved:
+            assert saved.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_keyboard_closes_the_panel_reaches_the_text_and_picks_an_algorithm(chromium, lab):

@@ -87,8 +87,10 @@ MEASURE = """() => {
     const r = root.querySelector(`[data-part="${part}"]`).getBoundingClientRect();
     return [Math.round(r.width), Math.round(r.height)];
   };
+  const workspace = root.querySelector('[data-part="workspace"]').getBoundingClientRect();
   return {
     cards, covered,
+    emptyBelow: Math.round(innerHeight - workspace.bottom),
     sceneMoved: Math.abs(sceneAfter.top - sceneBox.top) + Math.abs(sceneAfter.left - sceneBox.left),
     scrollY: scrollY,
     pageHeight: document.documentElement.scrollHeight,
@@ -160,6 +162,8 @@ def problems(case: str, shown: dict, width: int) -> list[str]:
             found.append(f"{case}: the {part} panel is {w}x{h}")
     if width >= WIDE and (shown["sceneMoved"] or shown["scrollY"]):
         found.append(f"{case}: bringing a card into view moved the scene or the page")
+    if width >= WIDE and not 0 <= shown["emptyBelow"] <= 2:
+        found.append(f"{case}: the page leaves {shown['emptyBelow']} px empty at the bottom")
     return found
 
 

@@ -62,13 +62,14 @@ export class RunHistory {
   }
 
   begin(state) {
-    this.run = { start: null, ms: [], label: this.label, ...this.describe(state) };
+    // What was counted before this page opened is no run of ours: start from what is there.
+    this.run = { start: this.store.counters, ms: [], label: this.label, ...this.describe(state) };
   }
 
   take(events) {
     const run = this.run;
     if (!run) return;
-    if (run.start === null && this.store.counters) run.start = this.store.counters;
+    if (!run.start && this.store.counters) run.start = this.store.counters;
     for (const event of events) {
       if (event.type === "done" && typeof event.ms === "number" && run.ms.length < MAX_SAMPLES) run.ms.push(event.ms);
     }
