@@ -19,7 +19,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 expect = sync_api.expect
 
 LAB = 'document.querySelector("[data-lab]").lab'
-SIZES = [(1366, 768), (1920, 1080), (800, 900), (390, 844)]
+# A laptop, a projector, a laptop at 125% browser zoom (1366x768 seen as 1093x614), narrow
+# and a phone.
+SIZES = [(1366, 768), (1920, 1080), (1093, 614), (800, 900), (390, 844)]
 WIDE = 1101  # from here up the page is exactly the window's height (static/layout.css)
 
 
