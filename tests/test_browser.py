@@ -15,6 +15,8 @@ import pytest
 from conftest import needs_chromium, watched_page
 
 ANY_PORTS = ["--balancer-port", "0", "--backend-port", "0"]
+# The page's one test hook: its root element's `lab` (static/js/page.js).
+LAB = 'document.querySelector("[data-lab]").lab'
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
@@ -104,13 +106,13 @@ def test_an_older_state_never_rolls_the_numbers_back(page):
     # page is read in the same task, before any later batch could paint over it.
     totals, cards = page.evaluate(
         """() => {
-        const { view, socket } = window.lab;
-        const old = structuredClone(view.state);
-        old.counters = structuredClone(view.counters);
+        const { store } = document.querySelector("[data-lab]").lab;
+        const old = structuredClone(store.state);
+        old.counters = structuredClone(store.counters);
         old.counters.total = 0;
         old.counters.read -= 1;
         for (const numbers of Object.values(old.counters.backends)) numbers.total = 0;
-        socket.listeners("state").forEach((render) => render(old));
+        store.applyState(old);
         const routed = [...document.querySelectorAll('[data-k="total"]')];
         return [document.getElementById("totals").textContent,
                 routed.reduce((sum, cell) => sum + Number(cell.textContent), 0)];
@@ -129,11 +131,15 @@ def test_a_killed_backend_is_shown_down_and_traffic_keeps_flowing(page):
     # The balancer's and the generator's counters are read one after the other, so wait
     # for both to agree that all 20 are done.
     page.wait_for_function(
-        "() => { const c = window.lab.view.counters;"
+        "() => { const c = document.querySelector('[data-lab]').lab.store.counters;"
         " return c && c.traffic.completed === 20"
         " && c.backends.b1.total + c.backends.b3.total === 20; }"
     )
-    assert page.evaluate("window.lab.view.counters.traffic.failed") == 0
+    assert page.evaluate(f"{LAB}.store.counters.traffic.failed") == 0
+    # The cards show the store's counters at the next panel refresh (five times a second).
+    shown = "(names) => names.reduce((sum, name) => sum + Number(document.querySelector("
+    shown += "`[data-backend=${name}] [data-k=total]`).textContent), 0) === 20"
+    page.wait_for_function(shown, arg=["b1", "b3"])
     assert count(page, "b1") + count(page, "b3") == 20  # every answer came from the others
     expect(card(page, "b2").locator('[data-k="failures"]')).not_to_have_text("0")
 
@@ -143,7 +149,10 @@ def test_a_refused_command_is_shown_on_the_page(page):
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("#message")).to_be_visible()
     expect(page.locator("#message")).to_contain_text("rate must be 0 to 5000")
-    expect(page.locator("#rate")).to_have_value("2")  # the lab's real setting again
+    # What was typed stays, marked, so it can be corrected; the lab keeps its real rate.
+    expect(page.locator("#rate")).to_have_value("99999")
+    expect(page.locator("#rate")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#clients-label")).to_contain_text("2 req/s")
 
 
 def test_step_mode_sends_one_request_and_shows_why(page):
@@ -217,21 +226,21 @@ def test_a_long_reason_opens_whole_on_keyboard_focus_or_pointer_and_the_log_stay
     assert not overflows(rows.nth(2).locator(".why"))
     page.mouse.move(0, 0)
     newest = rows.first.inner_text()
-    page.evaluate("window.lab.command({action: 'send', count: 1})")
+    page.evaluate(f"{LAB}.command({{action: 'send', count: 1}})")
     expect(page.locator("#totals")).to_contain_text("routed 11")
     expect(rows.first).not_to_have_text(newest)  # the log goes on once nobody is reading it
 
 
 def test_health_checks_drain_and_their_reasons_show_on_the_card(page):
     """Real probes: /health answering 503 takes b2 down (with the reason), drain empties b3."""
-    command = "(data) => window.lab.command(data)"
+    command = f"(data) => {LAB}.command(data)"
     fast = {"enabled": True, "interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 2}
     page.evaluate(command, {"action": "configure", "settings": {"health": fast}})
     b2 = card(page, "b2")
     # Every probe the balancer makes is drawn: a ring to the card and back.
-    page.wait_for_function("() => window.lab.scene.probes.some((p) => p.backend === 'b3' && p.ok)")
+    page.wait_for_function(f"() => {LAB}.scene.probes.some((p) => p.backend === 'b3' && p.ok)")
     page.evaluate(command, {"action": "set_healthy", "name": "b2", "healthy": False})
-    page.wait_for_function("() => window.lab.scene.probes.some((p) => p.backend === 'b2' && !p.ok)")
+    page.wait_for_function(f"() => {LAB}.scene.probes.some((p) => p.backend === 'b2' && !p.ok)")
     expect(b2.locator(".badge")).to_have_text("down")
     expect(b2.locator('[data-k="reason"]')).to_have_text(
         "2 failed checks in a row (GET /health answered 503 Service Unavailable)"

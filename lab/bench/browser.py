@@ -47,24 +47,32 @@ STOP_FRAME_COUNTER = """() => {
   return { frames: counter.frames, ms: performance.now() - counter.start, worst_ms: counter.worst };
 }"""
 
+# The page's one test and benchmark hook: its lab root element's `lab` (static/js/page.js),
+# with the store the socket feeds, the scene, and `command`.
+LAB = 'document.querySelector("[data-lab]").lab'
+
 # The page's scene records decision-to-screen delays while `scene.delays` is an array.
-START_DELAYS = "() => { window.lab.scene.delays = []; }"
+START_DELAYS = f"() => {{ {LAB}.scene.delays = []; }}"
 STOP_DELAYS = (
-    "() => { const d = window.lab.scene.delays || []; window.lab.scene.delays = null; return d; }"
+    f"() => {{ const s = {LAB}.scene; const d = s.delays || []; s.delays = null; return d; }}"
 )
+COMMAND = f"(data) => {LAB}.command(data)"
 
 # True once the page shows `count` backend cards marked up and the balancer calls them healthy;
 # returns the wall-clock time it first saw that (Date.now() is the machine's clock).
 HEALTHY_BACKENDS = """(count) => {
-  const state = window.lab && window.lab.view.state;
-  const counters = window.lab && window.lab.view.counters;
+  const root = document.querySelector("[data-lab]");
+  const store = root && root.lab && root.lab.store;
+  const state = store && store.state;
+  const counters = store && store.counters;
   const badges = [...document.querySelectorAll(".card .badge")].map((b) => b.textContent);
   const healthy = counters && Object.values(counters.backends).filter((b) => b.healthy).length;
   const up = badges.length === count && badges.every((t) => t === "up");
   return state && up && healthy === count ? Date.now() / 1000 : false;
 }"""
 
-# The counters as the page shows them: each card's routed and errors, and the header's totals.
+# The counters as the page shows them: each card's routed and errors, the header's routed,
+# and the sum of the cards' errors (the balancer's failures; the header says what clients saw).
 SHOWN_COUNTERS = """() => {
   const number = (el) => (el ? Number(el.textContent.replace(/[^0-9]/g, "")) : null);
   const backends = {};
@@ -78,7 +86,8 @@ SHOWN_COUNTERS = """() => {
   for (const span of document.querySelectorAll("#totals > span")) {
     header[span.childNodes[0].textContent.trim()] = span.querySelector("b").textContent;
   }
-  return { backends, routed: Number(header.routed), failures: Number(header.failures) };
+  const failures = Object.values(backends).reduce((sum, b) => sum + b.failures, 0);
+  return { backends, routed: Number(header.routed), failures };
 }"""
 
 

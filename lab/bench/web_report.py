@@ -1,4 +1,9 @@
-"""What `lb-lab bench --web` found: the five web-lab figures against their goals, and JSON."""
+"""What `lb-lab bench --web` found: the five web-lab figures against their goals, and JSON.
+
+The goals are the issue's: 60 frames a second (59 measured, for rounding) at 2,000 req/s
+with decision-to-screen p95 under 100 ms and the web process under 20% of a core; and at
+least 50 frames a second with 12 backends at 5,000 req/s.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +31,26 @@ class WebGoal:
 
 
 WEB_GOALS = (
-    WebGoal("fps", "page frames per second (requestAnimationFrame)", "", ">=", 50),
+    WebGoal("fps", "page frames per second (requestAnimationFrame)", "", ">=", 59),
     WebGoal("counters_equal", "page counters equal the balancer's /state", "", "==", True),
-    WebGoal("delay_p95_ms", "decision-to-screen delay p95", " ms", "<", 250),
-    WebGoal("web_cpu_percent", "web process CPU (of one core)", "%", "<", 30),
-    WebGoal("startup_s", "start-up to three healthy backends shown", " s", "<", 3),
+    WebGoal("delay_p95_ms", "decision-to-screen delay p95", " ms", "<", 100),
+    WebGoal("web_cpu_percent", "web process CPU (of one core)", "%", "<", 20),
+    WebGoal("startup_s", "start-up to every backend shown healthy", " s", "<", 3),
 )
+# A dozen backends under heavy traffic: the page may drop to 50 frames a second, and a dozen
+# processes take longer to start.
+HEAVY_BACKENDS, HEAVY_RATE = 12, 5000
+HEAVY = {"fps": 50, "startup_s": 5}
+
+
+def web_goals(settings: dict) -> tuple[WebGoal, ...]:
+    """The goals for a run with these settings (the heavy run has its own limits)."""
+    heavy = settings.get("backends", 0) >= HEAVY_BACKENDS and settings.get("rate", 0) >= HEAVY_RATE
+    if not heavy:
+        return WEB_GOALS
+    return tuple(
+        WebGoal(g.key, g.name, g.unit, g.sign, HEAVY.get(g.key, g.limit)) for g in WEB_GOALS
+    )
 
 
 @dataclass
@@ -52,7 +71,7 @@ class WebReport:
                 "value": self.figures.get(goal.key),
                 "met": goal.met(self.figures.get(goal.key)),
             }
-            for goal in WEB_GOALS
+            for goal in web_goals(self.settings)
         ]
 
     def to_json(self) -> dict:

@@ -16,6 +16,7 @@ Browser -> server, event `command`, with an acknowledgement:
     set_traffic {rate?, clients?, keep_alive?} (at least one)    pause {}  resume {}  reset {}
     open_lesson {slug}   reset_lesson {slug}   (the lesson's whole lab: backends, knobs,
                                                balancer, traffic; counters zeroed)
+    default_lab {}   (leave the lesson: the lab `lb-lab serve` started, counters zeroed)
     set_healthy {name, healthy}      (the backend's /health answers 503 when false; it
                                      still serves everything else)
     drain_backend {name, draining}   (no new requests; in-flight ones finish)
@@ -45,6 +46,8 @@ Server -> browser, event `state` (on connect, and to everyone after every change
                    "active": 0, "total": 12, "failures": 0, "ewma_ms": 1.3,
                    "latency_ms": 0.0, "jitter_ms": 0.0, "error_rate": 0.0}, ...],
      "max_backends": 12,
+     "pools": [{"name": "default", "algorithm": "round-robin", "backends": ["b1", ...]}, ...],
+     "rules": [<a rule, as the balancer's /state gives it>, ...],
      "traffic": {"available": true, "target": "http://127.0.0.1:8080/", "rate": 2.0,
                  "clients": 4, "keep_alive": true, "paused": false}
                 | {"available": false, "error": "..."},
@@ -69,6 +72,7 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
      "latency_now": <latency point> | null,  # the second still running, so far
      "counters": {"total": 12, "active": 0, "failures": 0,   # sums over the backends
                   "errors": {"503": 1, "retry": 2},           # the balancer's, by kind
+                  "queued": {"default": 0},    # waiting in each pool's max_conns queue
                   "backends": {"b1": {"active": 0, "total": 4, "failures": 0,
                                       "ewma_ms": 1.3, "healthy": true,
                                       "state": "up", "reason": ""}, ...},
@@ -85,7 +89,11 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
 Counters are exact (read from the balancer's and the generator's APIs when the
 batch is sent); events are sampled when traffic is heavy, never counters.
 
-HTTP: `/` the page; `/lessons/<slug>` the page with that lesson open;
+Browser -> server, event `check` {slug, index}: a lesson's `expect` worked out now
+with the CI runner's measurements (lab.web.lesson_checks documents the answer).
+
+HTTP: `/` the page; `/lessons/<slug>` the page with that lesson open (an unknown
+slug: a 404 page that links back to the lab and lists the lessons);
 `/api/lessons` the course (slug, order, title, summary, in order);
 `/api/lessons/<slug>` one lesson: its HTML (no raw HTML from the lesson ever
 gets through), its directives, its settings and its neighbours.
@@ -98,10 +106,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, current_app, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
+from lab.web import lesson_checks
 from lab.web.access import Access
 from lab.web.packets import UNREADABLE, LenientPacket
 
@@ -171,6 +180,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
     app.add_url_rule("/api/lessons/<slug>", "lesson_detail", lesson_detail)
+    lesson_checks.register(socketio, lambda: current_app)
     controller = app.config["CONTROLLER"]
     if app.config.get("LESSONS") is None:
         app.config["LESSONS"] = controller.lessons if controller is not None else Catalog()
@@ -185,10 +195,14 @@ def index():
 
 
 def lesson_page(slug: str):
-    """Render the lab page with one lesson open."""
-    if _lessons().get(slug) is None:
-        abort(404)
-    return _page(render_template("index.html", lesson=slug))
+    """Render the lab page with one lesson open (or a page that leads back)."""
+    lesson = _lessons().get(slug)
+    if lesson is None:
+        known = [item.listing() for item in _lessons().lessons()]
+        page = _page(render_template("no_lesson.html", slug=slug, lessons=known))
+        page.status_code = 404
+        return page
+    return _page(render_template("index.html", lesson=slug, lesson_title=lesson.title))
 
 
 def _page(html: str):
@@ -247,7 +261,14 @@ def on_command(*args: Any) -> dict:
         return {"ok": False, "error": refusal}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
-    return _controller().handle(args[0])
+    data = args[0]
+    checks = lesson_checks.live_checks(current_app)  # counting windows, as the runner's
+    if checks is not None:
+        checks.before_command(data)
+    answer = _controller().handle(data)
+    if checks is not None:
+        checks.after_command(data, answer)
+    return answer
 
 
 @socketio.on(UNREADABLE)

@@ -134,6 +134,7 @@ COMMANDS: dict[str, dict[str, Field]] = {
     # A lesson's whole lab at once (lab.lessons): its backends, balancer and traffic.
     "open_lesson": {"slug": Field("text")},
     "reset_lesson": {"slug": Field("text")},
+    "default_lab": {},  # leave the lesson: the lab as `lb-lab serve` started it
 }
 
 
@@ -162,6 +163,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "reset": ALL,
     "open_lesson": ALL,
     "reset_lesson": ALL,
+    "default_lab": ALL,
 }
 
 

@@ -26,6 +26,7 @@ from lab.supervisor import StartError, Supervisor
 from lab.web import snapshot
 from lab.web.api import ApiError, JsonApi
 from lab.web.commands import NEEDS, CommandError, parse_command
+from lab.web.default_lab import default_setup
 from lab.web.ports import port_or_any
 from lab.web.records import BackendProcess, LabSettings
 from lab.web.relay import EventRelay
@@ -377,8 +378,17 @@ class LabController:
         if lesson is None:
             known = ", ".join(item.slug for item in self.lessons.lessons()) or "none"
             raise CommandError(f"no lesson {slug!r} (lessons: {known})")
+        self._open_setup(lesson.setup)
+        self.lesson = lesson
+
+    def _default_lab(self) -> None:
+        """Leave the lesson: the lab `lb-lab serve` started (its backends, no pools or rules)."""
+        self._open_setup(default_setup(self.settings))
+        self.lesson = None
+
+    def _open_setup(self, setup: LabSetup) -> None:
+        """Make the lab exactly this: backends, knobs, balancer, traffic (counters zeroed)."""
         self._quiet_traffic()
-        setup = lesson.setup
         started = [name for name in setup.names if name not in self.backends]
         try:
             for wanted in setup.backends:
@@ -398,7 +408,6 @@ class LabController:
         self._reset()
         if self.traffic is not None and not setup.traffic["paused"]:
             self._resume()
-        self.lesson = lesson
 
     def _reset_lesson(self, slug: str) -> None:
         self._open_lesson(slug)

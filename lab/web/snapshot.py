@@ -30,6 +30,8 @@ def counters(balancer: dict, traffic: dict | None) -> dict:
         "errors": balancer.get("errors", {}),
         "backends": per,
         "read": balancer.get("read", 0),  # the controller's reading number: newer is larger
+        # Requests waiting in each pool's max_conns queue (the page stacks them).
+        "queued": {p["name"]: p.get("queued", 0) for p in balancer.get("pools", [])},
         "traffic": None,
     }
     if traffic is not None:
@@ -92,6 +94,12 @@ def snapshot(
         "modes": list(MODES),
         "balancer": {"listen": balancer["listen"], "admin": balancer["admin"]},
         "backends": [backend_entry(r, live.get(r.name, {})) for r in records],
+        # Pools and the rules that feed them, for the page to group the cards.
+        "pools": [
+            {k: p.get(k) for k in ("name", "algorithm", "backends")}
+            for p in balancer.get("pools", [])
+        ],
+        "rules": balancer.get("rules", []),
         "max_backends": max_backends,
         "traffic": traffic_entry(traffic, traffic_error),
         "counters": counters(balancer, traffic),

@@ -1,4 +1,5 @@
-// Two small charts on plain canvas: requests per backend, and p50/p95 latency over a minute.
+// Two small charts on plain canvas: requests per backend, and p50/p95 latency over a minute;
+// `Charts` draws both for one lab (built on its root element, fed by its store).
 
 import { backendColour, backendLabel, inkOn, INK, FAILED_INK } from "./palette.js";
 
@@ -35,7 +36,8 @@ export function fit(canvas) {
 }
 
 function text(ctx, value, x, y, { align = "left", size = 14, colour = INK, weight = 600 } = {}) {
-  ctx.font = `${weight} ${size}px system-ui, sans-serif`;
+  const scale = Number(ctx.canvas.dataset.scale || 1); // larger in presenter view
+  ctx.font = `${weight} ${Math.round(size * scale)}px system-ui, sans-serif`;
   ctx.textAlign = align;
   ctx.textBaseline = "middle";
   ctx.fillStyle = colour;
@@ -49,15 +51,17 @@ export function drawBars(canvas, rows) {
     text(ctx, "no backends", w / 2, h / 2, { align: "center" });
     return;
   }
-  const labelW = 34;
-  const numberW = 118;
+  const k = Number(canvas.dataset.scale || 1);
+  const labelW = 40 * k;
+  const numberW = 118 * k;
   const rowH = Math.min(30, h / rows.length);
+  const size = Math.max(10, Math.min(15, rowH * 0.8));
   const max = Math.max(1, ...rows.map((r) => r.total));
   rows.forEach((row, i) => {
     const y = i * rowH + rowH / 2;
     const barH = Math.max(rowH * 0.7, 4);
     const colour = backendColour(row.name);
-    text(ctx, row.name, 0, y, { size: 15, weight: 700 });
+    text(ctx, row.name, 0, y, { size, weight: 700 });
     const width = ((w - labelW - numberW) * row.total) / max;
     ctx.fillStyle = colour;
     ctx.fillRect(labelW, y - barH / 2, width, barH);
@@ -70,7 +74,7 @@ export function drawBars(canvas, rows) {
     ctx.strokeRect(labelW, y - barH / 2, width, barH);
     if (width > 22 && barH > 14) text(ctx, backendLabel(row.name), labelW + 6, y, { size: 12, colour: inkOn(colour) });
     const failures = row.failures ? ` (${row.failures} failed)` : "";
-    text(ctx, `${row.total}${failures}`, labelW + width + 6, y, { size: 15, weight: 700 });
+    text(ctx, `${row.total}${failures}`, labelW + width + 6, y, { size, weight: 700 });
   });
 }
 
@@ -92,6 +96,11 @@ function hatch(ctx, x, y, w, h) {
   ctx.restore();
 }
 
+/** "12.5 ms", or "2.5 s" past a second: short enough for the axis. */
+function duration(ms) {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${+ms.toFixed(1)} ms`;
+}
+
 function niceCeiling(value) {
   const step = 10 ** Math.floor(Math.log10(value));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= value) return m * step;
@@ -107,7 +116,7 @@ export function drawLatency(canvas, closed, running = null) {
   const last = closed.length ? closed[closed.length - 1].t : -Infinity;
   const points = running && running.t > last ? [...closed, running] : closed;
   const { ctx, w, h } = fit(canvas);
-  const left = 58;
+  const left = 64 * Number(canvas.dataset.scale || 1);
   const bottom = h - 20;
   const top = 8;
   const right = w - 8;
@@ -124,7 +133,7 @@ export function drawLatency(canvas, closed, running = null) {
     ctx.moveTo(left, y(ms));
     ctx.lineTo(right, y(ms));
     ctx.stroke();
-    text(ctx, `${+ms.toFixed(1)} ms`, left - 4, y(ms), { align: "right", size: 12, weight: 500 });
+    text(ctx, duration(ms), left - 4, y(ms), { align: "right", size: 12, weight: 500 });
   }
   text(ctx, "−60 s", left, h - 8, { size: 12, weight: 500 });
   text(ctx, "now", right, h - 8, { align: "right", size: 12, weight: 500 });
@@ -190,4 +199,82 @@ function legend(ctx, x, y) {
   ctx.stroke();
   ctx.setLineDash([]);
   text(ctx, "p95", x + 97, y, { size: 13 });
+}
+
+const PANELS_DIRTY = { bars: true, latency: true };
+
+export class Charts {
+  constructor(root, store) {
+    const part = (name) => root.querySelector(`[data-part="${name}"]`);
+    this.store = store;
+    this.bars = part("bars");
+    this.latency = part("latency");
+    this.title = part("latency-title");
+    this.dirty = { ...PANELS_DIRTY };
+    this.mode = null;
+    this.since = -Infinity; // seconds before a change of mode are another kind of figure
+    store.on("state", ({ state }) => this.onState(state));
+    store.on("counters", () => {
+      this.dirty.bars = true;
+    });
+    store.on("batch", (batch) => {
+      const now = batch.latency_now;
+      if (batch.latency.length || (now && now.t) !== (this.shownNow && this.shownNow.t)) this.dirty.latency = true;
+    });
+    part("save-bars").addEventListener("click", () => savePng(this.bars, "requests-per-backend.png"));
+    part("save-latency").addEventListener("click", () => savePng(this.latency, "latency.png"));
+  }
+
+  onState(state) {
+    // The second of the switch mixes both kinds of figure: the chart starts after it.
+    if (this.mode !== null && state.mode !== this.mode) this.since = Math.floor(Date.now() / 1000) + 1;
+    this.mode = state.mode;
+    // Layer 4 times whole connections, not requests: say so, and never mix the two.
+    this.title.textContent = state.mode === "tcp" ? "Connection lifetime" : "Latency per request";
+    this.dirty.bars = true;
+    this.dirty.latency = true;
+  }
+
+  invalidate() {
+    this.dirty = { ...PANELS_DIRTY };
+  }
+
+  render() {
+    const { state, counters } = this.store;
+    const scale = this.bars.closest(".presenter") ? "1.4" : "1";
+    if (this.bars.dataset.scale !== scale) {
+      this.bars.dataset.scale = this.latency.dataset.scale = scale;
+      this.invalidate();
+    }
+    if (this.dirty.bars && state) {
+      // A row for each backend, readable: the chart grows with them (the side column scrolls).
+      const needed = state.backends.length * 17 + 4;
+      const height = needed > 100 ? `${needed}px` : "";
+      if (this.bars.style.height !== height) this.bars.style.height = height;
+      drawBars(this.bars, state.backends.map((b) => ({ name: b.name, ...((counters && counters.backends[b.name]) || b) })));
+      this.dirty.bars = false;
+    }
+    if (this.dirty.latency) {
+      const since = this.since;
+      const now = this.store.latencyNow;
+      this.shownNow = now;
+      drawLatency(this.latency, this.store.history.filter((p) => p.t >= since), now && now.t >= since ? now : null);
+      this.dirty.latency = false;
+    }
+  }
+}
+
+/** Download a chart as a PNG, drawn on white (the canvas itself is transparent). */
+export function savePng(canvas, name) {
+  const copy = document.createElement("canvas");
+  copy.width = canvas.width;
+  copy.height = canvas.height;
+  const ctx = copy.getContext("2d");
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fillRect(0, 0, copy.width, copy.height);
+  ctx.drawImage(canvas, 0, 0);
+  const link = document.createElement("a");
+  link.download = name;
+  link.href = copy.toDataURL("image/png");
+  link.click();
 }

@@ -7,27 +7,68 @@ export const DOT_R = 12;
 export const CLIENT_R = 17;
 
 /** A request's dot: its backend's colour and number, or a white "?" before it has one. */
-export function drawDot(ctx, centre, backend) {
+export function drawDot(ctx, centre, backend, r = DOT_R) {
   const colour = backend ? backendColour(backend) : "#FFFFFF";
   ctx.beginPath();
-  ctx.arc(centre, centre, DOT_R, 0, Math.PI * 2);
+  ctx.arc(centre, centre, r, 0, Math.PI * 2);
   ctx.fillStyle = colour;
   ctx.fill();
   ctx.lineWidth = 2;
   ctx.strokeStyle = INK;
   ctx.stroke();
-  label(ctx, backend ? backendLabel(backend) : "?", centre, centre, inkOn(colour), 13);
+  label(ctx, backend ? backendLabel(backend) : "?", centre, centre, inkOn(colour), Math.round(13 * (r / DOT_R)));
 }
 
-export function drawClient(ctx, centre, slot) {
+export function drawClient(ctx, centre, slot, r = CLIENT_R) {
   ctx.beginPath();
-  ctx.arc(centre, centre, CLIENT_R, 0, Math.PI * 2);
+  ctx.arc(centre, centre, r, 0, Math.PI * 2);
   ctx.fillStyle = "#FFFFFF";
   ctx.fill();
-  ctx.lineWidth = 2.5;
+  ctx.lineWidth = r < 10 ? 1.5 : 2.5;
   ctx.strokeStyle = INK;
   ctx.stroke();
-  label(ctx, `c${slot + 1}`, centre, centre, INK, 13);
+  if (r >= 12) label(ctx, `c${slot + 1}`, centre, centre, INK, r >= 15 ? 13 : 10);
+}
+
+const QUEUE_SHOWN = 24; // small dots piled up; the count says how many really wait
+const QUEUE_R = 5;
+
+/**
+ * A waiting line, piled up: up to QUEUE_SHOWN small dots in rows of `across`, growing
+ * from (x, y) leftwards and then upwards (`up` false: downwards), with the real count on a
+ * label beside the pile.
+ */
+export function drawQueue(ctx, { x, y, across, up = true }, count, backend) {
+  const gap = 2 * QUEUE_R + 2;
+  const colour = backend ? backendColour(backend) : "#FFFFFF";
+  const shown = Math.min(count, QUEUE_SHOWN);
+  const cols = Math.max(1, across);
+  for (let i = 0; i < shown; i += 1) {
+    const cx = x - (i % cols) * gap;
+    const cy = y + (up ? -1 : 1) * Math.floor(i / cols) * gap;
+    ctx.beginPath();
+    ctx.arc(cx, cy, QUEUE_R, 0, Math.PI * 2);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = INK;
+    ctx.stroke();
+  }
+  const rows = Math.ceil(shown / cols);
+  const text = `${count} waiting`;
+  ctx.font = "800 15px system-ui, sans-serif";
+  const w = ctx.measureText(text).width + 10;
+  const top = up ? y - rows * gap - 12 : y + rows * gap + 2;
+  const left = Math.max(x + QUEUE_R - w, 0);
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fillRect(left, top - 10, w, 20);
+  ctx.lineWidth = 1.5;
+  ctx.strokeStyle = INK;
+  ctx.strokeRect(left, top - 10, w, 20);
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  ctx.fillStyle = INK;
+  ctx.fillText(text, left + 5, top + 0.5);
 }
 
 export function ease(t) {
@@ -87,5 +128,32 @@ export function drawCross(ctx, x, y, r) {
   ctx.moveTo(x + k, y - k);
   ctx.lineTo(x - k, y + k);
   ctx.lineWidth = 3.5;
+  ctx.stroke();
+}
+
+/** A health-check probe: a white ring, dark red and crossed out when the check failed. */
+export function drawProbe(ctx, x, y, r, ok, known) {
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, Math.PI * 2);
+  ctx.fillStyle = "#FFFFFF";
+  ctx.fill();
+  ctx.lineWidth = 2.5;
+  ctx.strokeStyle = ok ? INK : FAILED_INK;
+  ctx.stroke();
+  if (ok || !known) return;
+  ctx.beginPath();
+  ctx.moveTo(x - r, y - r);
+  ctx.lineTo(x + r, y + r);
+  ctx.moveTo(x + r, y - r);
+  ctx.lineTo(x - r, y + r);
+  ctx.stroke();
+}
+
+/** A thick ring, in a backend's colour, around a client that moved to it. */
+export function drawRing(ctx, x, y, r, colour) {
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, Math.PI * 2);
+  ctx.lineWidth = 4;
+  ctx.strokeStyle = colour;
   ctx.stroke();
 }

@@ -12,11 +12,15 @@ const KEEP = 7; // as many as the panel shows
 const RENDER_EVERY_MS = 200;
 
 export class DecisionLog {
-  constructor(list) {
+  constructor(root, store) {
+    const list = root.querySelector('[data-part="log"]');
     this.list = list;
     this.entries = []; // newest first: {id, backend, reason, mark, failed}
     this.dirty = true;
     this.lastRender = 0;
+    store.on("batch", (batch) => this.ingest(batch.events));
+    // Rows about backends the lab no longer has (a lesson removed them) would only confuse.
+    store.on("state", ({ state }) => this.keepOnly(new Set(state.backends.map((b) => b.name))));
     list.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && list.contains(document.activeElement)) document.activeElement.blur();
     });
@@ -25,6 +29,14 @@ export class DecisionLog {
   /** True while a row is pointed at or focused: the list then holds still. */
   get held() {
     return this.list.matches(":hover") || this.list.contains(document.activeElement);
+  }
+
+  keepOnly(names) {
+    const kept = this.entries.filter((e) => e.backend === "–" || names.has(e.backend));
+    if (kept.length === this.entries.length) return;
+    this.entries = kept;
+    this.dirty = true;
+    this.list.replaceChildren(...this.entries.map((entry) => this.item(entry))); // at once
   }
 
   clear() {

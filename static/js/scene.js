@@ -1,6 +1,7 @@
 // The scene: clients on the left, the balancer in the middle, backend cards on the right.
 // Every drawn request is a dot on one canvas, moved by one requestAnimationFrame loop
-// (main.js calls frame()). The DOM (balancer box, cards) is only measured, on layout changes.
+// (the page calls frame()). The DOM (balancer box, cards) is only measured, on layout changes
+// (scene_layout.js). It is built on one lab's root element; the page feeds it events.
 //
 // The canvas is redrawn at every frame while anything moves, so each frame must be cheap
 // for the browser's compositor too, which in a browser without a GPU blends it in software:
@@ -16,7 +17,8 @@
 // from the balancer to the backend and back, crossed out when the check failed.
 
 import { backendColour, backendLabel, INK, FAILED_INK } from "./palette.js";
-import { DOT_R, CLIENT_R, drawDot, drawClient, ease, along, polyline, label, drawCross } from "./draw.js";
+import { DOT_R, drawDot, drawClient, ease, along, polyline, label, drawCross, drawQueue, drawProbe, drawRing } from "./draw.js";
+import { measureScene, clientPoint } from "./scene_layout.js";
 
 const IN_MS = 1000; // client -> backend at 1x
 const OUT_MS = 750; // backend -> client at 1x
@@ -29,36 +31,39 @@ const PROBE_R = 6;
 const MAX_PROBES = 36; // drawn at once: a dozen backends at slow motion
 const STALE_MS = 60000; // a request whose end never came (its events were dropped)
 export const MAX_DOTS = 150; // drawn at once; more are counted, not drawn
-const MAX_CLIENTS_DRAWN = 12;
+const MAX_CLIENTS_DRAWN = 64; // the traffic generator's maximum: every client is drawn
+const SLOW_MS = 100; // a request that takes this long is drawn large: it costs its backend more
 const SPRITE_PAD = 3; // room around a sprite's circle for its ring
 
 export class Scene {
-  constructor(canvas, container) {
-    this.canvas = canvas;
-    this.container = container;
-    this.ctx = canvas.getContext("2d", { alpha: false });
+  constructor(root) {
+    const part = (name) => root.querySelector(`[data-part="${name}"]`);
+    this.canvas = part("scene-canvas");
+    this.container = part("scene");
+    this.balancerBox = part("balancer");
+    this.lane = part("clients-lane");
+    this.holder = part("backends");
+    this.queues = new Map(); // backend name -> requests waiting there; "" is the balancer's
+    this.moved = new Map(); // client slot -> the backend it moved to (hashing)
+    this.ctx = this.canvas.getContext("2d", { alpha: false });
     this.background = "#FFFFFF"; // the scene's own, read in measure()
     this.dpr = 1;
     this.sprites = new Map(); // key -> a small canvas drawn once, stamped with drawImage
     this.stale = true; // the canvas shows something that must be redrawn or cleared
     this.flights = new Map(); // request or connection id -> flight
-    this.marks = [];
+    this.marks = []; // {backend, age}: refusals
     this.probes = []; // {backend, ok, age}
     this.speed = 1;
-    this.reduced = false;
+    this.reduced = false; // prefers-reduced-motion: dots jump and hold instead of moving
     this.clients = 4;
     this.skipped = 0; // requests not drawn because too many were in flight
     this.ignored = new Set(); // their later events are ignored too
-    this.layoutDirty = true;
-    this.width = 0;
-    this.height = 0;
-    this.balancer = { left: 0, right: 0, y: 0 };
-    this.anchors = new Map();
+    this.layoutDirty = true; // measure() sets layout, width and height before any drawing
     this.last = 0;
     this.lastAdmitted = 0; // the balancer time of the newest dot drawn
     // Decision-to-screen delays in seconds (the balancer's event time `t` to the first frame
     // that draws it), recorded only while this is an array: `lb-lab bench --web` sets it
-    // through window.lab.scene, so it costs nothing otherwise.
+    // through the page's test hook (page.js), so it costs nothing otherwise.
     this.delays = null;
   }
 
@@ -68,45 +73,32 @@ export class Scene {
     this.clients = clients;
   }
 
-  invalidateLayout() {
-    this.layoutDirty = true;
-  }
+  invalidateLayout() { this.layoutDirty = true; }
 
   /** Read where the balancer box and the cards are; size the canvas for the screen. */
   measure() {
-    const box = this.canvas.getBoundingClientRect(); // its left, top and height stay put
-    const lb = this.container.querySelector("#balancer").getBoundingClientRect();
-    this.balancer = { left: lb.left - box.left, right: lb.right - box.left, y: lb.top - box.top + lb.height / 2 };
-    this.anchors.clear();
-    for (const card of this.container.querySelectorAll("[data-backend]")) {
-      const r = card.getBoundingClientRect();
-      this.anchors.set(card.dataset.backend, { x: r.left - box.left - DOT_R - 4, y: r.top - box.top + r.height / 2 });
-    }
-    // The canvas ends just past the farthest point a dot reaches, where the cards begin:
-    // what it drew under them would never be seen, and each pixel costs at every frame.
-    const reach = Math.max(this.balancer.right + 120, ...[...this.anchors.values()].map((a) => a.x));
-    const width = Math.max(Math.min(Math.ceil(reach + DOT_R + 2 * SPRITE_PAD), this.container.clientWidth), 1);
+    const box = this.canvas.getBoundingClientRect();
+    const { layout, width, height } = measureScene(this);
+    this.layout = layout;
     this.canvas.style.width = `${width}px`;
+    this.canvas.style.height = `${height}px`;
     const dpr = window.devicePixelRatio || 1;
     if (dpr !== this.dpr) this.sprites.clear();
     this.dpr = dpr;
     this.width = width;
-    this.height = box.height;
+    this.height = height;
     // The device pixels the browser snaps the canvas to (its edges, rounded): a bitmap of
     // any other size would be scaled, and so filtered, at every frame.
     this.canvas.width = Math.max(Math.round((box.left + width) * dpr) - Math.round(box.left * dpr), 1);
-    this.canvas.height = Math.max(Math.round(box.bottom * dpr) - Math.round(box.top * dpr), 1);
-    this.ctx.setTransform(this.canvas.width / width, 0, 0, this.canvas.height / (box.height || 1), 0, 0);
+    this.canvas.height = Math.max(Math.round((box.top + height) * dpr) - Math.round(box.top * dpr), 1);
+    this.ctx.setTransform(this.canvas.width / width, 0, 0, this.canvas.height / height, 0, 0);
     this.background = getComputedStyle(this.container).backgroundColor;
     this.stale = true;
     this.layoutDirty = false;
   }
 
   clientPoint(slot) {
-    const top = 56;
-    const bottom = this.height - 34;
-    const step = this.clients > 1 ? (bottom - top) / (this.clients - 1) : 0;
-    return { x: 44, y: this.clients > 1 ? top + step * slot : (top + bottom) / 2 };
+    return clientPoint(this.layout, slot, this.clients);
   }
 
   slotFor(client, id) {
@@ -117,7 +109,21 @@ export class Scene {
   }
 
   anchor(name) {
-    return this.anchors.get(name) || { x: this.balancer.right + 120, y: this.balancer.y };
+    return this.layout.anchors.get(name) || this.layout.fallback;
+  }
+
+  /** Clients that moved to another backend (slot -> its new backend): ringed in its colour. */
+  setMoved(moved) {
+    this.moved = moved;
+    this.stale = true;
+  }
+
+  /** Requests waiting: `queues` maps a backend to its line; "" is the balancer's own. */
+  setQueues(queues) {
+    const same = queues.size === this.queues.size && [...queues].every(([k, v]) => this.queues.get(k) === v);
+    if (same) return;
+    this.queues = queues;
+    this.stale = true;
   }
 
   /** Take one batch of balancer events (route, done, error, ...). */
@@ -178,6 +184,7 @@ export class Scene {
     const flight = this.flights.get(event.id);
     if (!flight) return;
     flight.done = true;
+    if (typeof event.ms === "number") flight.ms = event.ms;
     if (flight.kind === "request") flight.failed = event.status == null || event.status >= 500;
   }
 
@@ -206,7 +213,7 @@ export class Scene {
     this.last = now;
     if (this.layoutDirty) this.measure();
     this.advance(dt * this.speed);
-    const empty = this.flights.size === 0 && this.marks.length === 0 && this.probes.length === 0;
+    const empty = !this.flights.size && !this.marks.length && !this.probes.length && !this.queues.size && !this.moved.size;
     if (empty && !this.stale) return; // nothing moves and the canvas already shows that
     this.stale = !empty;
     const ctx = this.ctx;
@@ -217,6 +224,7 @@ export class Scene {
     for (const flight of this.flights.values()) {
       if (flight.kind === "request" || flight.phase === "in") this.drawFlight(flight);
     }
+    this.drawQueues();
     this.drawMarks();
     this.drawProbes();
     if (this.delays) this.recordDelays();
@@ -260,10 +268,10 @@ export class Scene {
   }
 
   route(f) {
-    const { left, right, y } = this.balancer;
+    const { entry, exit } = this.layout;
     const client = this.clientPoint(f.slot);
-    if (!f.backend) return [client, { x: left, y }];
-    const through = [{ x: left, y }, { x: right, y }, this.anchor(f.backend)];
+    if (!f.backend) return [client, entry];
+    const through = [entry, exit, this.anchor(f.backend)];
     return f.from === "client" ? [client, ...through] : through.slice(1);
   }
 
@@ -287,7 +295,10 @@ export class Scene {
       drawCross(ctx, x, y, DOT_R);
       if (f.backend) label(ctx, backendLabel(f.backend), x + DOT_R + 8, y - DOT_R, INK, 13);
     } else {
-      this.stamp(`dot:${f.backend || ""}`, DOT_R, x, y, drawDot, f.backend);
+      // A request's cost shows in its size: one that kept its backend busy long is big.
+      const slow = (f.ms ?? (f.phase === "wait" ? f.waited / (this.speed || 1) : 0)) >= SLOW_MS;
+      const r = slow ? DOT_R * 1.5 : DOT_R;
+      this.stamp(`dot:${f.backend || ""}:${r}`, r, x, y, drawDot, f.backend, r);
     }
     ctx.globalAlpha = 1;
   }
@@ -335,37 +346,44 @@ export class Scene {
 
   drawClients() {
     for (let slot = 0; slot < this.clients; slot += 1) {
-      const { x, y } = this.clientPoint(slot);
-      this.stamp(`client:${slot}`, CLIENT_R, x, y, drawClient, slot);
+      const { x, y, r } = this.clientPoint(slot);
+      this.stamp(`client:${slot}:${r}`, r, x, y, drawClient, slot, r);
+      const to = this.moved.get(slot);
+      if (to) drawRing(this.ctx, x, y, r + 4, backendColour(to)); // moved there (hashing)
     }
   }
 
   /** Health-check probes: out to the backend and back; reduced motion shows them at the card. */
   drawProbes() {
     const ctx = this.ctx;
-    const from = { x: this.balancer.right, y: this.balancer.y };
+    const from = this.layout.exit;
     for (const probe of this.probes) {
       const to = this.anchor(probe.backend);
       const t = probe.age / PROBE_MS;
       const { x, y } = this.reduced ? to : along([from, to, from], t);
       ctx.globalAlpha = this.reduced ? Math.max(1 - t, 0) : 1;
-      ctx.beginPath();
-      ctx.arc(x, y, PROBE_R, 0, Math.PI * 2);
-      ctx.fillStyle = "#FFFFFF";
-      ctx.fill();
-      ctx.lineWidth = 2.5;
-      ctx.strokeStyle = probe.ok ? INK : FAILED_INK;
-      ctx.stroke();
-      if (!probe.ok && (t >= 0.5 || this.reduced)) {
-        // The answer (or its absence) is known on the way back: cross it out.
-        ctx.beginPath();
-        ctx.moveTo(x - PROBE_R, y - PROBE_R);
-        ctx.lineTo(x + PROBE_R, y + PROBE_R);
-        ctx.moveTo(x + PROBE_R, y - PROBE_R);
-        ctx.lineTo(x - PROBE_R, y + PROBE_R);
-        ctx.stroke();
-      }
+      // The answer (or its absence) is known on the way back: a failed one is crossed out.
+      drawProbe(ctx, x, y, PROBE_R, probe.ok, t >= 0.5 || this.reduced);
       ctx.globalAlpha = 1;
+    }
+  }
+
+  /** Requests waiting at a backend or at the balancer: a stack in front of it, with a count. */
+  drawQueues() {
+    const { vertical, box } = this.layout;
+    const gap = 12; // a queued dot's width and its space (draw.js)
+    for (const [name, count] of this.queues) {
+      if (!name) {
+        // The balancer's own queue piles up above its box, clear of the clients' lane.
+        const across = Math.floor((box.right - box.left) / gap);
+        drawQueue(this.ctx, { x: box.right - 8, y: box.top - 10, across }, count, "");
+        continue;
+      }
+      // Beside the card, in the room between it and the balancer (above it on a phone).
+      const at = this.anchor(name);
+      const room = vertical ? 4 * gap : at.x - box.right - 4;
+      const across = Math.max(1, Math.min(4, Math.floor(room / gap)));
+      drawQueue(this.ctx, { x: vertical ? at.x + 1.5 * gap : at.x + DOT_R - 4, y: at.y - DOT_R - 8, across }, count, name);
     }
   }
 

@@ -1,0 +1,27 @@
+// A live lab as a store's source: one Socket.IO connection. Commands go out on it, and its
+// `state` and `batch` events come in. A recording or a second lab would be another feed.
+
+import { Store } from "./store.js";
+
+const ANSWER_TIMEOUT_MS = 15000;
+const NO_ANSWER = { ok: false, error: "the lab did not answer (is it still running?)" };
+
+/** A store fed by the lab server this page came from (`io` is Socket.IO's client). */
+export function liveStore(io, url = undefined) {
+  const socket = io(url, { transports: ["websocket", "polling"] });
+  const send = (data) =>
+    new Promise((resolve) => {
+      socket.timeout(ANSWER_TIMEOUT_MS).emit("command", data, (err, ack) => resolve(err ? NO_ANSWER : ack));
+    });
+  const store = new Store(send);
+  socket.on("connect", () => store.setConnection("connected"));
+  socket.on("disconnect", () => store.setConnection("disconnected"));
+  socket.on("state", (state) => store.applyState(state));
+  socket.on("batch", (batch) => store.applyBatch(batch));
+  // The server may also answer a lesson's live check (lab/web/lesson_checks.py).
+  store.ask = (event, data) =>
+    new Promise((resolve) => {
+      socket.timeout(ANSWER_TIMEOUT_MS).emit(event, data, (err, ack) => resolve(err ? NO_ANSWER : ack));
+    });
+  return store;
+}
