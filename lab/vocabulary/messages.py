@@ -82,6 +82,10 @@ def counters() -> Schema:
             "backends": mapping(backend_counters(), "each backend's numbers, by name"),
             "traffic": traffic_counters(),
             "read": whole("the reading's number: counters read later have a larger one", 0),
+            "queued": mapping(
+                whole("requests waiting", 0),
+                "requests waiting in each pool's max_conns queue, by pool name",
+            ),
         },
     )
 
@@ -148,6 +152,21 @@ def state() -> Schema:
                 {"listen": text("traffic, host:port"), "admin": text("admin API, host:port")},
             ),
             "backends": listing(backend_card(), "every backend, in order"),
+            "pools": listing(
+                record(
+                    "a pool: a group of backends and the algorithm that picks among them",
+                    {
+                        "name": text("its name; `default` holds every backend unless set"),
+                        "algorithm": text("its algorithm"),
+                        "backends": listing(text("a backend's name"), "its backends"),
+                    },
+                ),
+                "the balancer's pools, the default first",
+            ),
+            "rules": listing(
+                anything("a routing rule as the balancer's /state gives it: name, pool, match"),
+                "the routing rules, in the order they are tried (Layer 7)",
+            ),
             "max_backends": whole("the most backends a lab may have", 1),
             "traffic": traffic,
             "counters": counters(),
