@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from lab.lifecycle import PARENT_ENV, READY_PREFIX
@@ -54,6 +55,11 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.children: dict[str, Child] = {}
+        # Every child is forked from this one long-lived thread. A child asks the kernel
+        # for SIGTERM when its parent dies (lab.lifecycle), and to the kernel the parent
+        # is the *thread* that forked it: a child started from a command's short-lived
+        # thread would be stopped the moment that command finished.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
     def __enter__(self) -> Supervisor:
         return self
@@ -67,7 +73,8 @@ class Supervisor:
             raise StartError(f"{name} is already running")
         env = dict(os.environ, **{PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"})
         argv = lab_command(*args)
-        process = subprocess.Popen(
+        process = self._spawner.submit(
+            subprocess.Popen,
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -76,7 +83,7 @@ class Supervisor:
             text=True,
             # A Ctrl-C in the terminal goes to the lab alone, which then stops us in order.
             start_new_session=True,
-        )
+        ).result()
         child = Child(name, argv, process)
         self.children[name] = child
         lines: queue.Queue[str | None] = queue.Queue()

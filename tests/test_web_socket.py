@@ -121,7 +121,7 @@ def settled(lab):
     for name, record in list(controller.backends.items()):
         if name not in NAMES:
             assert run("remove_backend", name=name)["ok"]
-        elif record.state != "up":
+        elif record.process != "running":
             assert run("restart_backend", name=name)["ok"]
     for name in NAMES:
         if name not in controller.backends:

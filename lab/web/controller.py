@@ -27,7 +27,7 @@ from lab.web import snapshot
 from lab.web.api import ApiError, JsonApi
 from lab.web.commands import NEEDS, CommandError, parse_command
 from lab.web.ports import port_or_any
-from lab.web.records import BackendProcess, LabSettings
+from lab.web.records import EXITED, KILLED, RUNNING, BackendProcess, LabSettings
 from lab.web.relay import EventRelay
 from lab.web.turns import Turns
 
@@ -114,7 +114,7 @@ class LabController:
         child = self._start_child(
             name, ["backend", "--name", name, "--host", self.settings.host, *flags], port
         )
-        record.address, record.state = child.addresses["listen"], "up"
+        record.address, record.process = child.addresses["listen"], RUNNING
         self.backends[name] = record
         if record.other_knobs:
             JsonApi(record.address, name).call("PUT", "/_lab/knobs", record.other_knobs)
@@ -205,8 +205,8 @@ class LabController:
             children = dict(self.supervisor.children)
             for record in list(self.backends.values()):
                 child = children.get(record.name)
-                if record.state == "up" and child is not None and not child.alive():
-                    record.state, changed = "down", True
+                if record.process == RUNNING and child is not None and not child.alive():
+                    record.process, changed = EXITED, True
             balancer = children.get("balancer")
             if balancer is not None and not balancer.alive() and not self.problem:
                 self.problem, changed = "the balancer process exited unexpectedly", True
@@ -291,20 +291,20 @@ class LabController:
 
     def _kill_backend(self, name: str) -> None:
         record = self._backend(name)
-        if record.state != "up":
-            raise CommandError(f"{name} is not running ({record.state}); restart it first")
+        if record.process != RUNNING:
+            raise CommandError(f"{name} is not running ({record.process}); restart it first")
         self.supervisor.kill(name)
-        record.state = "killed"
+        record.process = KILLED
 
     def _restart_backend(self, name: str) -> None:
         record = self._backend(name)
         old = record.address
-        if record.state == "up":
+        if record.process == RUNNING:
             self.supervisor.stop(name)
         try:
             self._start_backend(name, port=int(old.rpartition(":")[2]))
         except StartError:
-            record.state = "down"
+            record.process = EXITED
             raise
         if record.address != old:  # the old port was taken: tell the balancer where it went
             self._balancer().call("PUT", f"/backends/{name}", {"address": record.address})
@@ -341,8 +341,8 @@ class LabController:
 
     def _turn_knobs(self, name: str, knobs: dict[str, Any]) -> None:
         record = self._backend(name)
-        if record.state != "up":
-            raise CommandError(f"{name} is not running ({record.state}); restart it first")
+        if record.process != RUNNING:
+            raise CommandError(f"{name} is not running ({record.process}); restart it first")
         JsonApi(record.address, name).call("PUT", "/_lab/knobs", knobs)
         for knob, value in knobs.items():  # kept, so a restarted backend comes back the same
             (record.knobs if knob in KNOB_FLAGS else record.other_knobs)[knob] = value
@@ -362,7 +362,7 @@ class LabController:
     def _reset(self) -> None:
         self._balancer().call("POST", "/reset")
         for record in self.backends.values():
-            if record.state == "up":
+            if record.process == RUNNING:
                 JsonApi(record.address, record.name).call("POST", "/_lab/reset")
         if self.traffic is not None:
             self.traffic.call("POST", "/reset")
@@ -425,7 +425,7 @@ class LabController:
             }
             self._start_backend(name)
             return
-        if record.state != "up":
+        if record.process != RUNNING:
             self._restart_backend(name)
         current = {**DEFAULT_KNOBS, **record.knobs, **record.other_knobs}
         changed = {k: v for k, v in knobs.items() if current.get(k) != v}

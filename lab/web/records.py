@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
+# A backend's process, as the page's `process` field says it (not its service state:
+# whether the balancer sends it requests is the balancer's word, "up", "down", ...).
+RUNNING, EXITED, KILLED = "running", "exited", "killed"  # exited: by itself; killed: by a command
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,9 @@ class LabSettings:
     paused: bool = False
     seed: int | None = None
 
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass
 class BackendProcess:
@@ -31,7 +37,7 @@ class BackendProcess:
 
     name: str
     address: str
-    state: str = "up"  # up | down (exited by itself) | killed (SIGKILLed by a command)
+    process: str = RUNNING
     knobs: dict[str, float] = field(
         default_factory=lambda: {
             "latency_ms": 0.0,

@@ -1,0 +1,119 @@
+"""The lab service's API on loopback: commands in, the lab's stream out (lab.http_api's core).
+
+GET  /stream     NDJSON: a full state first, then every state and batch, in order
+POST /command    one command, as the page sends it; answers its acknowledgement
+GET  /state      a full state, read now
+GET  /lab        the processes: the service's pid and API, each child's name, pid, address
+
+Commands and state readings talk to the lab's processes and may take seconds,
+so they run in worker threads; the connection is handed their answer (and
+closed) when it is ready, and the event loop never waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from lab.http_api import ApiConnection, ApiError, Request, Response, error_body, parse_json
+from lab.service.stream import Stream
+
+ENDPOINTS = {"/stream": "GET", "/command": "POST", "/state": "GET", "/lab": "GET", "/": "GET"}
+
+
+class ServiceConnection(ApiConnection):
+    """One client of the lab service: a web front, a test, or curl."""
+
+    def __init__(self, lab: Any, stream: Stream, address: str) -> None:
+        super().__init__(self.answer, "lab service")
+        self.lab = lab  # a started lab.web.controller.LabController
+        self.stream = stream
+        self.address = address
+
+    def answer(self, request: Request) -> Response | Callable:
+        path, method = request.path, request.method
+        wanted = ENDPOINTS.get(path)
+        if wanted is None:
+            raise ApiError(404, f"no lab service endpoint {path}; try GET /")
+        if method != wanted:
+            raise ApiError(405, f"{method} is not allowed on {path}", allow=(wanted,))
+        if path == "/stream":
+            return self.start_stream
+        if path == "/command":
+            command = parse_json(request.body or b"null")
+            return answer_later(lambda: Response(200, self.lab.handle(command)))
+        if path == "/state":
+            return answer_later(self.read_state)
+        if path == "/lab":
+            return Response(200, self.processes())
+        lines = __doc__.strip().splitlines()[2:6]
+        return Response(200, {"endpoints": [line.strip() for line in lines]})
+
+    def start_stream(self, transport: asyncio.Transport) -> Callable[[], None]:
+        subscriber = self.stream.subscribe(transport, self.lab.describe)
+        return lambda: self.stream.unsubscribe(subscriber)
+
+    def read_state(self) -> Response:
+        state = self.lab.describe()
+        if state is None:
+            return Response(503, error_body("the lab could not describe itself (its log says why)"))
+        return Response(200, state)
+
+    def processes(self) -> dict:
+        """Who runs this lab, for a benchmark or a second front: pids and addresses."""
+        lab = self.lab
+        children = dict(lab.supervisor.children)
+        return {
+            "pid": os.getpid(),
+            "api": self.address,
+            "addresses": dict(lab.addresses),
+            "settings": lab.settings.as_json(),
+            "traffic_error": lab.traffic_error,
+            "backends": [
+                {"name": r.name, "address": r.address, "process": r.process}
+                for r in sorted(lab.backends.values(), key=lambda r: (r.number, r.name))
+            ],
+            "children": [
+                {
+                    "name": name,
+                    "pid": child.pid,
+                    "running": child.alive(),
+                    "address": child.addresses.get("listen") or child.addresses.get("control"),
+                }
+                for name, child in children.items()
+            ],
+        }
+
+
+def answer_later(work: Callable[[], Response]) -> Callable[[asyncio.Transport], Callable]:
+    """Take the connection over, do `work` in a thread, then answer with its Response and close."""
+
+    def take_over(transport: asyncio.Transport) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                response = work()
+            except Exception as exc:  # a bug: answer it as the server core would
+                import traceback
+
+                traceback.print_exception(exc)
+                message = f"internal error in the lab service (logged): {type(exc).__name__}"
+                response = Response(500, error_body(message))
+            try:
+                loop.call_soon_threadsafe(send, response)
+            except RuntimeError:  # the loop has closed: the service is stopping
+                pass
+
+        def send(response: Response) -> None:
+            if not transport.is_closing():
+                transport.write(response.encode(close=True))
+                transport.close()
+
+        threading.Thread(target=run, name="lab-command", daemon=True).start()
+        return lambda: None
+
+    return take_over
