@@ -13,6 +13,7 @@ closed) when it is ready, and the event loop never waits on them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -103,10 +104,8 @@ def answer_later(work: Callable[[], Response]) -> Callable[[asyncio.Transport], 
                 traceback.print_exception(exc)
                 message = f"internal error in the lab service (logged): {type(exc).__name__}"
                 response = Response(500, error_body(message))
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the service is stopping
                 loop.call_soon_threadsafe(send, response)
-            except RuntimeError:  # the loop has closed: the service is stopping
-                pass
 
         def send(response: Response) -> None:
             if not transport.is_closing():

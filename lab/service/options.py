@@ -24,14 +24,15 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare what the lab starts with: backends, mode, algorithm, ports, traffic."""
     add = parser.add_argument
     add("--backends", type=_backend_count, default=3, help="how many toy backends (1-12)")
-    add("--mode", choices=("http", "tcp"), default="http", help="http = Layer 7 (default), tcp = L4")
+    add("--mode", choices=("http", "tcp"), default="http", help="http = L7 (default), tcp = L4")
     add("--algorithm", default="round-robin", metavar="NAME", help="to start with (round-robin)")
+    busy = "or any free one if it is busy"
     add("--balancer-port", type=port, default=8080,
-        help="the balancer's port (default 8080, or any free one if it is busy; 0 = any)")  # fmt: skip
+        help=f"the balancer's port (default 8080, {busy}; 0 = any)")  # fmt: skip
     add("--backend-port", type=port, default=9001,
-        help="the first backend's port; b2 takes the next (default 9001; 0 = any free ones)")  # fmt: skip
+        help="the first backend's port; b2 takes the next (default 9001; 0 = any)")  # fmt: skip
     add("--rate", type=_rate, default=2.0, help=f"requests per second, 0-{MAX_RATE:g} (default 2)")
-    add("--clients", type=_clients, default=4, help=f"simulated clients, 1-{MAX_CLIENTS} (default 4)")
+    add("--clients", type=_clients, default=4, help=f"simulated clients, 1-{MAX_CLIENTS} (4)")
     add("--paused", action="store_true", help="start with traffic paused")
 
 

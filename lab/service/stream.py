@@ -15,6 +15,7 @@ line themselves and hand it to the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -57,9 +58,7 @@ class Subscriber:
 class Stream:
     """Fans the lab's messages out to its subscribers, in order, from the event loop."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, behind_limit: int = BEHIND_LIMIT
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, behind_limit: int = BEHIND_LIMIT) -> None:
         self.loop = loop
         self.behind_limit = behind_limit
         self.subscribers: list[Subscriber] = []
@@ -68,10 +67,8 @@ class Stream:
     def publish(self, name: str, data: Any) -> None:
         """Send a message to every subscriber; callable from any thread."""
         encoded = line(name, data)  # in the caller's thread: the loop only copies bytes
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the lab is stopping
             self.loop.call_soon_threadsafe(self.send, encoded)
-        except RuntimeError:  # the loop has closed: the lab is stopping
-            pass
 
     def send(self, encoded: bytes) -> None:
         """Write one encoded line to every subscriber (on the loop)."""

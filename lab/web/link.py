@@ -5,6 +5,11 @@ A `ServiceLink` stands where an in-process LabController would (the app calls
 `GET /stream` from a background task and hands each `state` and `batch` to
 the front's browsers; when the stream breaks, or the service is not up yet,
 it reconnects, and every new stream starts with a full `state`.
+
+A browser that connects gets the latest `state` at once, with no request to
+the service: the last one the stream brought, with every batch since folded in
+(newer counters, the chart's new seconds), as a page that had been watching
+would show it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lab.address import split_address
-from lab.web.relay import LineReader
+from lab.web.relay import HISTORY_S, LineReader
 
 COMMAND_TIMEOUT_S = 120.0  # a lesson may start backends one after another
 READ_TIMEOUT_S = 5.0
@@ -49,6 +54,7 @@ class ServiceLink:
         self.url = f"http://{address}/"
         self.stopped = False
         self.connected = False  # following the stream now
+        self.latest: dict | None = None  # the stream's last state, batches folded in
 
     def handle(self, data: Any) -> dict:
         """Send one command; return the service's acknowledgement (or why there is none)."""
@@ -66,7 +72,9 @@ class ServiceLink:
         return {"ok": False, "error": str(said or f"the lab service answered {status}")}
 
     def describe(self) -> dict | None:
-        """A full `state`, read now; None (logged) when the service cannot say."""
+        """The latest full `state`; read from the service if the stream has brought none."""
+        if self.latest is not None:
+            return self.latest
         try:
             status, state = self._call("GET", "/state", None, READ_TIMEOUT_S)
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -102,6 +110,7 @@ class ServiceLink:
                 if self.connected and not self.stopped:  # say it once, not at every retry
                     log.warning("the lab's stream broke: %s", exc)
             self.connected = False
+            self.latest = None  # a new stream brings a new state
             if not self.stopped:
                 sleep(RECONNECT_S)
 
@@ -116,8 +125,10 @@ class ServiceLink:
                     raise ConnectionError("the lab service closed its stream")
                 for line in reader.feed(data):
                     message = json.loads(line)
+                    name, body = message["name"], message["data"]
                     self.connected = True
-                    publish(message["name"], message["data"])
+                    self.latest = body if name == "state" else folded(self.latest, body)
+                    publish(name, body)
 
     def _call(self, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, Any]:
         host, port = split_address(self.address)
@@ -129,3 +140,23 @@ class ServiceLink:
             return response.status, json.loads(response.read() or b"null")
         finally:
             conn.close()
+
+
+def folded(state: dict | None, batch: dict) -> dict | None:
+    """`state` as a page that saw `batch` after it shows the lab: newer counters, more chart."""
+    if state is None:
+        return None
+    counters = batch.get("counters") or {}
+    if counters.get("read", 0) > state["counters"].get("read", 0):
+        live = counters.get("backends", {})
+        backends = [
+            {**entry, **live[entry["name"]]}
+            if entry["process"] == "running" and entry["name"] in live
+            else entry
+            for entry in state["backends"]
+        ]
+        state = {**state, "counters": counters, "backends": backends}
+    if batch.get("latency"):
+        history = (state["latency_history"] + batch["latency"])[-HISTORY_S:]
+        state = {**state, "latency_history": history}
+    return state

@@ -1,0 +1,156 @@
+"""One lab, many screens: a real `lb-lab serve` and a real `lb-lab web --lab` on its service.
+
+Both pages are driven as a browser drives them (Socket.IO over Engine.IO
+long-polling, spoken by hand); the service's own API is read directly too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import Http, RawSocketIO, split
+
+LAB = ["--paused", "--backends", "2", "--balancer-port", "0", "--backend-port", "0"]
+
+
+def launched(*args: str, until: str) -> tuple[subprocess.Popen, str]:
+    """Start `lb-lab ARGS` and read its output up to the line containing `until`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    output = ""
+    for line in process.stdout:
+        output += line
+        if until in line:
+            return process, output
+    process.wait()
+    raise AssertionError(f"lb-lab {' '.join(args)} ended before {until!r}:\n{output}")
+
+
+@pytest.fixture(scope="module")
+def fronts():
+    """(first page, second page, the service's address): serve, then web --lab on its service."""
+    serve, output = launched("serve", "--port", "0", *LAB, until="Press Ctrl-C")
+    second = None
+    try:
+        page = re.search(r"Load Balancing Lab: http://(\S+)/", output).group(1)
+        service = re.search(r"service: +http://(\S+)/", output).group(1)
+        second, more = launched(
+            "web", "--lab", f"http://{service}/", "--port", "0", until="Press Ctrl-C"
+        )
+        other = re.search(r"Load Balancing Lab: http://(\S+)/", more).group(1)
+        assert f"showing the lab at http://{service}/" in more
+        yield page, other, service
+    finally:
+        for process in (second, serve):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+
+
+@pytest.fixture
+def browsers(fronts):
+    first, second = RawSocketIO(fronts[0]), RawSocketIO(fronts[1])
+    yield first, second
+    first.close()
+    second.close()
+
+
+def routes(client: RawSocketIO) -> list[str]:
+    return [e["id"] for b in client.received("batch") for e in b["events"] if e["type"] == "route"]
+
+
+def test_a_page_that_connects_gets_the_whole_lab_at_once(browsers):
+    for client in browsers:
+        state = client.wait_for_event("state", lambda s: True)
+        assert [b["name"] for b in state["backends"]] == ["b1", "b2"]
+        assert client.received("state")[0] is client.events[0][1]  # before any batch
+
+
+def test_both_pages_see_the_same_batches(browsers):
+    first, second = browsers
+    sent = first.wait_for_event("state", lambda s: True)["counters"]["traffic"]["sent"]
+    assert first.ask(1, '["command",{"action":"send","count":4}]') == [{"ok": True}]
+
+    def done(batch: dict) -> bool:
+        traffic = batch["counters"]["traffic"]
+        return traffic["completed"] == sent + 4 and batch["counters"]["active"] == 0
+
+    seen = [client.wait_for_event("batch", done) for client in browsers]
+    # The same batch, read once by the service, reached both pages: the same reading.
+    assert seen[0]["counters"]["read"] == seen[1]["counters"]["read"]
+    assert seen[0]["counters"] == seen[1]["counters"]
+    later = seen[0]["counters"]["read"]
+    for client in browsers:  # each page has every batch up to that one
+        client.wait_for_event("batch", lambda b: b["counters"]["read"] > later)
+    new = [rid for rid in routes(first) if rid in set(routes(second))]
+    assert len(new) >= 4 and routes(first)[-4:] == routes(second)[-4:]
+
+
+def test_a_command_from_either_page_changes_both(browsers):
+    first, second = browsers
+    assert second.ask(1, '["command",{"action":"set_weight","name":"b1","weight":3}]') == [
+        {"ok": True}
+    ]
+    for client in browsers:
+        client.wait_for_event("state", lambda s: s["backends"][0]["weight"] == 3)
+    assert first.ask(2, '["command",{"action":"set_algorithm","algorithm":"random"}]') == [
+        {"ok": True}
+    ]
+    for client in browsers:
+        client.wait_for_event("state", lambda s: s["algorithm"] == "random")
+    assert first.ask(3, '["command",{"action":"set_weight","name":"b1","weight":1}]')[0]["ok"]
+    assert second.ask(2, '["command",{"action":"set_algorithm","algorithm":"round-robin"}]')[0][
+        "ok"
+    ]
+
+
+def test_the_service_answers_commands_and_says_who_runs_the_lab(fronts):
+    _, _, service = fronts
+    api = Http(service)
+    try:
+        status, answer = api.json("POST", "/command", {"action": "explode"})
+        assert status == 200 and answer["ok"] is False
+        assert answer["error"].startswith("unknown action 'explode'")
+        status, answer = api.json("POST", "/command", {"action": "pause"})
+        assert (status, answer) == (200, {"ok": True})
+        status, _, body = api.request("POST", "/command", body=b"{not json")
+        assert status == 400 and json.loads(body)["field"] == "body"
+        status, lab = api.json("GET", "/lab")
+    finally:
+        api.close()
+    assert status == 200 and lab["api"] == service
+    assert [b["name"] for b in lab["backends"]] == ["b1", "b2"]
+    assert {c["name"] for c in lab["children"]} == {"b1", "b2", "balancer", "traffic"}
+    with open(f"/proc/{lab['pid']}/cmdline") as cmdline:
+        assert cmdline.read().split("\0")[2:4] == ["lab", "service"]
+
+
+def test_the_stream_starts_with_a_full_state(fronts):
+    _, _, service = fronts
+    import socket
+
+    with socket.create_connection(split(service), timeout=5) as sock:
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: lab\r\n\r\n")
+        data = b""
+        while data.count(b"\n") < 8:  # the head, then a few lines
+            data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"200 OK" in head and b"application/x-ndjson" in head
+    first = json.loads(body.split(b"\n")[0])
+    assert first["name"] == "state" and first["data"]["backends"][0]["name"] == "b1"
+
+
+def test_the_service_imports_no_web_framework():
+    found = subprocess.run(
+        [sys.executable, "-c", "import sys, lab.service.daemon; "
+         "print(sorted({m.split('.')[0] for m in sys.modules} & "
+         "{'flask', 'flask_socketio', 'socketio', 'engineio', 'eventlet'}))"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert found.stdout.strip() == "[]", found.stderr
