@@ -6,6 +6,7 @@ processes), driven through Flask-SocketIO's test client.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -21,6 +22,7 @@ from conftest import Http, RawSocketIO, wait_for
 
 from lab.web.api import ApiError, JsonApi
 from lab.web.app import create_app, socketio
+from lab.web.commands import COMMANDS
 from lab.web.controller import LabController, LabSettings
 
 
@@ -70,10 +72,10 @@ def test_an_unexpected_failure_is_answered_and_logged(lab, monkeypatch, caplog):
     app, controller = lab
     client = socketio.test_client(app)
 
-    def broken(**_):
+    def broken(lab, **_):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(controller, "_pause", broken)
+    monkeypatch.setitem(COMMANDS, "pause", dataclasses.replace(COMMANDS["pause"], run=broken))
     answer = client.emit("command", {"action": "pause"}, callback=True)
     monkeypatch.undo()
     assert answer["ok"] is False and "pause failed" in answer["error"]

@@ -14,7 +14,7 @@ import pytest
 from conftest import Http, wait_for
 
 from lab.lessons.settings import balancer_defaults
-from lab.web import controller as controller_module
+from lab.web import actions
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 
@@ -310,7 +310,7 @@ def test_health_checks_drain_and_balancer_settings_from_the_page(browser, lab):
 
     assert browser.command(action="configure", settings={"sticky": {"mode": "source"}})["ok"]
     assert lab[1].snapshot()["backends"][0]["state"] == "up"
-    state = lab[1]._balancer().get("/state")
+    state = lab[1].balancer_api().get("/state")
     assert state["settings"]["sticky"]["mode"] == "source"
 
 
@@ -327,7 +327,7 @@ def test_adding_and_removing_backends(browser, lab, monkeypatch):
     assert [b["name"] for b in browser.received("state")[-1]["backends"]] == NAMES
     assert process.poll() is not None
 
-    monkeypatch.setattr(controller_module, "MAX_BACKENDS", 3)
+    monkeypatch.setattr(actions, "MAX_BACKENDS", 3)
     assert browser.command(action="add_backend") == {
         "ok": False,
         "error": "the lab runs at most 3 backends",
@@ -402,3 +402,19 @@ def test_a_bad_command_is_refused_and_changes_nothing(browser, lab, data, words)
     # and the lab still works
     assert browser.command(action="send", count=1) == {"ok": True}
     browser.counters_when(lambda c: c["total"] == 1 and c["active"] == 0)
+
+
+def test_a_command_that_fails_part_way_tells_every_page_what_it_did_change(browser, lab):
+    """Opening a lesson turns b1's latency and the balancer, then meets a backend that
+    does not answer: the command fails, and the page is shown the lab as it now is."""
+    _, controller = lab
+    stuck = controller.supervisor.children["b3"].pid
+    os.kill(stuck, signal.SIGSTOP)  # alive, but answers nothing: its counter reset times out
+    try:
+        answer = browser.command(action="open_lesson", slug="least-connections")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    assert answer["ok"] is False and "b3 did not answer" in answer["error"]
+    state = browser.state()
+    assert state["algorithm"] == "least-connections"
+    assert state["backends"][0]["latency_ms"] == 1000  # `settled` puts both back

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
@@ -27,10 +28,17 @@ class JsonApi:
     Calls are serialised, so one JsonApi may be shared; give a busy poller its own.
     """
 
-    def __init__(self, address: str, who: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        who: str,
+        timeout: float = 5.0,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.address = address
         self.who = who
         self.timeout = timeout
+        self.on_change = on_change  # told before every request that may change something
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
@@ -40,6 +48,8 @@ class JsonApi:
     def call(self, method: str, path: str, payload: Any = None) -> Any:
         """Send one request; return the decoded JSON body of a 2xx answer, else raise ApiError."""
         body = None if payload is None else json.dumps(payload).encode()
+        if method != "GET" and self.on_change is not None:
+            self.on_change()
         with self._lock:
             if method != "GET":
                 self.close()  # a fresh connection: a stale one could fail a change half-way
