@@ -38,7 +38,9 @@ class JsonApi:
         self.address = address
         self.who = who
         self.timeout = timeout
-        self.on_change = on_change  # told before every request that may change something
+        # Told of every request that changed something, or may have: answered 2xx, or not
+        # answered at all. A refusal (4xx, 5xx) changed nothing: the APIs check a change whole.
+        self.on_change = on_change
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
@@ -47,9 +49,15 @@ class JsonApi:
 
     def call(self, method: str, path: str, payload: Any = None) -> Any:
         """Send one request; return the decoded JSON body of a 2xx answer, else raise ApiError."""
+        try:
+            return self._call(method, path, payload)
+        except ApiError as exc:
+            if exc.status is None and method != "GET" and self.on_change is not None:
+                self.on_change()
+            raise
+
+    def _call(self, method: str, path: str, payload: Any) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
-        if method != "GET" and self.on_change is not None:
-            self.on_change()
         with self._lock:
             if method != "GET":
                 self.close()  # a fresh connection: a stale one could fail a change half-way
@@ -73,6 +81,8 @@ class JsonApi:
         if status >= 400:
             said = answer.get("error") if isinstance(answer, dict) else None
             raise ApiError(str(said or f"{self.who} answered {status}"), status)
+        if method != "GET" and self.on_change is not None:
+            self.on_change()
         return answer
 
     def _silent(self, exc: Exception, change: bool = False) -> str:

@@ -172,14 +172,15 @@ class LabController:
         host = self.settings.host
         wanted = port_or_any(host, port) if port else 0
         value = (lambda p: f"{host}:{p}") if flag == "--listen" else str
-        self.changing()
         try:
-            return self.supervisor.start(name, [*args, flag, value(wanted)])
+            child = self.supervisor.start(name, [*args, flag, value(wanted)])
         except StartError:
             if wanted == 0:
                 raise
             # Someone took the port between our probe and the child's bind.
-            return self.supervisor.start(name, [*args, flag, value(0)])
+            child = self.supervisor.start(name, [*args, flag, value(0)])
+        self.changing()
+        return child
 
     def attach(
         self,
