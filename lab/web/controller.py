@@ -19,10 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.balancer.config import BalancerConfig
-from lab.lessons.catalog import Catalog, Lesson
 from lab.lessons.settings import balancer_defaults
 from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
@@ -36,6 +35,9 @@ from lab.web.turns import Turns
 
 WATCH_S = 0.5  # how often the controller checks that its processes still run
 BACKEND_TIMEOUT_S = 2.0  # a toy backend answers its /_lab/ API in milliseconds
+
+if TYPE_CHECKING:
+    from lab.lessons.catalog import Catalog, Lesson
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class LabController:
     def lessons(self) -> Catalog:
         """The lessons this lab can open (the lab's own folder unless given one)."""
         if self._lessons is None:
+            from lab.lessons.catalog import Catalog  # markdown and YAML: not before it is needed
+
             self._lessons = Catalog()
         return self._lessons
 
