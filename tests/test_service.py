@@ -7,7 +7,9 @@ long-polling, spoken by hand); the service's own API is read directly too.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -154,3 +156,21 @@ def test_the_service_imports_no_web_framework():
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert found.stdout.strip() == "[]", found.stderr
+
+
+def test_a_command_that_fails_part_way_tells_every_page_what_it_did_change(fronts, browsers):
+    """Opening a lesson starts b3, turns b1's latency and the balancer, then meets a backend
+    that does not answer: the command fails, and both pages are shown the lab as it now is."""
+    first, second = browsers
+    status, lab = Http(fronts[2]).json("GET", "/lab")
+    stuck = next(c["pid"] for c in lab["children"] if c["name"] == "b2")
+    os.kill(stuck, signal.SIGSTOP)  # alive, but answers nothing: its counter reset times out
+    try:
+        [answer] = first.ask(1, '["command",{"action":"open_lesson","slug":"least-connections"}]')
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    assert answer["ok"] is False and "b2 did not answer" in answer["error"]
+    for client in browsers:
+        state = client.wait_for_event("state", lambda s: len(s["backends"]) == 3)
+        assert state["algorithm"] == "least-connections"
+        assert state["backends"][0]["latency_ms"] == 1000
