@@ -402,4 +402,3 @@ def test_a_bad_command_is_refused_and_changes_nothing(browser, lab, data, words)
     # and the lab still works
     assert browser.command(action="send", count=1) == {"ok": True}
     browser.counters_when(lambda c: c["total"] == 1 and c["active"] == 0)
-
