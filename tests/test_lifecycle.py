@@ -130,3 +130,14 @@ def test_a_killed_service_takes_the_lab_with_it_and_the_page_stops(running_lab):
     assert "the lab service exited unexpectedly" in process.stdout.read()
     wait_for(lambda: not any(alive(pid) for pid in children), timeout=5, what="orphans to exit")
     assert refuses(listen)
+
+
+def test_a_lab_whose_balancer_dies_says_so_and_stops(running_lab):
+    process, listen, children = running_lab
+    [balancer] = [pid for pid in children if role(pid) == "balancer"]
+    os.kill(balancer, signal.SIGKILL)
+    assert process.wait(10) == 1
+    said = process.stdout.read()
+    assert "lb-lab: the balancer process exited unexpectedly; stopping" in said
+    assert "the lab service exited unexpectedly" not in said
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=5, what="orphans to exit")

@@ -76,6 +76,6 @@ async def serve(
             await asyncio.wait_for(stop.wait(), STOP_POLL_S)
     if lab.problem:
         broken.append(lab.problem)
-        print(f"lb-lab service: {lab.problem}; stopping", flush=True)
+        print(f"lb-lab: {lab.problem}; stopping", flush=True)
         await asyncio.sleep(PROBLEM_GRACE_S)
     server.close()

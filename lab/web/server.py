@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import signal
 import socket
+from functools import partial
 
 import eventlet
 import eventlet.wsgi
@@ -94,7 +95,9 @@ def serve(options: argparse.Namespace) -> int:
         while not shutdown.requested and service.alive():
             socketio.sleep(STOP_POLL_S)
         if not service.alive():
-            print(f"lb-lab: {last_words(service, None)}", flush=True)
+            said = [line for line in service.output if line.strip()]
+            if not (said and said[-1].startswith("lb-lab: ")):  # it said why (echoed)
+                print("lb-lab: the lab service exited unexpectedly", flush=True)
             return 1
         return 0
     finally:
@@ -132,20 +135,21 @@ def serve_front(options: argparse.Namespace) -> int:
 def start_service(supervisor: Supervisor, options: argparse.Namespace):
     """Launch the lab service in a green thread; return once its process exists."""
     args = ["service", *passed_on(options)]
-    starting = eventlet.spawn(supervisor.start, "service", args, SERVICE_START_S)
+    # What the service prints once it runs (a warning, why it stops) shows here, as before.
+    echo = partial(print, end="", flush=True)
+    starting = eventlet.spawn(supervisor.start, "service", args, SERVICE_START_S, echo)
     while "service" not in supervisor.children and not starting.dead:
         eventlet.sleep(0)  # let it fork before Flask's import takes the CPU
     return starting
 
 
-def last_words(service: Child | None, exc: StartError | None) -> str:
-    """Why the service stopped, in its own words ("could not start the lab: ...")."""
+def last_words(service: Child | None, exc: StartError) -> str:
+    """Why the service could not start, in its own words ("could not start the lab: ...")."""
     lines = [line.strip() for line in (service.output if service else []) if line.strip()]
     for said in reversed(lines):
-        for prefix in ("error: ", "lb-lab service: "):
-            if said.startswith(prefix):
-                return said[len(prefix) :]
-    return f"could not start the lab: {exc}" if exc else "the lab service exited unexpectedly"
+        if said.startswith("error: "):
+            return said[len("error: ") :]
+    return f"could not start the lab: {exc}"
 
 
 def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
