@@ -18,6 +18,7 @@ arrives.
 from __future__ import annotations
 
 import argparse
+import http.client
 import signal
 import socket
 from functools import partial
@@ -122,7 +123,13 @@ def serve_front(options: argparse.Namespace) -> int:
     app, socketio = serve_page(sock, Access.for_bind(options.host, options.allow_remote_control))
     link = ServiceLink(address)
     go_live(app, socketio, link)
-    print(f"  showing the lab at {link.url}\nPress Ctrl-C to stop.", flush=True)
+    try:
+        link.processes()
+        print(f"  showing the lab at {link.url}", flush=True)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        # It may start later: the page follows it once it does.
+        print(f"  waiting for the lab at {link.url} (it does not answer: {exc})", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
     try:
         while not shutdown.requested:
             socketio.sleep(STOP_POLL_S)
