@@ -42,6 +42,7 @@ def test_every_command_has_help(command):
         (["serve", "--algorithm", "fastest"], "unknown algorithm 'fastest'"),
         (["service", "--algorithm", "fastest"], "unknown algorithm 'fastest'"),
         (["service", "--api", "localhost"], "--api: expected HOST:PORT"),
+        (["service", "--api", "0.0.0.0:0"], "--api: the lab service listens on loopback only"),
         (["web"], "the following arguments are required: --lab"),
         (["web", "--lab", "http://127.0.0.1:7000/stream"], "--lab: expected the lab service's"),
     ],

@@ -112,17 +112,25 @@ def test_a_command_from_either_page_changes_both(browsers):
     ]
 
 
+def command(api: Http, body: bytes) -> tuple[int, dict]:
+    """POST /command as a web front sends it."""
+    status, _, answer = api.request(
+        "POST", "/command", body=body, headers={"Content-Type": "application/json"}
+    )
+    return status, json.loads(answer)
+
+
 def test_the_service_answers_commands_and_says_who_runs_the_lab(fronts):
     _, _, service = fronts
     api = Http(service)
     try:
-        status, answer = api.json("POST", "/command", {"action": "explode"})
+        status, answer = command(api, b'{"action": "explode"}')
         assert status == 200 and answer["ok"] is False
         assert answer["error"].startswith("unknown action 'explode'")
-        status, answer = api.json("POST", "/command", {"action": "pause"})
+        status, answer = command(api, b'{"action": "pause"}')
         assert (status, answer) == (200, {"ok": True})
-        status, _, body = api.request("POST", "/command", body=b"{not json")
-        assert status == 400 and json.loads(body)["field"] == "body"
+        status, body = command(api, b"{not json")
+        assert status == 400 and body["field"] == "body"
         status, lab = api.json("GET", "/lab")
     finally:
         api.close()
@@ -133,12 +141,39 @@ def test_the_service_answers_commands_and_says_who_runs_the_lab(fronts):
         assert cmdline.read().split("\0")[2:4] == ["lab", "service"]
 
 
+@pytest.mark.parametrize(
+    "headers, status, words",
+    [
+        ({"Origin": "http://127.0.0.1:5000"}, 403, "no requests from web pages"),
+        ({"Host": "evil.example:5000"}, 403, "answers only to 127.0.0.1"),
+        ({"Content-Type": "text/plain"}, 415, "application/json"),
+    ],
+    ids=["a web page", "a rebound name", "a simple form post"],
+)
+def test_the_service_refuses_what_a_web_page_could_send(fronts, headers, status, words):
+    """A page in a browser can POST text/plain anywhere without asking; the service says no."""
+    page, _, service = fronts
+    browser = RawSocketIO(page)
+    before = browser.wait_for_event("state", lambda s: True)["traffic"]["paused"]
+    api = Http(service)
+    body = json.dumps({"action": "resume" if before else "pause"})
+    try:
+        sent = {"Content-Type": "application/json"} | headers
+        answer_status, _, answer = api.request("POST", "/command", body=body, headers=sent)
+        assert (answer_status, words in json.loads(answer)["error"]) == (status, True)
+        state = Http(service).json("GET", "/state")[1]
+    finally:
+        api.close()
+        browser.close()
+    assert state["traffic"]["paused"] == before  # nothing changed
+
+
 def test_the_stream_starts_with_a_full_state(fronts):
     _, _, service = fronts
     import socket
 
     with socket.create_connection(split(service), timeout=5) as sock:
-        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: lab\r\n\r\n")
+        sock.sendall(f"GET /stream HTTP/1.1\r\nHost: {service}\r\n\r\n".encode())
         data = b""
         while data.count(b"\n") < 8:  # the head, then a few lines
             data += sock.recv(65536)

@@ -8,6 +8,14 @@ GET  /lab        the processes: the service's pid and API, each child's name, pi
 Commands and state readings talk to the lab's processes and may take seconds,
 so they run in worker threads; the connection is handed their answer (and
 closed) when it is ready, and the event loop never waits on them.
+
+The API listens on loopback and has no login: its clients are this machine's
+web fronts and tools. A web page in a browser is not one of them, so a
+request that carries an Origin (browsers send one with a page's requests), or
+a Host that is not a loopback name (a page whose name was pointed at this
+machine: DNS rebinding), is refused; so is a command that is not sent as
+application/json, which no page can send elsewhere without the browser asking
+first (a CORS preflight, which this API never allows).
 """
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ import asyncio
 import contextlib
 import os
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from lab.http_api import ApiConnection, ApiError, Request, Response, error_body, parse_json
 from lab.service.stream import Stream
+from lab.web.access import host_name, is_loopback
 
 ENDPOINTS = {"/stream": "GET", "/command": "POST", "/state": "GET", "/lab": "GET", "/": "GET"}
 
@@ -36,6 +46,9 @@ class ServiceConnection(ApiConnection):
 
     def answer(self, request: Request) -> Response | Callable:
         path, method = request.path, request.method
+        refused = refusal(request)
+        if refused is not None:
+            raise ApiError(*refused)
         wanted = ENDPOINTS.get(path)
         if wanted is None:
             raise ApiError(404, f"no lab service endpoint {path}; try GET /")
@@ -89,6 +102,25 @@ class ServiceConnection(ApiConnection):
         }
 
 
+def refusal(request: Request) -> tuple[int, str, str] | None:
+    """(status, why, which header) when a request may not come from a web front or a tool."""
+    headers = request.headers
+    if "origin" in headers:
+        return (
+            403,
+            "the lab service takes no requests from web pages; open the lab's page",
+            "origin",
+        )
+    host = host_name(headers.get("host", ""))
+    if host and not is_loopback(host):
+        return 403, "the lab service answers only to 127.0.0.1, localhost or [::1]", "host"
+    if request.method == "POST":
+        kind = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind != "application/json":
+            return 415, "send a command as Content-Type: application/json", "content-type"
+    return None
+
+
 def answer_later(work: Callable[[], Response]) -> Callable[[asyncio.Transport], Callable]:
     """Take the connection over, do `work` in a thread, then answer with its Response and close."""
 
@@ -99,8 +131,6 @@ def answer_later(work: Callable[[], Response]) -> Callable[[asyncio.Transport], 
             try:
                 response = work()
             except Exception as exc:  # a bug: answer it as the server core would
-                import traceback
-
                 traceback.print_exception(exc)
                 message = f"internal error in the lab service (logged): {type(exc).__name__}"
                 response = Response(500, error_body(message))

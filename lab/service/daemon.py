@@ -21,6 +21,7 @@ from lab.service.api import ServiceConnection
 from lab.service.options import settings_from
 from lab.service.stream import Stream
 from lab.supervisor import StartError
+from lab.web.access import is_loopback
 from lab.web.controller import LabController
 
 STOP_POLL_S = 0.2
@@ -44,6 +45,8 @@ def run(options: argparse.Namespace) -> int:
         host, port = split_address(options.api)
     except ValueError as exc:
         options.parser.error(f"--api: {exc}")
+    if not is_loopback(host):  # it has no login: whoever reaches it commands the lab
+        options.parser.error(f"--api: the lab service listens on loopback only, got {host!r}")
     lab = LabController(settings_from(options))
     try:
         lab.start(side_by_side)

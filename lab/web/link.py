@@ -27,7 +27,7 @@ from lab.web.relay import HISTORY_S, LineReader
 COMMAND_TIMEOUT_S = 120.0  # a lesson may start backends one after another
 READ_TIMEOUT_S = 5.0
 RECONNECT_S = 0.25
-STREAM_REQUEST = b"GET /stream HTTP/1.1\r\nHost: lab\r\nAccept: application/x-ndjson\r\n\r\n"
+STREAM_REQUEST = "GET /stream HTTP/1.1\r\nHost: {}\r\nAccept: application/x-ndjson\r\n\r\n"
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class ServiceLink:
 
     def _follow_once(self, publish: Callable[[str, Any], None]) -> None:
         with socket.create_connection(split_address(self.address), timeout=READ_TIMEOUT_S) as sock:
-            sock.sendall(STREAM_REQUEST)
+            sock.sendall(STREAM_REQUEST.format(self.address).encode())
             sock.settimeout(None)  # a quiet lab sends nothing for a while; that is no failure
             reader = LineReader()
             while not self.stopped:
