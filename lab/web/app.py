@@ -150,7 +150,12 @@ def own_names_only(wsgi_app, access: Access):
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the web lab; config may carry a started LabController and an Access."""
+    """Build the web lab; config may carry the lab (CONTROLLER) and an Access.
+
+    The lab is a ServiceLink to a lab service (lb-lab serve, lb-lab web), or a
+    started LabController in this process (tests): the app calls `handle`,
+    `describe` and `attach` on either.
+    """
     root = asset_root()
     app = Flask(
         __name__,
