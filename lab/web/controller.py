@@ -88,8 +88,8 @@ class LabController:
     def start(self, run_all: Callable[[list[Callable[[], object]]], object] | None = None) -> None:
         """Start backends, balancer and traffic; raise StartError if the lab cannot run.
 
-        `run_all` runs a list of jobs and waits for them all (the eventlet server
-        passes one that starts the backends side by side); by default, in turn.
+        `run_all` runs a list of jobs and waits for them all (the lab service passes
+        one that starts the backends side by side, in threads); by default, in turn.
         """
         settings = self.settings
         names = [f"b{number}" for number in range(1, settings.backends + 1)]

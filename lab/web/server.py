@@ -92,7 +92,10 @@ def serve(options: argparse.Namespace) -> int:
             return 1
         link = ServiceLink(service.addresses["api"])
         go_live(app, socketio, link)
-        print(welcome(link), flush=True)
+        try:
+            print(welcome(link), flush=True)
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # it stopped at once
+            print(f"  (the lab service does not say how to reach its parts: {exc})", flush=True)
         while not shutdown.requested and service.alive():
             socketio.sleep(STOP_POLL_S)
         if not service.alive():
