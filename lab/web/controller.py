@@ -242,7 +242,7 @@ class LabController:
         except CommandError as exc:
             return {"ok": False, "error": str(exc)}
         action = COMMANDS[command.action]
-        answer = {"ok": True}
+        answer: dict[str, Any] = {"ok": True}
         with self.turns.take(action.needs) as turn:
             self._progress.changed = False
             try:
