@@ -22,6 +22,8 @@ def build_parser() -> Parser:
     from lab.bench import add_arguments as add_bench_arguments
     from lab.lessons.command import add_arguments as add_lessons_arguments
     from lab.serve import add_arguments as add_serve_arguments
+    from lab.serve import add_web_arguments
+    from lab.service import add_arguments as add_service_arguments
     from lab.traffic import add_arguments as add_traffic_arguments
     from lab.vocabulary.cli import add_arguments as add_schema_arguments
 
@@ -37,6 +39,8 @@ def build_parser() -> Parser:
     add_bench_arguments(commands.add_parser("bench", help="benchmark the balancer against peers"))
     add_lessons_arguments(commands.add_parser("lessons", help="list the lessons"))
     add_schema_arguments(commands.add_parser("schema", help="print the lab's vocabulary"))
+    add_service_arguments(commands.add_parser("service", help="run one lab, for web fronts"))
+    add_web_arguments(commands.add_parser("web", help="one more page for a running lab"))
     return parser
 
 

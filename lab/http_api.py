@@ -78,14 +78,23 @@ class ApiError(FieldError):
 class Request:
     """One complete request, as a handler sees it."""
 
-    __slots__ = ("method", "path", "query", "body", "keep_alive")
+    __slots__ = ("method", "path", "query", "body", "keep_alive", "headers")
 
-    def __init__(self, method: str, path: str, query: str, body: bytes, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        keep_alive: bool,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.method = method
         self.path = path
         self.query = query
         self.body = body
         self.keep_alive = keep_alive
+        self.headers = headers or {}  # lower-case name -> value (the last one given)
 
 
 class Response:
@@ -213,6 +222,7 @@ class ApiConnection(asyncio.Protocol):
         self.expect_continue = False
         self.declared_length = b""
         self.upgrade = False
+        self.headers: dict[str, str] = {}
 
     # -- asyncio.Protocol
 
@@ -267,6 +277,7 @@ class ApiConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_head(len(name) + len(value) + 4)
         lower = name.lower()
+        self.headers[lower.decode("latin-1")] = value.decode("latin-1")
         if lower == b"expect" and value.lower() == b"100-continue":
             self.expect_continue = True
         elif lower == b"content-length":
@@ -304,7 +315,7 @@ class ApiConnection(asyncio.Protocol):
             self.send(Response(400, error_body("malformed URL")), close=True)
             return
         path, query = (part.decode("latin-1") if part else "" for part in (url.path, url.query))
-        request = Request(method, path, query, bytes(self.body), keep_alive)
+        request = Request(method, path, query, bytes(self.body), keep_alive, self.headers)
         try:
             answer = self.handle(request)
         except FieldError as exc:

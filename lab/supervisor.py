@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from lab.lifecycle import PARENT_ENV, READY_PREFIX
@@ -36,6 +38,8 @@ class Child:
     process: subprocess.Popen
     addresses: dict[str, str] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
+    ready: bool = False
+    echo: Callable[[str], None] | None = None  # given each line the child prints once ready
 
     @property
     def pid(self) -> int:
@@ -54,6 +58,11 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.children: dict[str, Child] = {}
+        # Every child is forked from this one long-lived thread. A child asks the kernel
+        # for SIGTERM when its parent dies (lab.lifecycle), and to the kernel the parent
+        # is the *thread* that forked it: a child started from a command's short-lived
+        # thread would be stopped the moment that command finished.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
     def __enter__(self) -> Supervisor:
         return self
@@ -61,13 +70,20 @@ class Supervisor:
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
 
-    def start(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S) -> Child:
-        """Start `lb-lab <args>` and wait for its ready line."""
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        timeout: float = START_TIMEOUT_S,
+        echo: Callable[[str], None] | None = None,
+    ) -> Child:
+        """Start `lb-lab <args>` and wait for its ready line; `echo` what it prints after."""
         if name in self.children and self.children[name].alive():
             raise StartError(f"{name} is already running")
         env = dict(os.environ, **{PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"})
         argv = lab_command(*args)
-        process = subprocess.Popen(
+        process = self._spawner.submit(
+            subprocess.Popen,
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -76,8 +92,8 @@ class Supervisor:
             text=True,
             # A Ctrl-C in the terminal goes to the lab alone, which then stops us in order.
             start_new_session=True,
-        )
-        child = Child(name, argv, process)
+        ).result()
+        child = Child(name, argv, process, echo=echo)
         self.children[name] = child
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(child, lines), daemon=True).start()
@@ -134,7 +150,11 @@ def _pump(child: Child, lines: queue.Queue[str | None]) -> None:
             child.output.append(line)
             if len(child.output) > 200:
                 del child.output[:100]
-            lines.put(line)
+            if not child.ready:
+                child.ready = line.startswith(READY_PREFIX)
+                lines.put(line)
+            elif child.echo is not None:
+                child.echo(line)
     lines.put(None)
 
 

@@ -141,6 +141,70 @@ class EventReader:
         self.sock.close()
 
 
+class RawSocketIO:
+    """A Socket.IO client spoken by hand (Engine.IO long-polling): any packet, however odd."""
+
+    def __init__(self, page: str) -> None:
+        self.page, self.path = page, "/socket.io/?EIO=4&transport=polling"
+        self.events: list[list] = []  # ["state", {...}], ["batch", {...}], ... as they came
+        self.unread: list[str] = []  # packets of the last poll not looked at yet
+        opened = self._http("GET", self.path)
+        assert opened.startswith("0{")
+        self.path += f"&sid={json.loads(opened[1:])['sid']}"
+        self.send("40")
+        self.next(lambda packet: packet.startswith("40"))
+
+    def _http(self, method: str, path: str, body: str | None = None, timeout: float = 30) -> str:
+        conn = http.client.HTTPConnection(*split(self.page), timeout=timeout)
+        try:
+            conn.request(method, path, body=None if body is None else body.encode())
+            response = conn.getresponse()
+            data = response.read().decode()
+            assert response.status == 200, data
+            return data
+        finally:
+            conn.close()
+
+    def send(self, packet: str) -> None:
+        assert self._http("POST", self.path, packet) == "OK"
+
+    def next(self, wanted, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.unread:  # one poll may bring many packets: none is skipped
+                self.unread = self._http("GET", self.path).split("\x1e")
+            packet = self.unread.pop(0)
+            if packet == "2":  # Engine.IO ping
+                self.send("3")
+            elif packet.startswith("42["):  # an event from the server: kept
+                self.events.append(json.loads(packet[2:]))
+            if wanted(packet):
+                return packet
+        raise AssertionError("no such packet in time")
+
+    def received(self, name: str) -> list:
+        """The data of every `name` event the server sent so far, oldest first."""
+        return [args[1] for args in self.events if args[0] == name]
+
+    def wait_for_event(self, name: str, check, timeout: float = 10.0):
+        """The first `name` event (received so far or next) whose data passes `check`."""
+        found = [data for data in self.received(name) if check(data)]
+        while not found:
+            packet = self.next(lambda p: p.startswith(f'42["{name}"'), timeout)
+            data = json.loads(packet[2:])[1]
+            found = [data] if check(data) else []
+        return found[0]
+
+    def ask(self, packet_id: int, payload: str, timeout: float = 10.0):
+        """Send `42<id><payload>` and return the arguments of its acknowledgement."""
+        self.send(f"42{packet_id}{payload}")
+        answer = self.next(lambda packet: packet.startswith(f"43{packet_id}["), timeout)
+        return json.loads(answer[len(f"43{packet_id}") :])
+
+    def close(self) -> None:
+        self.send("41")
+
+
 class Lab:
     """Real backend processes and a real balancer between them."""
 

@@ -17,11 +17,11 @@ def lb_lab(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_the_commands():
     result = lb_lab("--help")
     assert result.returncode == 0
-    for command in ("serve", "balancer", "backend", "bench"):
+    for command in ("serve", "balancer", "backend", "bench", "service", "web"):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["serve", "balancer", "backend", "bench"])
+@pytest.mark.parametrize("command", ["serve", "balancer", "backend", "bench", "service", "web"])
 def test_every_command_has_help(command):
     result = lb_lab(command, "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
@@ -40,6 +40,11 @@ def test_every_command_has_help(command):
         (["balancer", "--colour", "blue"], "unrecognized arguments: --colour"),
         (["serve", "--backends", "40"], "--backends must be 1-12"),
         (["serve", "--algorithm", "fastest"], "unknown algorithm 'fastest'"),
+        (["service", "--algorithm", "fastest"], "unknown algorithm 'fastest'"),
+        (["service", "--api", "localhost"], "--api: expected HOST:PORT"),
+        (["service", "--api", "0.0.0.0:0"], "--api: the lab service listens on loopback only"),
+        (["web"], "the following arguments are required: --lab"),
+        (["web", "--lab", "http://127.0.0.1:7000/stream"], "--lab: expected the lab service's"),
     ],
 )
 def test_bad_values_exit_2_with_one_clear_line(args, message):

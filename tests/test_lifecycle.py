@@ -1,4 +1,8 @@
-"""The lab never leaves an orphan: its children die with it, however it dies."""
+"""The lab never leaves an orphan: its children die with it, however it dies.
+
+`lb-lab serve` has one child, the lab service, whose children are the lab's
+processes; both layers are checked.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,20 @@ def children_of(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 found.append(int(entry))
     return found
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children_of(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
+def role(pid: int) -> str:
+    """What a lab process is: `python -m lab ROLE ...` -> ROLE."""
+    with open(f"/proc/{pid}/cmdline") as cmdline:
+        args = cmdline.read().split("\0")
+    return args[args.index("lab") + 1]
 
 
 def alive(pid: int) -> bool:
@@ -61,8 +79,12 @@ def running_lab():
         if "Press Ctrl-C" in line:
             break
     listen = re.search(r"curl -i http://(\S+)/", output).group(1)
-    children = children_of(process.pid)
+    page = re.search(r"Load Balancing Lab: http://(\S+)/", output).group(1)
+    service = re.search(r"service: +http://(\S+)/", output).group(1)
+    children = descendants(process.pid)
     yield process, listen, children
+    if process.poll() is not None:  # however it ended, no port of the lab is still bound
+        assert refuses(page) and refuses(service)
     if process.poll() is None:
         process.kill()
     process.wait()
@@ -73,7 +95,11 @@ def running_lab():
 
 def test_serve_starts_backends_and_a_balancer(running_lab):
     process, listen, children = running_lab
-    assert len(children) == 4  # two backends, the balancer and the traffic generator
+    [service] = children_of(process.pid)
+    assert role(service) == "service"
+    roles = sorted(role(pid) for pid in children_of(service))
+    assert roles == ["backend", "backend", "balancer", "traffic"]
+    assert set(children) == {service, *children_of(service)}
     with socket.create_connection(split(listen), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
         assert b"X-Backend: b1" in sock.recv(65536)
@@ -94,3 +120,24 @@ def test_children_exit_when_the_lab_is_killed(running_lab):
     process.wait()
     wait_for(lambda: not any(alive(pid) for pid in children), timeout=5, what="orphans to exit")
     assert refuses(listen)
+
+
+def test_a_killed_service_takes_the_lab_with_it_and_the_page_stops(running_lab):
+    process, listen, children = running_lab
+    [service] = children_of(process.pid)
+    os.kill(service, signal.SIGKILL)
+    assert process.wait(10) == 1
+    assert "the lab service exited unexpectedly" in process.stdout.read()
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=5, what="orphans to exit")
+    assert refuses(listen)
+
+
+def test_a_lab_whose_balancer_dies_says_so_and_stops(running_lab):
+    process, listen, children = running_lab
+    [balancer] = [pid for pid in children if role(pid) == "balancer"]
+    os.kill(balancer, signal.SIGKILL)
+    assert process.wait(10) == 1
+    said = process.stdout.read()
+    assert "lb-lab: the balancer process exited unexpectedly; stopping" in said
+    assert "the lab service exited unexpectedly" not in said
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=5, what="orphans to exit")

@@ -63,3 +63,15 @@ def test_every_action_is_documented_for_the_page_and_the_lessons():
 
     for action in COMMANDS:
         assert action in app.__doc__
+
+
+def test_every_action_is_declared_once_with_its_handler_help_and_parts():
+    from lab.web.turns import PARTS
+
+    for name, action in COMMANDS.items():
+        assert callable(action.run), name
+        assert action.help and "\n" not in action.help, name
+        assert action.needs and set(action.needs) <= set(PARTS), name
+    # the lesson commands need the whole lab; a weight needs only the balancer
+    assert COMMANDS["open_lesson"].needs == PARTS
+    assert COMMANDS["set_weight"].needs == ("balancer",)

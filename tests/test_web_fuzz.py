@@ -76,7 +76,7 @@ def command(rng: random.Random):
         return value(rng)  # not an object at all
     action = rng.choice(list(COMMANDS) * 3 + UNKNOWN_ACTIONS + [None, 7, ["pause"]])
     data: dict = {} if rng.random() < 0.05 else {"action": action}
-    spec = COMMANDS.get(action, {}) if isinstance(action, str) else {}
+    spec = COMMANDS[action].fields if isinstance(action, str) and action in COMMANDS else {}
     for name in spec:
         if rng.random() < 0.8:
             data[name] = settings(rng) if name == "settings" else value(rng)

@@ -6,8 +6,7 @@ processes), driven through Flask-SocketIO's test client.
 
 from __future__ import annotations
 
-import http.client
-import json
+import dataclasses
 import os
 import random
 import re
@@ -19,10 +18,11 @@ import threading
 import time
 
 import pytest
-from conftest import Http, split, wait_for
+from conftest import Http, RawSocketIO, wait_for
 
 from lab.web.api import ApiError, JsonApi
 from lab.web.app import create_app, socketio
+from lab.web.commands import COMMANDS
 from lab.web.controller import LabController, LabSettings
 
 
@@ -72,10 +72,10 @@ def test_an_unexpected_failure_is_answered_and_logged(lab, monkeypatch, caplog):
     app, controller = lab
     client = socketio.test_client(app)
 
-    def broken(**_):
+    def broken(lab, **_):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(controller, "_pause", broken)
+    monkeypatch.setitem(COMMANDS, "pause", dataclasses.replace(COMMANDS["pause"], run=broken))
     answer = client.emit("command", {"action": "pause"}, callback=True)
     monkeypatch.undo()
     assert answer["ok"] is False and "pause failed" in answer["error"]
@@ -159,51 +159,6 @@ def test_a_value_the_balancer_refuses_comes_back_in_its_own_words_at_once(lab):
 # -- the same through `lb-lab serve` (eventlet) and raw Socket.IO packets ------------------------
 
 
-class RawSocketIO:
-    """A Socket.IO client spoken by hand (Engine.IO long-polling): any packet, however odd."""
-
-    def __init__(self, page: str) -> None:
-        self.page, self.path = page, "/socket.io/?EIO=4&transport=polling"
-        opened = self._http("GET", self.path)
-        assert opened.startswith("0{")
-        self.path += f"&sid={json.loads(opened[1:])['sid']}"
-        self.send("40")
-        self.next(lambda packet: packet.startswith("40"))
-
-    def _http(self, method: str, path: str, body: str | None = None, timeout: float = 30) -> str:
-        conn = http.client.HTTPConnection(*split(self.page), timeout=timeout)
-        try:
-            conn.request(method, path, body=None if body is None else body.encode())
-            response = conn.getresponse()
-            data = response.read().decode()
-            assert response.status == 200, data
-            return data
-        finally:
-            conn.close()
-
-    def send(self, packet: str) -> None:
-        assert self._http("POST", self.path, packet) == "OK"
-
-    def next(self, wanted, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for packet in self._http("GET", self.path).split("\x1e"):
-                if packet == "2":  # Engine.IO ping
-                    self.send("3")
-                elif wanted(packet):
-                    return packet
-        raise AssertionError("no such packet in time")
-
-    def ask(self, packet_id: int, payload: str, timeout: float = 10.0):
-        """Send `42<id><payload>` and return the arguments of its acknowledgement."""
-        self.send(f"42{packet_id}{payload}")
-        answer = self.next(lambda packet: packet.startswith(f"43{packet_id}["), timeout)
-        return json.loads(answer[len(f"43{packet_id}") :])
-
-    def close(self) -> None:
-        self.send("41")
-
-
 @pytest.fixture(scope="module")
 def served():
     """`lb-lab serve` as a learner starts it; yields (page address, the lab's output, pids)."""
@@ -226,17 +181,22 @@ def served():
 
 
 def child_pid(parent: int, role: str) -> int:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline") as cmdline:
-                    args = cmdline.read().split("\0")
-            except OSError:
-                continue
-            if ppid == parent and role in args:
-                return int(entry)
+    """The lab process with this role under `parent` (serve -> its lab service -> the lab)."""
+    family = {parent}
+    for _ in range(3):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+                    with open(f"/proc/{entry}/cmdline") as cmdline:
+                        args = cmdline.read().split("\0")
+                except OSError:
+                    continue
+                if ppid in family:
+                    if role in args:
+                        return int(entry)
+                    family.add(int(entry))
     raise AssertionError(f"no {role} child")
 
 

@@ -54,7 +54,7 @@ def test_readings_are_numbered_so_the_page_keeps_the_newer_counters():
 
 
 def test_a_state_joins_the_controllers_backends_with_the_balancers_numbers():
-    killed = BackendProcess("b2", "127.0.0.1:9002", state="killed")
+    killed = BackendProcess("b2", "127.0.0.1:9002", process="killed")
     killed.knobs["latency_ms"] = 300.0
     records = [BackendProcess("b1", "127.0.0.1:9001"), killed]
     state = snapshot(BALANCER, TRAFFIC, records, history=[{"t": 1, "n": 0}])
@@ -74,7 +74,7 @@ def test_a_running_backend_shows_the_balancers_view_and_a_dead_one_its_fate():
     down = {**BALANCER["backends"][0], "state": "down", "healthy": False,
             "reason": "2 failed checks in a row (connection refused)"}  # fmt: skip
     balancer = {**BALANCER, "backends": [down, BALANCER["backends"][1]]}
-    records = [BackendProcess("b1", "127.0.0.1:9001"), BackendProcess("b2", "", state="killed")]
+    records = [BackendProcess("b1", "127.0.0.1:9001"), BackendProcess("b2", "", process="killed")]
     b1, b2 = snapshot(balancer, TRAFFIC, records)["backends"]
     assert (b1["process"], b1["state"], b1["reason"]) == (
         "running", "down", "2 failed checks in a row (connection refused)",

@@ -14,7 +14,7 @@ import pytest
 from conftest import Http, wait_for
 
 from lab.lessons.settings import balancer_defaults
-from lab.web import controller as controller_module
+from lab.web import actions
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 
@@ -121,7 +121,7 @@ def settled(lab):
     for name, record in list(controller.backends.items()):
         if name not in NAMES:
             assert run("remove_backend", name=name)["ok"]
-        elif record.state != "up":
+        elif record.process != "running":
             assert run("restart_backend", name=name)["ok"]
     for name in NAMES:
         if name not in controller.backends:
@@ -310,7 +310,7 @@ def test_health_checks_drain_and_balancer_settings_from_the_page(browser, lab):
 
     assert browser.command(action="configure", settings={"sticky": {"mode": "source"}})["ok"]
     assert lab[1].snapshot()["backends"][0]["state"] == "up"
-    state = lab[1]._balancer().get("/state")
+    state = lab[1].balancer_api().get("/state")
     assert state["settings"]["sticky"]["mode"] == "source"
 
 
@@ -327,7 +327,7 @@ def test_adding_and_removing_backends(browser, lab, monkeypatch):
     assert [b["name"] for b in browser.received("state")[-1]["backends"]] == NAMES
     assert process.poll() is not None
 
-    monkeypatch.setattr(controller_module, "MAX_BACKENDS", 3)
+    monkeypatch.setattr(actions, "MAX_BACKENDS", 3)
     assert browser.command(action="add_backend") == {
         "ok": False,
         "error": "the lab runs at most 3 backends",

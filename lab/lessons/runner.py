@@ -241,7 +241,7 @@ class Runner:
         traffic = self.traffic.get("/state")
         served = {}
         for name, record in list(self.controller.backends.items()):
-            if record.state == "up":
+            if record.process == "running":
                 key = (name, record.address)
                 api = self._backends.get(key) or self._backends.setdefault(
                     key, JsonApi(record.address, name, timeout=2.0)

@@ -24,10 +24,10 @@ def command_schemas() -> dict[str, Schema]:
     from lab.web.commands import COMMANDS  # the table the lab dispatches from
 
     schemas = {}
-    for action, spec in COMMANDS.items():
-        fields = {"action": constant(action, "what to do")} | {
-            name: field_schema(name, rule) for name, rule in spec.items()
+    for name, action in COMMANDS.items():
+        fields = {"action": constant(name, "what to do")} | {
+            field: field_schema(field, rule) for field, rule in action.fields.items()
         }
-        optional = tuple(name for name, rule in spec.items() if not rule.required)
-        schemas[action] = record(f"the {action} command", fields, optional)
+        optional = tuple(field for field, rule in action.fields.items() if not rule.required)
+        schemas[name] = record(action.help, fields, optional)
     return schemas

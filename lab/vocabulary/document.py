@@ -48,8 +48,8 @@ def markdown() -> str:
         'The page sends `command` with one object, `{"action": ..., fields}`, and gets '
         '`{"ok": true}` or `{"ok": false, "error": "..."}`.',
         "",
-        "| action | fields |",
-        "|---|---|",
+        "| action | fields | what it does |",
+        "|---|---|---|",
     ]
     for action, schema in command_schemas().items():
         fields = [
@@ -57,7 +57,8 @@ def markdown() -> str:
             for name, field in schema["properties"].items()
             if name != "action"
         ]
-        out.append(f"| `{action}` | {', '.join(fields) or 'none'} |")
+        what = schema["description"].replace("|", "\\|")
+        out.append(f"| `{action}` | {', '.join(fields) or 'none'} | {what} |")
     return "\n".join(out) + "\n"
 
 

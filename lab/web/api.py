@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
@@ -27,10 +28,19 @@ class JsonApi:
     Calls are serialised, so one JsonApi may be shared; give a busy poller its own.
     """
 
-    def __init__(self, address: str, who: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        who: str,
+        timeout: float = 5.0,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.address = address
         self.who = who
         self.timeout = timeout
+        # Told of every request that changed something, or may have: answered 2xx, or not
+        # answered at all. A refusal (4xx, 5xx) changed nothing: the APIs check a change whole.
+        self.on_change = on_change
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
@@ -39,6 +49,14 @@ class JsonApi:
 
     def call(self, method: str, path: str, payload: Any = None) -> Any:
         """Send one request; return the decoded JSON body of a 2xx answer, else raise ApiError."""
+        try:
+            return self._call(method, path, payload)
+        except ApiError as exc:
+            if exc.status is None and method != "GET" and self.on_change is not None:
+                self.on_change()
+            raise
+
+    def _call(self, method: str, path: str, payload: Any) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
         with self._lock:
             if method != "GET":
@@ -63,6 +81,8 @@ class JsonApi:
         if status >= 400:
             said = answer.get("error") if isinstance(answer, dict) else None
             raise ApiError(str(said or f"{self.who} answered {status}"), status)
+        if method != "GET" and self.on_change is not None:
+            self.on_change()
         return answer
 
     def _silent(self, exc: Exception, change: bool = False) -> str:

@@ -110,7 +110,6 @@ from flask import Flask, current_app, jsonify, render_template, request
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
-from lab.web import lesson_checks
 from lab.web.access import Access
 from lab.web.packets import UNREADABLE, LenientPacket
 
@@ -159,7 +158,12 @@ def own_names_only(wsgi_app, access: Access):
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the web lab; config may carry a started LabController and an Access."""
+    """Build the web lab; config may carry the lab (CONTROLLER) and an Access.
+
+    The lab is a ServiceLink to a lab service (lb-lab serve, lb-lab web), or a
+    started LabController in this process (tests): the app calls `handle`,
+    `describe` and `attach` on either.
+    """
     root = asset_root()
     app = Flask(
         __name__,
@@ -180,7 +184,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
     app.add_url_rule("/api/lessons/<slug>", "lesson_detail", lesson_detail)
-    lesson_checks.register(socketio, lambda: current_app)
     controller = app.config["CONTROLLER"]
     if app.config.get("LESSONS") is None:
         app.config["LESSONS"] = controller.lessons if controller is not None else Catalog()
@@ -261,14 +264,15 @@ def on_command(*args: Any) -> dict:
         return {"ok": False, "error": refusal}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
-    data = args[0]
-    checks = lesson_checks.live_checks(current_app)  # counting windows, as the runner's
-    if checks is not None:
-        checks.before_command(data)
-    answer = _controller().handle(data)
-    if checks is not None:
-        checks.after_command(data, answer)
-    return answer
+    return _controller().handle(args[0])
+
+
+@socketio.on("check")
+def on_check(data: Any = None) -> dict:
+    """Work out a lesson's `expect` now, with the CI runner's measurements (read-only)."""
+    if _controller() is None:
+        return {"ok": False, "error": "the lab is not running yet"}
+    return _controller().check(data)
 
 
 @socketio.on(UNREADABLE)

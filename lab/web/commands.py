@@ -1,14 +1,17 @@
-"""The commands a browser (or a lesson) may send, checked whole before anything changes.
+"""The command table: every action a browser (or a lesson) may send, checked whole first.
 
 A command is a JSON object: `{"action": "set_weight", "name": "b2", "weight": 3}`.
-`parse_command` returns a clean `Command` or raises `CommandError` with one
-line a learner can read. Whether a named backend exists is the controller's
-business: only it knows the lab's current backends.
+Each action is declared once in COMMANDS: its fields (their kinds and limits),
+the parts of the lab it needs to itself while it runs (lab.web.turns), its
+handler (lab.web.actions) and a line of help. `parse_command` returns a clean
+`Command` or raises `CommandError` with one line a learner can read; the lab
+then runs `COMMANDS[action].run(lab, **fields)`. Whether a named backend exists
+is the handler's business: only the lab knows its current backends.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,155 +19,119 @@ from lab.backend.knobs import MAX_MS
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
+from lab.web import actions, lesson_setup
+from lab.web.fields import CommandError, Field
 
-
-class CommandError(ValueError):
-    """A command that cannot be carried out; the message goes back to the browser as is."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One field of a command: its kind ("text", "int", "number", "bool") and its limits."""
-
-    kind: str
-    required: bool = True
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-
-    def check(self, name: str, value: Any) -> Any:
-        """The clean value, or CommandError saying what was expected."""
-        clean = _KINDS[self.kind](name, value)
-        if self.choices and clean not in self.choices:
-            raise CommandError(f"{name} must be one of: {', '.join(self.choices)}; got {value!r}")
-        if self.low is not None and self.high is not None and not self.low <= clean <= self.high:
-            raise CommandError(f"{name} must be {self.low:g} to {self.high:g}, got {value!r}")
-        return clean
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise CommandError(f"{name} must be text, got {value!r}")
-    return value.strip()
-
-
-def _int(name: str, value: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CommandError(f"{name} must be a whole number, got {value!r}")
-    return value
-
-
-def _number(name: str, value: Any) -> float:
-    # bool is an int in Python, but {"weight": true} is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CommandError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise CommandError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-MAX_DEPTH = 8  # the balancer's own settings nest three deep at most (pools[0].backends[0])
-
-
-def _object(name: str, value: Any) -> dict:
-    if not isinstance(value, dict) or not value:
-        example = '{"sticky": {"mode": "cookie"}}'
-        raise CommandError(f"{name} must be an object of settings, like {example}")
-    _plain(name, value, 1)
-    return value
-
-
-def _plain(name: str, value: Any, depth: int) -> None:
-    """Refuse what JSON cannot carry to the balancer as written: NaN, Infinity, deep nesting."""
-    if depth > MAX_DEPTH:
-        raise CommandError(f"{name} nests deeper than {MAX_DEPTH} levels")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise CommandError(f"{name} must be a finite number, got {value!r}")
-    if isinstance(value, dict):
-        for key, child in value.items():
-            _plain(f"{name}.{key}", child, depth + 1)
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            _plain(f"{name}[{index}]", child, depth + 1)
-
-
-_KINDS = {"text": _text, "int": _int, "number": _number, "bool": _bool, "object": _object}
+__all__ = ["COMMANDS", "Action", "Command", "CommandError", "Field", "parse_command"]
 
 NAME = Field("text")
 MAX_CONCURRENCY = 1000  # a backend working on more requests at once than this is no lesson
 MS = Field("number", low=0, high=MAX_MS)
-
-# action -> its fields. The contract with the page and the lessons (see DESIGN.md).
-COMMANDS: dict[str, dict[str, Field]] = {
-    "set_algorithm": {"algorithm": Field("text", choices=ALGORITHM_NAMES)},
-    "set_hash_key": {"hash_key": Field("text")},
-    "set_mode": {"mode": Field("text", choices=MODES)},
-    "add_backend": {},
-    "remove_backend": {"name": NAME},
-    "kill_backend": {"name": NAME},
-    "restart_backend": {"name": NAME},
-    "set_weight": {"name": NAME, "weight": Field("int", low=1, high=MAX_WEIGHT)},
-    "set_latency": {"name": NAME, "latency_ms": MS, "jitter_ms": Field("number", False, 0, MAX_MS)},
-    "set_error_rate": {"name": NAME, "error_rate": Field("number", low=0, high=1)},
-    # /health answers 503 while the backend still serves everything else (active checks fail).
-    "set_healthy": {"name": NAME, "healthy": Field("bool")},
-    "drain_backend": {"name": NAME, "draining": Field("bool")},
-    # Any balancer settings the page has no control for (health, sticky, rules, ...): the
-    # balancer validates them whole, as PUT /config does.
-    "configure": {"settings": Field("object")},
-    "set_max_concurrency": {
-        "name": NAME,
-        "max_concurrency": Field("int", low=0, high=MAX_CONCURRENCY),
-    },
-    "set_traffic": {
-        "rate": Field("number", False, 0, MAX_RATE),
-        "clients": Field("int", False, 1, MAX_CLIENTS),
-        "keep_alive": Field("bool", False),
-    },
-    "send": {"count": Field("int", low=1, high=MAX_SEND)},
-    "pause": {},
-    "resume": {},
-    "reset": {},
-    # A lesson's whole lab at once (lab.lessons): its backends, balancer and traffic.
-    "open_lesson": {"slug": Field("text")},
-    "reset_lesson": {"slug": Field("text")},
-    "default_lab": {},  # leave the lesson: the lab as `lb-lab serve` started it
-}
-
-
-# action -> the parts of the lab it needs to itself while it runs (see lab.web.turns).
+# The parts of the lab an action needs to itself while it runs (see lab.web.turns).
 BACKENDS, BALANCER, TRAFFIC = ("backends",), ("balancer",), ("traffic",)
 ALL = BACKENDS + BALANCER + TRAFFIC
-NEEDS: dict[str, tuple[str, ...]] = {
-    "set_algorithm": BALANCER,
-    "set_hash_key": BALANCER,
-    "set_mode": BALANCER + TRAFFIC,  # then the traffic reconnects
-    "add_backend": BACKENDS + BALANCER,
-    "remove_backend": BACKENDS + BALANCER,
-    "kill_backend": BACKENDS,
-    "restart_backend": BACKENDS + BALANCER,  # the balancer hears if the port changed
-    "set_weight": BALANCER,
-    "set_latency": BACKENDS,
-    "set_error_rate": BACKENDS,
-    "set_healthy": BACKENDS,
-    "drain_backend": BALANCER,
-    "configure": BALANCER,
-    "set_max_concurrency": BACKENDS,
-    "set_traffic": TRAFFIC,
-    "send": TRAFFIC,
-    "pause": TRAFFIC,
-    "resume": TRAFFIC,
-    "reset": ALL,
-    "open_lesson": ALL,
-    "reset_lesson": ALL,
-    "default_lab": ALL,
-}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action of the table: what it does, what it needs, and the fields it takes."""
+
+    help: str
+    needs: tuple[str, ...]
+    run: Callable[..., None]  # run(lab, **fields)
+    fields: dict[str, Field] = field(default_factory=dict)
+
+
+# The contract with the page and the lessons (see DESIGN.md); `lb-lab schema` prints it.
+COMMANDS: dict[str, Action] = {
+    "set_algorithm": Action(
+        "choose how the balancer picks a backend", BALANCER, actions.set_algorithm,
+        {"algorithm": Field("text", choices=ALGORITHM_NAMES)},
+    ),
+    "set_hash_key": Action(
+        "choose what the hashing algorithms hash (client-ip, path, header:NAME, ...)",
+        BALANCER, actions.set_hash_key, {"hash_key": Field("text")},
+    ),
+    "set_mode": Action(  # then the traffic reconnects, so the change shows at once
+        "switch the balancer between Layer 7 (http) and Layer 4 (tcp)", BALANCER + TRAFFIC,
+        actions.set_mode, {"mode": Field("text", choices=MODES)},
+    ),
+    "add_backend": Action(
+        "start one more toy backend and add it to the balancer", BACKENDS + BALANCER,
+        actions.add_backend,
+    ),
+    "remove_backend": Action(
+        "take a backend out of the balancer and stop its process", BACKENDS + BALANCER,
+        actions.remove_backend, {"name": NAME},
+    ),
+    "kill_backend": Action(
+        "SIGKILL a backend's process, as a crash would", BACKENDS, actions.kill_backend,
+        {"name": NAME},
+    ),
+    "restart_backend": Action(  # the balancer hears if the port changed
+        "start a backend's process afresh, on its port, with its knobs", BACKENDS + BALANCER,
+        actions.restart_backend, {"name": NAME},
+    ),
+    "set_weight": Action(
+        "give a backend a larger or smaller share", BALANCER, actions.set_weight,
+        {"name": NAME, "weight": Field("int", low=1, high=MAX_WEIGHT)},
+    ),
+    "set_latency": Action(
+        "make a backend answer slower (jitter: +/- that much at random)", BACKENDS,
+        actions.set_latency,
+        {"name": NAME, "latency_ms": MS, "jitter_ms": Field("number", False, 0, MAX_MS)},
+    ),
+    "set_error_rate": Action(
+        "make a backend answer 500 to this fraction of requests", BACKENDS,
+        actions.set_error_rate, {"name": NAME, "error_rate": Field("number", low=0, high=1)},
+    ),
+    "set_healthy": Action(  # /health answers 503 while the backend still serves everything else
+        "make a backend's /health fail (or pass) while it still serves requests", BACKENDS,
+        actions.set_healthy, {"name": NAME, "healthy": Field("bool")},
+    ),
+    "drain_backend": Action(
+        "stop sending a backend new requests; the ones in flight finish", BALANCER,
+        actions.drain_backend, {"name": NAME, "draining": Field("bool")},
+    ),
+    # The balancer validates these whole, as PUT /config does.
+    "configure": Action(
+        "change any balancer settings the page has no control for (health, sticky, rules, ...)",
+        BALANCER, actions.configure, {"settings": Field("object")},
+    ),
+    "set_max_concurrency": Action(
+        "let a backend work on at most this many requests at once; the rest wait in line",
+        BACKENDS, actions.set_max_concurrency,
+        {"name": NAME, "max_concurrency": Field("int", low=0, high=MAX_CONCURRENCY)},
+    ),
+    "set_traffic": Action(
+        "change the traffic: requests per second, clients, keep-alive (at least one)", TRAFFIC,
+        actions.set_traffic,
+        {
+            "rate": Field("number", False, 0, MAX_RATE),
+            "clients": Field("int", False, 1, MAX_CLIENTS),
+            "keep_alive": Field("bool", False),
+        },
+    ),
+    "send": Action(
+        "send this many requests now", TRAFFIC, actions.send,
+        {"count": Field("int", low=1, high=MAX_SEND)},
+    ),
+    "pause": Action("pause the steady traffic", TRAFFIC, actions.pause),
+    "resume": Action("resume the steady traffic", TRAFFIC, actions.resume),
+    "reset": Action("zero every counter and the latency chart", ALL, actions.reset),
+    "open_lesson": Action(
+        "make the lab what a lesson needs: its backends, knobs, balancer and traffic", ALL,
+        lesson_setup.open_lesson, {"slug": Field("text")},
+    ),
+    "reset_lesson": Action(
+        "put a lesson's lab back as the lesson starts", ALL, lesson_setup.reset_lesson,
+        {"slug": Field("text")},
+    ),
+    "default_lab": Action(
+        "leave the lesson: the lab as `lb-lab serve` started it, counters zeroed", ALL,
+        lesson_setup.default_lab,
+    ),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -182,7 +149,7 @@ def parse_command(data: Any) -> Command:
     action = data.get("action")
     if not isinstance(action, str) or action not in COMMANDS:
         raise CommandError(f"unknown action {action!r}; actions are: {', '.join(COMMANDS)}")
-    spec = COMMANDS[action]
+    spec = COMMANDS[action].fields
     extra = sorted(set(data) - set(spec) - {"action"})
     if extra:
         allowed = ", ".join(spec) or "no fields"

@@ -1,46 +1,43 @@
 """The lab controller: starts the lab's processes and steers them, only through their HTTP APIs.
 
 It owns a `lab.supervisor.Supervisor` with toy backends b1..bN, one balancer
-(admin API on loopback) and one traffic generator aimed at the balancer. The
+(admin API on loopback) and one traffic generator aimed at the balancer. It
+runs inside the lab service (lab.service), or in a test's own process. The
 page's `command`s arrive here (`handle`), are checked whole (lab.web.commands)
-before anything changes, and after every change all browsers get a fresh
-`state` (the shapes are documented in lab.web.app). Commands take turns per
-process they need, so a slow balancer holds up only the commands that need it
-(the guarantees are in lab.web.turns).
+before anything changes and run by their handler from the command table; after
+every change all browsers get a fresh `state` (the shapes are documented in
+lab.web.app), and after a command that failed part-way too, so the page shows
+what it did change. Commands take turns per process they need, so a slow
+balancer holds up only the commands that need it (lab.web.turns).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.balancer.config import BalancerConfig
-from lab.lessons.catalog import Catalog, Lesson
-from lab.lessons.settings import DEFAULT_KNOBS, LabSetup, balancer_defaults
+from lab.lessons.settings import balancer_defaults
 from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
-from lab.web import snapshot
+from lab.web import actions, snapshot
 from lab.web.api import ApiError, JsonApi
-from lab.web.commands import NEEDS, CommandError, parse_command
-from lab.web.default_lab import default_setup
+from lab.web.commands import COMMANDS, CommandError, parse_command
 from lab.web.ports import port_or_any
-from lab.web.records import BackendProcess, LabSettings
+from lab.web.records import EXITED, RUNNING, BackendProcess, LabSettings
 from lab.web.relay import EventRelay
 from lab.web.turns import Turns
 
-MAX_BACKENDS = 12
 WATCH_S = 0.5  # how often the controller checks that its processes still run
-KNOB_FLAGS = {
-    "latency_ms": "--latency-ms",
-    "jitter_ms": "--jitter-ms",
-    "error_rate": "--error-rate",
-    "max_concurrency": "--max-concurrency",
-}
-DRAIN_S = 3.0  # how long opening a lesson waits for requests in flight to finish
+BACKEND_TIMEOUT_S = 2.0  # a toy backend answers its /_lab/ API in milliseconds
+
+if TYPE_CHECKING:
+    from lab.lessons.catalog import Catalog, Lesson
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +71,17 @@ class LabController:
         self.turns = Turns()
         self._pollers: dict[str, JsonApi] = {}
         self._reads = itertools.count(1)  # numbers the balancer's /state readings, see _read
-        self._sleep: Callable[[float], None] = time.sleep
+        self.sleep: Callable[[float], None] = time.sleep
+        self._progress = threading.local()  # did the command on this thread change anything?
+        self.checks: Any = None  # live lesson checks (lab.web.lesson_checks), once asked for
+        self._checks_lock = threading.Lock()
 
     @property
     def lessons(self) -> Catalog:
         """The lessons this lab can open (the lab's own folder unless given one)."""
         if self._lessons is None:
+            from lab.lessons.catalog import Catalog  # markdown and YAML: not before it is needed
+
             self._lessons = Catalog()
         return self._lessons
 
@@ -88,38 +90,50 @@ class LabController:
     def start(self, run_all: Callable[[list[Callable[[], object]]], object] | None = None) -> None:
         """Start backends, balancer and traffic; raise StartError if the lab cannot run.
 
-        `run_all` runs a list of jobs and waits for them all (the eventlet server
-        passes one that starts the backends side by side); by default, in turn.
+        `run_all` runs a list of jobs and waits for them all (the lab service passes
+        one that starts the backends side by side, in threads); by default, in turn.
         """
         settings = self.settings
         names = [f"b{number}" for number in range(1, settings.backends + 1)]
         for name in names:  # in name order, however the starts finish
             self.backends[name] = BackendProcess(name, "")
         try:
-            (run_all or _one_by_one)([partial(self._start_backend, name) for name in names])
+            (run_all or _one_by_one)([partial(self.start_backend, name) for name in names])
             self._start_balancer()
             self._start_traffic()
         except BaseException:
             self.close()
             raise
 
-    def _start_backend(self, name: str, port: int | None = None) -> BackendProcess:
+    def start_backend(self, name: str, port: int | None = None) -> BackendProcess:
+        """Start backend `name` with the knobs the lab keeps for it (the lab's port if none)."""
         record = self.backends.get(name) or BackendProcess(name, "")
         if port is None:
             first = self.settings.first_backend_port
             port = first + record.number - 1 if first and record.number else 0
-        flags = []
-        for knob, flag in KNOB_FLAGS.items():
-            if record.knobs[knob]:
-                flags += [flag, str(record.knobs[knob])]
-        child = self._start_child(
-            name, ["backend", "--name", name, "--host", self.settings.host, *flags], port
-        )
-        record.address, record.state = child.addresses["listen"], "up"
+        args = ["backend", "--name", name, "--host", self.settings.host, *record.flags()]
+        try:
+            child = self._start_child(name, args, port)
+        except StartError:
+            record.process = EXITED
+            raise
+        record.address, record.process = child.addresses["listen"], RUNNING
         self.backends[name] = record
         if record.other_knobs:
-            JsonApi(record.address, name).call("PUT", "/_lab/knobs", record.other_knobs)
+            self.backend_api(record).call("PUT", "/_lab/knobs", record.other_knobs)
         return record
+
+    def stop_backend(self, name: str, forget: bool = True) -> None:
+        """Stop backend `name`'s process; `forget` it too, unless it is to be restarted."""
+        self.changing()
+        self.supervisor.stop(name)
+        if forget:
+            self.backends.pop(name, None)
+
+    def kill_backend(self, name: str) -> None:
+        """SIGKILL backend `name`'s process."""
+        self.changing()
+        self.supervisor.kill(name)
 
     def _start_balancer(self) -> None:
         settings = self.settings
@@ -131,14 +145,14 @@ class LabController:
             args += ["--backend", f"{record.name}={record.address}"]
         child = self._start_child("balancer", args, settings.balancer_port, flag="--listen")
         self.addresses = {"listen": child.addresses["listen"], "admin": child.addresses["admin"]}
-        self.balancer = JsonApi(self.addresses["admin"], "the balancer")
+        self.balancer = self._api(self.addresses["admin"], "the balancer")
         # The lab's own defaults where they differ from a bare balancer's (active health
         # checks, so a killed backend shows as down even with no traffic to notice it).
         fresh = BalancerConfig().as_json()
         lab = {k: v for k, v in balancer_defaults().items() if fresh.get(k) != v}
         lab = {k: v for k, v in lab.items() if k not in ("mode", "algorithm", "hash_key")}
         if lab:
-            self._put_config(lab)
+            self.put_config(lab)
 
     def _start_traffic(self) -> None:
         settings = self.settings
@@ -157,7 +171,7 @@ class LabController:
             log.warning(self.traffic_error)
             return
         self.addresses["traffic"] = child.addresses["control"]
-        self.traffic = JsonApi(self.addresses["traffic"], "the traffic generator")
+        self.traffic = self._api(self.addresses["traffic"], "the traffic generator")
 
     def _start_child(self, name: str, args: list[str], port: int, flag: str = "--port"):
         """Start a child on `port` if it is free now, else (or if that fails) on any free port."""
@@ -165,12 +179,14 @@ class LabController:
         wanted = port_or_any(host, port) if port else 0
         value = (lambda p: f"{host}:{p}") if flag == "--listen" else str
         try:
-            return self.supervisor.start(name, [*args, flag, value(wanted)])
+            child = self.supervisor.start(name, [*args, flag, value(wanted)])
         except StartError:
             if wanted == 0:
                 raise
             # Someone took the port between our probe and the child's bind.
-            return self.supervisor.start(name, [*args, flag, value(0)])
+            child = self.supervisor.start(name, [*args, flag, value(0)])
+        self.changing()
+        return child
 
     def attach(
         self,
@@ -180,7 +196,7 @@ class LabController:
     ) -> None:
         """Publish to browsers from now on, and start the relay and the watchdog tasks."""
         self.publish = publish
-        self._sleep = sleep
+        self.sleep = sleep
         self.relay = EventRelay(self.addresses["admin"], publish, self.counters, sleep)
         start_task(self.relay.run)
         start_task(self._watch, sleep)
@@ -188,6 +204,9 @@ class LabController:
     def close(self) -> None:
         """Stop the relay and every process (safe to call twice)."""
         self.stopped = True
+        if self.checks is not None:
+            self.checks.close()
+            self.checks = None
         if self.relay is not None:
             self.relay.stop()
         self.supervisor.stop_all()
@@ -206,8 +225,8 @@ class LabController:
             children = dict(self.supervisor.children)
             for record in list(self.backends.values()):
                 child = children.get(record.name)
-                if record.state == "up" and child is not None and not child.alive():
-                    record.state, changed = "down", True
+                if record.process == RUNNING and child is not None and not child.alive():
+                    record.process, changed = EXITED, True
             balancer = children.get("balancer")
             if balancer is not None and not balancer.alive() and not self.problem:
                 self.problem, changed = "the balancer process exited unexpectedly", True
@@ -223,254 +242,90 @@ class LabController:
 
     def handle(self, data: Any) -> dict:
         """Carry out one command from a browser; return its acknowledgement."""
+        checks = self._live_checks()  # they count in windows that commands begin
+        if checks is not None:
+            checks.before_command(data)
+        answer = self._carry_out(data)
+        if checks is not None:
+            checks.after_command(data, answer)
+        return answer
+
+    def check(self, data: Any) -> dict:
+        """Work out one of a lesson's `expect`s now, as the CI runner would (lesson_checks)."""
+        checks = self._live_checks()
+        if checks is None:
+            return {"ok": False, "error": "the lab is not running yet"}
+        return checks.check(data)
+
+    def _live_checks(self) -> Any:
+        """The live lesson checks, begun with the first command (its window starts there)."""
+        with self._checks_lock:  # two first commands at once must not make two
+            if self.checks is None and "traffic" in self.addresses and not self.stopped:
+                from lab.web.lesson_checks import LiveChecks  # the lesson runner, once needed
+
+                try:
+                    self.checks = LiveChecks(self)
+                except OSError as exc:
+                    log.warning("live lesson checks are off: %s", exc)
+            return self.checks
+
+    def _carry_out(self, data: Any) -> dict:
         try:
             command = parse_command(data)
         except CommandError as exc:
             return {"ok": False, "error": str(exc)}
-        answer = {"ok": True}
-        with self.turns.take(NEEDS[command.action]) as turn:
+        action = COMMANDS[command.action]
+        answer: dict[str, Any] = {"ok": True}
+        with self.turns.take(action.needs) as turn:
+            self._progress.changed = False
             try:
-                getattr(self, f"_{command.action}")(**command.fields)
+                action.run(self, **command.fields)
                 turn.changed = True
             except (CommandError, ApiError, StartError) as exc:
                 answer = {"ok": False, "error": str(exc)}
             except Exception:  # a bug: say so, and keep the lab (and this browser) going
                 log.exception("%s failed", command.action)
                 answer = {"ok": False, "error": f"{command.action} failed (the lab's log says why)"}
+            # Failed part-way: the page is told what did change.
+            turn.changed = turn.changed or self._progress.changed
         if turn.announce:  # the last command out tells everyone, once nothing is waiting
             self._publish_state()
         return answer
+
+    def changing(self) -> None:
+        """Note that the command running on this thread has begun to change the lab."""
+        self._progress.changed = True
 
     def run(self, action: str, **fields: Any) -> dict:
         """`handle` for Python callers: run("set_weight", name="b1", weight=3)."""
         return self.handle({"action": action, **fields})
 
-    def _set_algorithm(self, algorithm: str) -> None:
-        self._put_config({"algorithm": algorithm})
+    def put_config(self, change: dict) -> None:
+        self.balancer_api().call("PUT", "/config", change)
 
-    def _set_hash_key(self, hash_key: str) -> None:
-        self._put_config({"hash_key": hash_key})
-
-    def _set_mode(self, mode: str) -> None:
-        self._put_config({"mode": mode})
-        self._reconnect_traffic()
-
-    def _reconnect_traffic(self) -> None:
-        """Close the traffic's idle keep-alive connections, so its next requests open new ones.
-
-        An open connection keeps the mode it was accepted in; without this, a learner
-        who switches Layer 4 -> 7 would see nothing change until a connection closed.
-        """
-        state = self._traffic_state()
-        if state is not None and state["keep_alive"]:
-            self._set_traffic(keep_alive=False)
-            self._set_traffic(keep_alive=True)
-
-    def _put_config(self, change: dict) -> None:
-        self._balancer().call("PUT", "/config", change)
-
-    def _add_backend(self) -> None:
-        if len(self.backends) >= MAX_BACKENDS:
-            raise CommandError(f"the lab runs at most {MAX_BACKENDS} backends")
-        taken = {record.number for record in self.backends.values()}
-        name = f"b{min(n for n in range(1, MAX_BACKENDS + 2) if n not in taken)}"
-        record = self._start_backend(name)
-        try:
-            self._balancer().call(
-                "POST", "/backends", {"name": name, "address": record.address, "weight": 1}
-            )
-        except ApiError:
-            self.supervisor.stop(name)
-            del self.backends[name]
-            raise
-
-    def _remove_backend(self, name: str) -> None:
-        self._backend(name)
-        self._balancer().call("DELETE", f"/backends/{name}")
-        self.supervisor.stop(name)
-        del self.backends[name]
-
-    def _kill_backend(self, name: str) -> None:
-        record = self._backend(name)
-        if record.state != "up":
-            raise CommandError(f"{name} is not running ({record.state}); restart it first")
-        self.supervisor.kill(name)
-        record.state = "killed"
-
-    def _restart_backend(self, name: str) -> None:
-        record = self._backend(name)
-        old = record.address
-        if record.state == "up":
-            self.supervisor.stop(name)
-        try:
-            self._start_backend(name, port=int(old.rpartition(":")[2]))
-        except StartError:
-            record.state = "down"
-            raise
-        if record.address != old:  # the old port was taken: tell the balancer where it went
-            self._balancer().call("PUT", f"/backends/{name}", {"address": record.address})
-
-    def _set_weight(self, name: str, weight: int) -> None:
-        self._backend(name)
-        self._balancer().call("PUT", f"/backends/{name}", {"weight": weight})
-
-    def _set_latency(self, name: str, latency_ms: float, jitter_ms: float | None = None) -> None:
-        knobs = {"latency_ms": latency_ms}
-        if jitter_ms is not None:
-            knobs["jitter_ms"] = jitter_ms
-        self._turn_knobs(name, knobs)
-
-    def _set_error_rate(self, name: str, error_rate: float) -> None:
-        self._turn_knobs(name, {"error_rate": error_rate})
-
-    def _set_healthy(self, name: str, healthy: bool) -> None:
-        self._turn_knobs(name, {"healthy": healthy})
-
-    def _drain_backend(self, name: str, draining: bool) -> None:
-        self._backend(name)
-        self._balancer().call("PUT", f"/backends/{name}", {"draining": draining})
-
-    def _configure(self, settings: dict) -> None:
-        lab_owned = sorted(set(settings) & {"backends", "mode"})
-        if lab_owned:
-            use = "add_backend and remove_backend" if lab_owned[0] == "backends" else "set_mode"
-            raise CommandError(f"{lab_owned[0]} belongs to the lab: use {use}")
-        self._put_config(settings)
-
-    def _set_max_concurrency(self, name: str, max_concurrency: int) -> None:
-        self._turn_knobs(name, {"max_concurrency": max_concurrency})
-
-    def _turn_knobs(self, name: str, knobs: dict[str, Any]) -> None:
-        record = self._backend(name)
-        if record.state != "up":
-            raise CommandError(f"{name} is not running ({record.state}); restart it first")
-        JsonApi(record.address, name).call("PUT", "/_lab/knobs", knobs)
-        for knob, value in knobs.items():  # kept, so a restarted backend comes back the same
-            (record.knobs if knob in KNOB_FLAGS else record.other_knobs)[knob] = value
-
-    def _set_traffic(self, **changes: Any) -> None:
-        self._traffic().call("PUT", "/config", changes)
-
-    def _send(self, count: int) -> None:
-        self._traffic().call("POST", "/send", {"count": count})
-
-    def _pause(self) -> None:
-        self._traffic().call("PUT", "/config", {"paused": True})
-
-    def _resume(self) -> None:
-        self._traffic().call("PUT", "/config", {"paused": False})
-
-    def _reset(self) -> None:
-        self._balancer().call("POST", "/reset")
-        for record in self.backends.values():
-            if record.state == "up":
-                JsonApi(record.address, record.name).call("POST", "/_lab/reset")
-        if self.traffic is not None:
-            self.traffic.call("POST", "/reset")
-        if self.relay is not None:
-            self.relay.reset_history()
-
-    # -- lessons -------------------------------------------------------------------------
-
-    def _open_lesson(self, slug: str) -> None:
-        """Make the lab exactly what the lesson needs: backends, knobs, balancer, traffic."""
-        lesson = self.lessons.get(slug)
-        if lesson is None:
-            known = ", ".join(item.slug for item in self.lessons.lessons()) or "none"
-            raise CommandError(f"no lesson {slug!r} (lessons: {known})")
-        self._open_setup(lesson.setup)
-        self.lesson = lesson
-
-    def _default_lab(self) -> None:
-        """Leave the lesson: the lab `lb-lab serve` started (its backends, no pools or rules)."""
-        self._open_setup(default_setup(self.settings))
-        self.lesson = None
-
-    def _open_setup(self, setup: LabSetup) -> None:
-        """Make the lab exactly this: backends, knobs, balancer, traffic (counters zeroed)."""
-        self._quiet_traffic()
-        started = [name for name in setup.names if name not in self.backends]
-        try:
-            for wanted in setup.backends:
-                self._lesson_backend(wanted.name, wanted.knobs)
-            self._lesson_balancer(setup)
-        except BaseException:
-            for name in started:
-                self.supervisor.stop(name)
-                self.backends.pop(name, None)
-            raise
-        for name in [n for n in self.backends if n not in setup.names]:
-            self.supervisor.stop(name)
-            del self.backends[name]
-        if self.traffic is not None:
-            self._set_traffic(**{k: v for k, v in setup.traffic.items() if k != "paused"})
-            self._reconnect_traffic()
-        self._reset()
-        if self.traffic is not None and not setup.traffic["paused"]:
-            self._resume()
-
-    def _reset_lesson(self, slug: str) -> None:
-        self._open_lesson(slug)
-
-    def _lesson_balancer(self, setup: LabSetup) -> None:
-        """Give the balancer the lesson's config, every backend and the algorithm afresh."""
-        addresses = {name: self.backends[name].address for name in setup.names}
-        document = setup.balancer_document(addresses)
-        # As in a new balancer: no response times, rotation or tie-break memory carried
-        # over from before, so a lesson's first decisions are the same every time.
-        other = next(a for a in ("random", "round-robin") if a != document["algorithm"])
-        self._put_config({**balancer_defaults(), "backends": [], "algorithm": other})
-        self._put_config(document)
-
-    def _lesson_backend(self, name: str, knobs: dict[str, Any]) -> None:
-        """Have backend `name` running with exactly these knobs."""
-        record = self.backends.get(name)
-        if record is None:
-            record = BackendProcess(name, "")
-            self.backends[name] = record
-            record.knobs.update({k: v for k, v in knobs.items() if k in KNOB_FLAGS})
-            record.other_knobs = {
-                k: v for k, v in knobs.items() if k not in KNOB_FLAGS and v != DEFAULT_KNOBS[k]
-            }
-            self._start_backend(name)
-            return
-        if record.state != "up":
-            self._restart_backend(name)
-        current = {**DEFAULT_KNOBS, **record.knobs, **record.other_knobs}
-        changed = {k: v for k, v in knobs.items() if current.get(k) != v}
-        if changed:
-            JsonApi(record.address, name).call("PUT", "/_lab/knobs", changed)
-            for key, value in changed.items():
-                (record.knobs if key in KNOB_FLAGS else record.other_knobs)[key] = value
-
-    def _quiet_traffic(self) -> None:
-        """Pause the traffic and give requests in flight a moment to finish."""
-        if self.traffic is None:
-            return
-        self._pause()
-        deadline = time.monotonic() + DRAIN_S
-        while time.monotonic() < deadline:
-            state = self._traffic_state()
-            if state is None or state["counters"]["in_flight"] == 0:
-                return
-            self._sleep(0.02)
-
-    def _backend(self, name: str) -> BackendProcess:
+    def backend(self, name: str) -> BackendProcess:
         record = self.backends.get(name)
         if record is None:
             names = ", ".join(self.backends) or "none"
             raise CommandError(f"no backend named {name!r} (backends: {names})")
         return record
 
-    def _balancer(self) -> JsonApi:
+    def balancer_api(self) -> JsonApi:
         if self.balancer is None:
             raise CommandError("the balancer is not running")
         return self.balancer
 
-    def _traffic(self) -> JsonApi:
+    def traffic_api(self) -> JsonApi:
         if self.traffic is None:
             raise CommandError(self.traffic_error or "the traffic generator is not running")
         return self.traffic
+
+    def backend_api(self, record: BackendProcess) -> JsonApi:
+        """A backend's /_lab/ API (a change through it counts as the command's)."""
+        return self._api(record.address, record.name, BACKEND_TIMEOUT_S)
+
+    def _api(self, address: str, who: str, timeout: float = 5.0) -> JsonApi:
+        return JsonApi(address, who, timeout, on_change=self.changing)
 
     # -- describing ----------------------------------------------------------------------
 
@@ -484,7 +339,7 @@ class LabController:
     def counters(self) -> dict:
         """Exact counters now: the balancer's per backend, and the traffic generator's."""
         balancer = self._read(self._poller("balancer", self.addresses["admin"], "the balancer"))
-        return snapshot.counters(balancer, self._traffic_state(poll=True))
+        return snapshot.counters(balancer, self.traffic_state(poll=True))
 
     def _read(self, api: JsonApi) -> dict:
         """The balancer's /state, numbered in the order readings come back.
@@ -497,7 +352,7 @@ class LabController:
         state["read"] = next(self._reads)
         return state
 
-    def _traffic_state(self, poll: bool = False) -> dict | None:
+    def traffic_state(self, poll: bool = False) -> dict | None:
         traffic = self.traffic
         if traffic is None:
             return None
@@ -509,15 +364,15 @@ class LabController:
 
     def snapshot(self) -> dict:
         """The full `state` every browser gets on connect and after every change."""
-        balancer = self._read(self._balancer())
+        balancer = self._read(self.balancer_api())
         state = snapshot.snapshot(
             balancer,
-            self._traffic_state(),
+            self.traffic_state(),
             sorted(self.backends.values(), key=lambda r: (r.number, r.name)),
             traffic_error=self.traffic_error,
             history=self.relay.history() if self.relay else [],
             problem=self.problem,
-            max_backends=MAX_BACKENDS,
+            max_backends=actions.MAX_BACKENDS,
         )
         lesson = self.lesson
         state["lesson"] = {"slug": lesson.slug, "title": lesson.title} if lesson else None

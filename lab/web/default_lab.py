@@ -2,7 +2,7 @@
 
 A lesson may leave pools, rules, extra backends and knobs behind; the `default_lab`
 command puts the lab back to plain b1..bN with the algorithm, mode and traffic it
-was started with, exactly as opening a lesson would (lab.web.controller).
+was started with, exactly as opening a lesson would (lab.web.lesson_setup).
 """
 
 from __future__ import annotations

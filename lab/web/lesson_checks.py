@@ -1,6 +1,7 @@
 """Live lesson checks: the page's "what you should see" boxes, worked out by the server.
 
-The page sends the Socket.IO event `check` with `{"slug": "round-robin", "index": 4}`
+The page sends the Socket.IO event `check` with `{"slug": "round-robin", "index": 4}`;
+the lab that runs the lesson (LabController.check, in the lab service) answers
 (the index of an `expect` directive in that lesson) and gets back
 
     {"ok": true, "holds": true | false, "checks": [{"text": "routed.b1 == 2", "holds": true,
@@ -97,28 +98,3 @@ def _claim(check: Any, metrics: dict[str, float]) -> dict:
         return {"text": check.text, "holds": check.holds(metrics), "values": values, "error": ""}
     except ClaimError as exc:
         return {"text": check.text, "holds": False, "values": values, "error": str(exc)}
-
-
-def live_checks(app: Any) -> LiveChecks | None:
-    """The app's LiveChecks, made when the lab first runs (None until it does)."""
-    checks = app.extensions.get("lesson_checks")
-    controller = app.config.get("CONTROLLER")
-    if checks is None and controller is not None and "traffic" in controller.addresses:
-        try:
-            checks = app.extensions["lesson_checks"] = LiveChecks(controller)
-        except OSError as exc:
-            log.warning("live lesson checks are off: %s", exc)
-            return None
-    return checks
-
-
-def register(socketio: Any, app_of: Any) -> None:
-    """Answer the page's `check` events (`app_of()` gives the Flask app of the request)."""
-
-    def on_check(data: Any = None) -> dict:
-        checks = live_checks(app_of())
-        if checks is None:
-            return {"ok": False, "error": "the lab is not running yet"}
-        return checks.check(data)
-
-    socketio.on_event("check", on_check)

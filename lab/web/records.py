@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
+# A backend's process, as the page's `process` field says it (not its service state:
+# whether the balancer sends it requests is the balancer's word, "up", "down", ...).
+RUNNING, EXITED, KILLED = "running", "exited", "killed"  # exited: by itself; killed: by a command
+# The knobs a backend takes as flags when it starts; any other is set through its API after.
+KNOB_FLAGS = {
+    "latency_ms": "--latency-ms",
+    "jitter_ms": "--jitter-ms",
+    "error_rate": "--error-rate",
+    "max_concurrency": "--max-concurrency",
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,9 @@ class LabSettings:
     paused: bool = False
     seed: int | None = None
 
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass
 class BackendProcess:
@@ -31,7 +44,7 @@ class BackendProcess:
 
     name: str
     address: str
-    state: str = "up"  # up | down (exited by itself) | killed (SIGKILLed by a command)
+    process: str = RUNNING
     knobs: dict[str, float] = field(
         default_factory=lambda: {
             "latency_ms": 0.0,
@@ -47,3 +60,16 @@ class BackendProcess:
     def number(self) -> int:
         match = BACKEND_NAME.match(self.name)
         return int(match.group(1)) if match else 0
+
+    def remember(self, knobs: dict[str, Any]) -> None:
+        """Keep knobs just turned, so a restart brings the backend back the same."""
+        for knob, value in knobs.items():
+            (self.knobs if knob in KNOB_FLAGS else self.other_knobs)[knob] = value
+
+    def flags(self) -> list[str]:
+        """The command-line flags that start this backend with its knobs."""
+        flags = []
+        for knob, flag in KNOB_FLAGS.items():
+            if self.knobs[knob]:
+                flags += [flag, str(self.knobs[knob])]
+        return flags

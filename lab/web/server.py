@@ -1,29 +1,38 @@
-"""Run the web lab under eventlet's WSGI server until Ctrl-C, SIGTERM or a broken lab.
+"""Run a web front under eventlet's WSGI server until Ctrl-C, SIGTERM or the lab's end.
 
-Imported only by `lb-lab serve`, after `eventlet.monkey_patch()`.
+Imported only by `lb-lab serve` and `lb-lab web`, after `eventlet.monkey_patch()`.
+
+`lb-lab serve` starts the lab service (lab.service) as its child and shows it;
+`lb-lab web --lab URL` shows a lab service that is already running. Either way
+the front only serves the page, relays commands and broadcasts the service's
+stream (lab.web.link).
 
 Start-up is a race against the clock (the page should show healthy backends
-within 3 s of launching `lb-lab`), so the work overlaps: the lab's processes
-start first, Flask is imported while they boot, and the page is served, and its
-URL printed, while they finish, so that a browser opened at once has loaded it
-by the time the lab's first `state` arrives.
+within 3 s of launching `lb-lab`), so the work overlaps: the service is
+launched first, Flask is imported while it starts the lab, and the page is
+served, and its URL printed, while the lab finishes starting, so that a
+browser opened at once has loaded it by the time the lab's first `state`
+arrives.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import signal
 import socket
+from functools import partial
 
 import eventlet
 import eventlet.wsgi
 
-from lab.balancer.algorithms import ALGORITHM_NAMES
-from lab.supervisor import StartError
+from lab.service.options import check_algorithm, passed_on
+from lab.supervisor import Child, StartError, Supervisor
 from lab.web.access import Access
-from lab.web.controller import LabController, LabSettings
+from lab.web.link import ServiceLink
 
 STOP_POLL_S = 0.2
+SERVICE_START_S = 60.0  # the service reports ready once every child of the lab has
 
 
 class Shutdown:
@@ -35,13 +44,10 @@ class Shutdown:
     def request(self, *_: object) -> None:
         self.requested = True
 
-
-def side_by_side(jobs: list) -> None:
-    """Run jobs in green threads and wait for all; the first failure is raised."""
-    pool = eventlet.GreenPool()
-    running = [pool.spawn(job) for job in jobs]
-    for thread in running:
-        thread.wait()
+    def on_signals(self) -> Shutdown:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.request)
+        return self
 
 
 def listen(host: str, port: int | None, default: int) -> eventlet.greenio.GreenSocket:
@@ -55,66 +61,110 @@ def listen(host: str, port: int | None, default: int) -> eventlet.greenio.GreenS
         return eventlet.listen((host, 0), family)
 
 
-def serve(options: argparse.Namespace) -> int:
+def open_page(options: argparse.Namespace):
+    """The page's socket, or None after saying why it cannot be had."""
     from lab.serve import DEFAULT_PORT
 
-    if options.algorithm not in ALGORITHM_NAMES:
-        options.parser.error(
-            f"unknown algorithm {options.algorithm!r}; choose one of: {', '.join(ALGORITHM_NAMES)}"
-        )
     try:
-        sock = listen(options.host, options.port, DEFAULT_PORT)
+        return listen(options.host, options.port, DEFAULT_PORT)
     except OSError as exc:
         print(f"lb-lab: cannot serve the page on {options.host}:{options.port}: {exc.strerror}")
+        return None
+
+
+def serve(options: argparse.Namespace) -> int:
+    """`lb-lab serve`: start a lab service, show it, and stop it when we stop."""
+    check_algorithm(options)
+    sock = open_page(options)
+    if sock is None:
         return 1
-    settings = LabSettings(
-        backends=options.backends,
-        mode=options.mode,
-        algorithm=options.algorithm,
-        balancer_port=options.balancer_port,
-        first_backend_port=options.backend_port,
-        rate=options.rate,
-        clients=options.clients,
-        paused=options.paused,
-    )
-    controller = LabController(settings)
-    shutdown = Shutdown()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, shutdown.request)
-    starting = start_in_background(controller)
+    shutdown = Shutdown().on_signals()
+    supervisor = Supervisor()
+    starting = start_service(supervisor, options)
     access = Access.for_bind(options.host, options.allow_remote_control)
     app, socketio = serve_page(sock, access)
+    link = None
     try:
-        starting.wait()
-    except StartError as exc:
-        print(f"lb-lab: could not start the lab: {exc}")
-        sock.close()
-        return 1
-    try:
-        go_live(app, socketio, controller)
-        while not shutdown.requested and not controller.problem:
+        try:
+            service = starting.wait()
+        except StartError as exc:
+            print(f"lb-lab: {last_words(supervisor.children.get('service'), exc)}")
+            return 1
+        link = ServiceLink(service.addresses["api"])
+        go_live(app, socketio, link)
+        try:
+            print(welcome(link), flush=True)
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # it stopped at once
+            print(f"  (the lab service does not say how to reach its parts: {exc})", flush=True)
+        while not shutdown.requested and service.alive():
             socketio.sleep(STOP_POLL_S)
-        if controller.problem:
-            print(f"lb-lab: {controller.problem}; stopping", flush=True)
+        if not service.alive():
+            said = [line for line in service.output if line.strip()]
+            if not (said and said[-1].startswith("lb-lab: ")):  # it said why (echoed)
+                print("lb-lab: the lab service exited unexpectedly", flush=True)
             return 1
         return 0
     finally:
-        controller.close()
+        if link is not None:
+            link.close()
+        supervisor.stop_all()
         sock.close()
 
 
-def start_in_background(controller: LabController) -> eventlet.greenthread.GreenThread:
-    """Start the lab in a green thread; return once its backends have been launched."""
-    starting = eventlet.spawn(controller.start, side_by_side)
-    backends = controller.settings.backends
-    while len(controller.supervisor.children) < backends and not starting.dead:
-        eventlet.sleep(0)  # let it reach the point where it waits for them to boot
+def serve_front(options: argparse.Namespace) -> int:
+    """`lb-lab web --lab URL`: one more page for a lab service that already runs."""
+    from lab.web.link import service_address
+
+    try:
+        address = service_address(options.lab)
+    except ValueError as exc:
+        options.parser.error(f"--lab: {exc}")
+    sock = open_page(options)
+    if sock is None:
+        return 1
+    shutdown = Shutdown().on_signals()
+    app, socketio = serve_page(sock, Access.for_bind(options.host, options.allow_remote_control))
+    link = ServiceLink(address)
+    go_live(app, socketio, link)
+    try:
+        link.processes()
+        print(f"  showing the lab at {link.url}", flush=True)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        # It may start later: the page follows it once it does.
+        print(f"  waiting for the lab at {link.url} (it does not answer: {exc})", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while not shutdown.requested:
+            socketio.sleep(STOP_POLL_S)
+        return 0
+    finally:
+        link.close()
+        sock.close()
+
+
+def start_service(supervisor: Supervisor, options: argparse.Namespace):
+    """Launch the lab service in a green thread; return once its process exists."""
+    args = ["service", *passed_on(options)]
+    # What the service prints once it runs (a warning, why it stops) shows here, as before.
+    echo = partial(print, end="", flush=True)
+    starting = eventlet.spawn(supervisor.start, "service", args, SERVICE_START_S, echo)
+    while "service" not in supervisor.children and not starting.dead:
+        eventlet.sleep(0)  # let it fork before Flask's import takes the CPU
     return starting
 
 
+def last_words(service: Child | None, exc: StartError) -> str:
+    """Why the service could not start, in its own words ("could not start the lab: ...")."""
+    lines = [line.strip() for line in (service.output if service else []) if line.strip()]
+    for said in reversed(lines):
+        if said.startswith("error: "):
+            return said[len("error: ") :]
+    return f"could not start the lab: {exc}"
+
+
 def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
-    """Serve the page (with no controller yet) and print its URL; return the app and socketio."""
-    from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the backends boot
+    """Serve the page (with no lab yet) and print its URL; return the app and socketio."""
+    from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the lab starts
 
     app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "ACCESS": access})
     socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
@@ -122,14 +172,14 @@ def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
     return app, socketio
 
 
-def go_live(app, socketio, controller: LabController) -> None:
-    """Hand the started lab to the page: commands, the relay, and a `state` for every browser."""
-    app.config["CONTROLLER"] = controller  # what create_app does with one it is given
-    controller.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
-    state = controller.describe()
-    if state is not None:  # the browsers that came while the lab started have none yet
-        socketio.emit("state", state)
-    print(welcome(controller), flush=True)
+def go_live(app, socketio, link: ServiceLink) -> None:
+    """Hand the lab to the page: commands go to it, and its stream to every browser.
+
+    The stream starts with a full `state`, so browsers that came while the lab
+    started get one then.
+    """
+    app.config["CONTROLLER"] = link  # what create_app does with one it is given
+    link.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
 
 
 def page_line(page: tuple, access: Access) -> str:
@@ -140,22 +190,23 @@ def page_line(page: tuple, access: Access) -> str:
     return f"\nLoad Balancing Lab: http://{shown}:{port}/" + (f"\n  {notice}" if notice else "")
 
 
-def welcome(controller: LabController) -> str:
+def welcome(link: ServiceLink) -> str:
     """What the lab prints once it runs, after the URL: how to reach each part."""
-    addresses = controller.addresses
-    settings = controller.settings
-    backends = ", ".join(f"{r.name} {r.address}" for r in controller.backends.values())
+    lab = link.processes()
+    addresses, settings = lab["addresses"], lab["settings"]
+    backends = ", ".join(f"{b['name']} {b['address']}" for b in lab["backends"])
     traffic = (
-        f"  traffic:  {settings.rate:g} req/s from {settings.clients} clients"
-        f"{' (paused)' if settings.paused else ''}, control {addresses['traffic']}"
+        f"  traffic:  {settings['rate']:g} req/s from {settings['clients']} clients"
+        f"{' (paused)' if settings['paused'] else ''}, control {addresses['traffic']}"
         if "traffic" in addresses
-        else f"  traffic:  not running ({controller.traffic_error})"
+        else f"  traffic:  not running ({lab['traffic_error']})"
     )
     return (
         f"  backends: {backends}\n"
-        f"  balancer: {settings.mode}, {settings.algorithm}, on {addresses['listen']}"
+        f"  balancer: {settings['mode']}, {settings['algorithm']}, on {addresses['listen']}"
         f" (admin {addresses['admin']})\n"
         f"{traffic}\n"
+        f"  service:  {link.url}   # lb-lab web --lab {link.url} : one more page\n"
         f"  curl -i http://{addresses['listen']}/     # see X-Backend change on every request\n"
         f"  curl http://{addresses['admin']}/state    # every backend's numbers\n"
         f"  curl -N http://{addresses['admin']}/events   # every routing decision, live\n"

@@ -16,7 +16,8 @@ from lab.balancer.config import MODES
 # Per backend in every batch. `state` is the balancer's view (up, warming, down, draining,
 # drained), so a card follows health checks between full snapshots.
 PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy", "state", "reason")
-PROCESS = {"up": "running", "killed": "killed", "down": "exited"}
+# What a card says in place of the balancer's view while the process does not run.
+NOT_RUNNING = {"killed": "killed", "exited": "down"}
 TRAFFIC_SETTINGS = ("target", "rate", "clients", "keep_alive", "paused")
 
 
@@ -50,13 +51,13 @@ def backend_entry(record: Any, live: dict) -> dict:
     `state` is the process's fate when it is not running (killed, down), else the
     balancer's view of it (up, warming, down, draining, drained), with its `reason`.
     """
-    running = record.state == "up"
+    running = record.process == "running"
     return {
         "name": record.name,
         "address": record.address,
         "weight": live.get("weight", 1),
-        "process": PROCESS.get(record.state, record.state),
-        "state": live.get("state", "up") if running else record.state,
+        "process": record.process,
+        "state": live.get("state", "up") if running else NOT_RUNNING[record.process],
         "reason": live.get("reason", ""),
         "draining": live.get("draining", False),
         "backup": live.get("backup", False),

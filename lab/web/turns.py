@@ -18,7 +18,7 @@ The guarantees the web lab gives its commands:
   a command that finished while another is stuck on one of them does not wait
   for it: its acknowledgement goes back at once and the `state` follows.
 
-Which parts each action needs is declared in lab.web.commands (NEEDS).
+Which parts each action needs is declared in the command table (lab.web.commands).
 """
 
 from __future__ import annotations
