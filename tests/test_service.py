@@ -193,11 +193,6 @@ def test_the_service_imports_no_web_framework():
     assert found.stdout.strip() == "[]", found.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the balancer has no way yet to take a whole config afresh (new backends and "
-    "pools, no memory) in one PUT /config, so a lesson's reset still takes two",
-)
 def test_resetting_a_lesson_is_one_balancer_update(fronts, browsers):
     first, _ = browsers
     admin = Http(fronts[2]).json("GET", "/lab")[1]["addresses"]["admin"]

@@ -2,6 +2,7 @@
 
 GET  /state              the whole picture: mode, algorithm, build, every backend's numbers
 PUT  /config             partial update, validated whole first; 400 {"error", "field"}
+                         (?fresh=1: every backend and pool built anew, as at start)
 GET  /events             newline-delimited JSON events until the client leaves
 GET  /metrics            Prometheus text format
 POST /backends           add one backend: {"name", "address", "weight"}
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.parse
 from collections.abc import Callable
 
 from lab.balancer import events, metrics
@@ -53,7 +55,8 @@ class AdminConnection(ApiConnection):
         if path == "/metrics" and method == "GET":
             return Response(200, text=metrics.render(balancer).encode(), content_type=METRICS_TYPE)
         if path == "/config" and method == "PUT":
-            changes = balancer.update(parse_json(request.body or b"null"))
+            fresh = fresh_asked(request.query)
+            changes = balancer.update(parse_json(request.body or b"null"), fresh)
             return Response(200, {"ok": True, "changes": changes, "state": balancer.state()})
         if path == "/reset" and method == "POST":
             balancer.reset_counters()
@@ -111,3 +114,17 @@ class AdminConnection(ApiConnection):
         hub = self.balancer.events
         subscriber = hub.subscribe(transport)
         return lambda: hub.unsubscribe(subscriber)
+
+
+def fresh_asked(query: str) -> bool:
+    """`PUT /config?fresh=1`: build every backend and pool anew (Balancer.update)."""
+    asked = urllib.parse.parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(asked) - {"fresh"})
+    if unknown:
+        raise ApiError(
+            400, f"unknown parameter {unknown[0]!r}; PUT /config takes ?fresh=1", "query"
+        )
+    values = asked.get("fresh", ["0"])
+    if len(values) != 1 or values[0] not in ("0", "1", "true", "false"):
+        raise ApiError(400, f"fresh must be 1 or 0, got {values!r}", "fresh")
+    return values[0] in ("1", "true")

@@ -292,15 +292,22 @@ class Balancer:
             },
         }
 
-    def update(self, update: object) -> dict:
-        """Apply a validated partial config; raises ConfigError before changing anything."""
+    def update(self, update: object, fresh: bool = False) -> dict:
+        """Apply a validated partial config; raises ConfigError before changing anything.
+
+        `fresh` then builds every backend and pool anew, as a balancer just started
+        with that config would have them: no response times, turn order, stick table or
+        health verdicts carried over (a lesson's start), in one change and one event.
+        """
         new, changes = apply_update(self.config, update)
+        if fresh:
+            changes["fresh"] = True
         if changes:
-            self._apply(new, changes)
+            self._apply(new, changes, fresh)
             self.events.publish({"type": CONFIG, "t": self.wall_clock(), "changes": changes})
         return changes
 
-    def _apply(self, new: BalancerConfig, changes: dict | None) -> None:
+    def _apply(self, new: BalancerConfig, changes: dict | None, fresh: bool = False) -> None:
         """Make the live objects match `new`; backends that keep name and address keep state."""
         self.config = new  # the listener reads config.mode for each new connection
         # Copies the hot path reads for every request, as plain attributes: the config
@@ -311,11 +318,13 @@ class Balancer:
         self.backend_response_s = new.timeouts.backend_response_ms / 1000
         self.health.use_settings(new)  # slow start applies to backends added just below
         self.queue.configure(new.max_queue, new.timeouts.queue_ms)
-        if changes is None or "backends" in changes:
-            self._sync_backends(new)
+        if changes is None or fresh or "backends" in changes:
+            self._sync_backends(new, fresh)
         structure = ("backends", "pools", "rules", "algorithm", "hash_key", "panic_threshold")
-        if changes is None or any(key in changes for key in structure):
-            self._build_pools(new)
+        if changes is None or fresh or any(key in changes for key in structure):
+            self._build_pools(new, fresh)
+        if fresh:
+            self.sticky.table.clear()
         self.rules = new.rules
         self.sticky.configure(new.sticky)
         self.reads_headers = (
@@ -325,14 +334,15 @@ class Balancer:
         )
         self.health.configure(new)
 
-    def _sync_backends(self, new: BalancerConfig) -> None:
+    def _sync_backends(self, new: BalancerConfig, fresh: bool = False) -> None:
         old = self.backends
+        kept = {} if fresh else old  # fresh: every backend is new, as at start
         backends: dict[str, Backend] = {}
         for spec in new.backends:
-            backend = old.get(spec.name)
+            backend = kept.get(spec.name)
             if backend is None or (backend.host, backend.port) != (spec.host, spec.port):
                 backend = Backend(spec.name, spec.host, spec.port)
-                if old:  # a backend added to a running balancer warms up, as one coming back
+                if kept:  # a backend added to a running balancer warms up, as one coming back
                     self.health.back_in_service(backend)
             backend.weight, backend.backup, backend.max_conns = (
                 spec.weight, spec.backup, spec.max_conns,
@@ -343,8 +353,9 @@ class Balancer:
                 self.upstreams.forget(backend)
         self.backends = backends
 
-    def _build_pools(self, new: BalancerConfig) -> None:
-        """Pools keep their algorithm object (and its turn order) when nothing about it changed."""
+    def _build_pools(self, new: BalancerConfig, fresh: bool = False) -> None:
+        """Pools keep their algorithm object (and its turn order) when nothing about it changed,
+        unless `fresh`. A pool's waiting requests stay with the pool of that name."""
         old = self.pools
         specs = {pool.name: pool for pool in new.pools}
         pools: dict[str, Pool] = {}
@@ -359,7 +370,11 @@ class Balancer:
             algorithm = (spec and spec.algorithm) or new.algorithm
             hash_key = (spec and spec.hash_key) or new.hash_key
             pool = old.get(name)
-            if pool is None or (pool.algorithm.name, pool.hash_key) != (algorithm, hash_key):
+            if (
+                pool is None
+                or fresh
+                or (pool.algorithm.name, pool.hash_key) != (algorithm, hash_key)
+            ):
                 queue = pool.queue if pool is not None else None
                 pool = Pool(name, members, algorithm, hash_key, self.rng)
                 if queue:

@@ -159,7 +159,8 @@ def machine_busy_s() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-ROLES = ("balancer", "traffic", "backend")  # `python -m lab ROLE ...`: the lab's children
+# `python -m lab ROLE ...`: the lab's children (the service, and the processes it runs)
+ROLES = ("service", "balancer", "traffic", "backend")
 
 
 def cpu_by_role(web_pid: int) -> dict[str, float]:

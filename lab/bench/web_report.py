@@ -132,6 +132,7 @@ def format_web(report: WebReport) -> str:
         shares = ", ".join(
             f"{name} {f[key]:.0f}%"
             for name, key in (
+                ("lab service", "service_cpu_percent"),
                 ("Chromium", "browser_cpu_percent"),
                 ("balancer", "balancer_cpu_percent"),
                 ("traffic generator", "traffic_cpu_percent"),

@@ -300,8 +300,9 @@ class LabController:
         """`handle` for Python callers: run("set_weight", name="b1", weight=3)."""
         return self.handle({"action": action, **fields})
 
-    def put_config(self, change: dict) -> None:
-        self.balancer_api().call("PUT", "/config", change)
+    def put_config(self, change: dict, fresh: bool = False) -> None:
+        """PUT /config; `fresh` builds every backend and pool anew (no memory carried over)."""
+        self.balancer_api().call("PUT", "/config?fresh=1" if fresh else "/config", change)
 
     def backend(self, name: str) -> BackendProcess:
         record = self.backends.get(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lab.lessons.settings import DEFAULT_KNOBS, LabSetup, balancer_defaults
+from lab.lessons.settings import DEFAULT_KNOBS, LabSetup
 from lab.web import actions
 from lab.web.default_lab import default_setup
 from lab.web.fields import CommandError
@@ -65,10 +65,9 @@ def lesson_balancer(lab: Any, setup: LabSetup) -> None:
     addresses = {name: lab.backends[name].address for name in setup.names}
     document = setup.balancer_document(addresses)
     # As in a new balancer: no response times, rotation or tie-break memory carried
-    # over from before, so a lesson's first decisions are the same every time.
-    other = next(a for a in ("random", "round-robin") if a != document["algorithm"])
-    lab.put_config({**balancer_defaults(), "backends": [], "algorithm": other})
-    lab.put_config(document)
+    # over from before, so a lesson's first decisions are the same every time. One
+    # update, so nobody sees the lab half-way between the two.
+    lab.put_config(document, fresh=True)
 
 
 def lesson_backend(lab: Any, name: str, knobs: dict[str, Any]) -> None:
