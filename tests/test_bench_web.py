@@ -15,7 +15,7 @@ import sys
 import pytest
 from conftest import CHROMIUM, needs_chromium, wait_for
 
-from lab.bench.web import alive
+from lab.bench.procs import alive
 from lab.bench.web_report import WEB_GOALS, WebReport, format_web
 
 

@@ -238,11 +238,8 @@ def test_a_killed_backend_is_really_dead_and_traffic_flows_to_the_others(browser
     _, controller = lab
     pid = controller.supervisor.children["b2"].pid
     assert browser.command(action="kill_backend", name="b2") == {"ok": True}
-    assert [b["state"] for b in browser.received("state")[-1]["backends"]] == [
-        "up",
-        "killed",
-        "up",
-    ]
+    states = [b["state"] for b in browser.received("state")[-1]["backends"]]
+    assert states == ["up", "killed", "up"]
     assert controller.supervisor.children["b2"].process.returncode == -9  # SIGKILL
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -253,8 +250,9 @@ def test_a_killed_backend_is_really_dead_and_traffic_flows_to_the_others(browser
     assert browser.command(action="set_latency", name="b2", latency_ms=5)["ok"] is False
     assert browser.command(action="send", count=6) == {"ok": True}
     counters = browser.counters_when(lambda c: c["traffic"]["completed"] == 6)
-    assert counters["traffic"]["failed"] == 0  # the balancer retried elsewhere
-    assert counters["backends"]["b2"]["failures"] >= 1
+    assert counters["traffic"]["failed"] == 0  # the balancer retried elsewhere, or...
+    b2 = counters["backends"]["b2"]  # ...its health checks had already taken b2 out
+    assert b2["failures"] >= 1 or b2["state"] == "down", b2
 
     assert browser.command(action="restart_backend", name="b2") == {"ok": True}
     assert browser.received("state")[-1]["backends"][1]["process"] == "running"

@@ -11,13 +11,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Collection
-from typing import Final
 
 from lab.balancer import compiled
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig, apply_update, format_address
+from lab.balancer.event_text import micros_text, millis_text, route_extras
 from lab.balancer.events import EventBus, JsonTexts
 from lab.balancer.health import Health
 from lab.balancer.pool import Pool, Refusal
@@ -394,36 +394,3 @@ class Balancer:
         for backend in self.backends.values():
             backend.reset_counters()
         self.errors.clear()
-
-
-# f"{x:.3f}" takes Python's exact float printer through big-number arithmetic, and
-# even f"{n:03d}" parses a format spec, while every request's events need a time and
-# a duration. Whole numbers print fast, and three decimals come from this table.
-# Both numbers are never negative; the last digit may differ from the exact
-# printer's by one, as the float was scaled before rounding.
-THREE_DIGITS: Final = tuple(f"{n:03d}" for n in range(1000))
-
-
-def millis_text(ms: float) -> str:
-    """1.23456 -> "1.235": milliseconds to the microsecond."""
-    micros: int = int(ms * 1000.0 + 0.5)
-    return f"{micros // 1000}.{THREE_DIGITS[micros % 1000]}"
-
-
-def micros_text(seconds: float) -> str:
-    """1796000000.1234567 -> "1796000000.123457": seconds to the microsecond."""
-    micros: int = int(seconds * 1_000_000.0 + 0.5)
-    part = micros % 1_000_000
-    return f"{micros // 1_000_000}.{THREE_DIGITS[part // 1000]}{THREE_DIGITS[part % 1000]}"
-
-
-def route_extras(retry: int, pool: Pool, rule: Rule | None, sticky: bool, named: bool) -> str:
-    """The route event's rarer fields: a retry, a pool and rule, a sticky pin."""
-    text = f',"retry":{retry}' if retry else ""
-    if named or rule is not None:
-        text += f',"pool":"{pool.name}"'
-    if rule is not None:
-        text += f',"rule":"{rule.name}"'
-    if sticky:
-        text += ',"sticky":true'
-    return text

@@ -29,6 +29,7 @@ COMPILED_MODULES = (
     "lab.balancer.clock",
     "lab.balancer.backend",
     "lab.balancer.events",
+    "lab.balancer.event_text",
     "lab.balancer.algorithms.base",
     "lab.balancer.algorithms.common",
     "lab.balancer.algorithms.round_robin",
