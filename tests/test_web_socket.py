@@ -345,6 +345,7 @@ def test_reset_zeroes_balancer_backend_and_traffic_counters(browser, lab):
     assert served["served"] == 0
 
 
+NO_SUCH_POOL = {"rules": [{"pool": "x", "path_prefix": "/"}]}
 BAD = [
     ("send", "a command is an object"),
     ({"action": "explode"}, "unknown action 'explode'"),
@@ -381,10 +382,7 @@ BAD = [
     ({"action": "configure", "settings": []}, "settings must be an object of settings"),
     ({"action": "configure", "settings": {"backends": []}}, "backends belongs to the lab"),
     ({"action": "configure", "settings": {"health": {"fall": 0}}}, "health.fall: must be 1-100"),
-    (
-        {"action": "configure", "settings": {"rules": [{"pool": "x", "path_prefix": "/"}]}},
-        "rules[0].pool: no pool named 'x'",
-    ),
+    ({"action": "configure", "settings": NO_SUCH_POOL}, "rules[0].pool: no pool named 'x'"),
 ]
 
 
