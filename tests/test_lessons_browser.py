@@ -159,8 +159,12 @@ def test_a_hostile_lesson_cannot_run_script(page, serve, tmp_path):
     body = page.locator("#lesson-body")
     expect(body).to_contain_text("<script>window.pwned = 3</script>")  # shown, as text
     expect(body.get_by_role("button", name="<img src=x onerror=window.pwned=6>")).to_be_visible()
+    # The lesson's lab is in place (opening it starts afresh) before its button is pressed.
+    expect(page.locator("#lesson-applied")).to_contain_text(
+        "now has this lesson's settings", timeout=15_000
+    )
     body.get_by_role("button", name="<img src=x onerror=window.pwned=6>").click()
-    expect(routed(page, "b1")).to_have_text("1")
+    expect(routed(page, "b1")).to_have_text("1", timeout=10_000)
     expect(page.locator(".predict-question")).to_have_text("<script>window.pwned = 7</script>")
     assert page.locator("#lesson-panel script, #lesson-panel img").count() == 0
     assert page.evaluate("window.pwned") is None
