@@ -30,3 +30,17 @@ def test_comparison_runs_over_fixed_length_digests(monkeypatch) -> None:
     presenter.holds("x", token)
     presenter.holds("y" * 500, token)
     assert seen == [(32, 32), (32, 32)]  # a wrong length never reaches an early return
+
+
+def test_classroom_access_commands_only_with_the_presenter_cookie() -> None:
+    from lab.web.access import Access
+
+    token = presenter.new_token()
+    access = Access.loopback().classroom(token)
+    viewer = {"REMOTE_ADDR": "127.0.0.1"}
+    forged = {"REMOTE_ADDR": "127.0.0.1", "HTTP_COOKIE": f"{presenter.COOKIE}=nope"}
+    holder = {"REMOTE_ADDR": "10.0.0.9", "HTTP_COOKIE": f"a=b; {presenter.COOKIE}={token}"}
+    assert "only the presenter" in (access.refusal(viewer) or "")
+    assert access.refusal(forged) is not None
+    assert access.refusal(holder) is None
+    assert Access.loopback().refusal(viewer) is None  # no classroom: as today
