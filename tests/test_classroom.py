@@ -41,3 +41,30 @@ def test_viewer_commands_refused_presenter_obeyed(lab):
     assert teacher.emit("command", {"action": "resume"}, callback=True) == {"ok": True}
     assert teacher.emit("command", {"action": "pause"}, callback=True) == {"ok": True}
     teacher.disconnect()
+
+
+def test_presenter_url_becomes_a_strict_httponly_cookie(lab):
+    app = app_for(lab, Access.loopback().classroom(TOKEN))
+    http = http_client(app)
+    wrong = http.get("/?presenter=nope")
+    assert wrong.status_code == 403 and TOKEN not in wrong.get_data(as_text=True)
+    answer = http.get(f"/?presenter={TOKEN}")
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/")
+    cookie = answer.headers["Set-Cookie"]
+    assert f"{presenter.COOKIE}={TOKEN}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    viewer_page = http_client(app).get("/")
+    assert TOKEN not in viewer_page.get_data(as_text=True)
+    teacher = socketio.test_client(app, flask_test_client=http)  # the cookie it was given
+    assert teacher.emit("command", {"action": "pause"}, callback=True) == {"ok": True}
+    teacher.disconnect()
+
+
+def test_serve_prints_both_urls_and_a_qr_code():
+    from lab.web.classroom import announce, qr_svg
+
+    said = announce("http://192.0.2.2:5000/", TOKEN)
+    assert "viewers:   http://192.0.2.2:5000/\n" in said
+    assert f"presenter: http://192.0.2.2:5000/?presenter={TOKEN}" in said
+    assert said.count("\n") > 15  # the QR code's rows
+    assert qr_svg("http://192.0.2.2:5000/").lstrip().startswith("<svg")

@@ -106,11 +106,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, redirect, render_template, request
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
+from lab.web import presenter
 from lab.web.access import Access
+from lab.web.classroom import TOKEN_PARAM
 from lab.web.packets import UNREADABLE, LenientPacket
 
 socketio = SocketIO()
@@ -197,6 +199,15 @@ def index():
     return _page(render_template("index.html", lesson=""))
 
 
+def _take_token(offered: str):
+    token = current_app.config["ACCESS"].token
+    if not presenter.holds(offered, token):
+        return current_app.make_response(("that presenter link is not this lab's", 403))
+    response = redirect(request.path, code=303)
+    response.set_cookie(presenter.COOKIE, token, httponly=True, samesite="Strict")
+    return response
+
+
 def lesson_page(slug: str):
     """Render the lab page with one lesson open (or a page that leads back)."""
     lesson = _lessons().get(slug)
@@ -209,6 +220,9 @@ def lesson_page(slug: str):
 
 
 def _page(html: str):
+    offered = request.args.get(TOKEN_PARAM)
+    if offered is not None:  # the presenter URL: keep the token in a cookie, drop it from the URL
+        return _take_token(offered)
     response = current_app.make_response(html)
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     return response
