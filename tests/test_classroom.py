@@ -68,3 +68,28 @@ def test_serve_prints_both_urls_and_a_qr_code():
     assert f"presenter: http://192.0.2.2:5000/?presenter={TOKEN}" in said
     assert said.count("\n") > 15  # the QR code's rows
     assert qr_svg("http://192.0.2.2:5000/").lstrip().startswith("<svg")
+
+
+def test_a_command_flood_gets_clear_refusals_and_the_lab_carries_on(lab):
+    from lab.web.bucket import Buckets
+
+    app = app_for(lab, Access.loopback().classroom(TOKEN))
+    app.config["BUCKETS"] = Buckets(rate=1.0, capacity=5.0, clock=lambda: 0.0)
+    flooder = connect(app, TOKEN)
+    answers = [flooder.emit("command", {"action": "pause"}, callback=True) for _ in range(12)]
+    assert answers[:5] == [{"ok": True}] * 5
+    assert all(a["ok"] is False and "too many commands" in a["error"] for a in answers[5:])
+    other = connect(app, TOKEN)  # the bucket is per connection
+    assert other.emit("command", {"action": "pause"}, callback=True) == {"ok": True}
+    flooder.disconnect()
+    other.disconnect()
+
+
+def test_bucket_refills_with_time():
+    from lab.web.bucket import Buckets
+
+    now = [0.0]
+    buckets = Buckets(rate=2.0, capacity=2.0, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(3)] == [True, True, False]
+    now[0] = 0.5  # one token back
+    assert [buckets.take("a") for _ in range(2)] == [True, False]

@@ -112,6 +112,7 @@ from flask_socketio import SocketIO, emit
 from lab.lessons.catalog import Catalog
 from lab.web import presenter
 from lab.web.access import Access
+from lab.web.bucket import Buckets
 from lab.web.classroom import TOKEN_PARAM
 from lab.web.packets import UNREADABLE, LenientPacket
 
@@ -172,7 +173,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
     )
-    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback())
+    app.config.from_mapping(
+        ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback(), BUCKETS=Buckets()
+    )
     if config:
         app.config.from_mapping(config)
     socketio.init_app(
@@ -276,9 +279,17 @@ def on_command(*args: Any) -> dict:
     refusal = current_app.config["ACCESS"].refusal(request.environ)
     if refusal is not None:
         return {"ok": False, "error": refusal}
+    buckets = current_app.config["BUCKETS"]
+    if not buckets.take(request.sid):  # type: ignore[attr-defined]
+        return {"ok": False, "error": buckets.refusal()}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
     return _controller().handle(args[0])
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_: Any) -> None:
+    current_app.config["BUCKETS"].forget(request.sid)  # type: ignore[attr-defined]
 
 
 @socketio.on("check")
