@@ -41,6 +41,12 @@ def add_remote_control(parser: argparse.ArgumentParser) -> None:
         help="with a --host beyond loopback, let browsers on other machines command the lab "
         "(by default they may only watch)",
     )
+    parser.add_argument(
+        "--classroom",
+        action="store_true",
+        help="one presenter, many viewers: print a viewer URL and a presenter URL with a "
+        "secret token; only the presenter commands the lab",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,10 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from http.cookies import CookieError, SimpleCookie
+
+from lab.web import presenter
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
@@ -67,6 +70,11 @@ class Access:
     beyond: bool = False  # bound beyond loopback
     remote_control: bool = False
     own: frozenset[str] = frozenset()  # this machine's addresses: a browser here connects from one
+    token: str = ""  # classroom: only the presenter's cookie commands; never sent to viewers
+
+    def classroom(self, token: str) -> Access:
+        """The same names, but commands come only from whoever holds `token`."""
+        return replace(self, token=token)
 
     @classmethod
     def loopback(cls, host: str = "127.0.0.1") -> Access:
@@ -119,6 +127,13 @@ class Access:
 
     def refusal(self, environ: dict) -> str | None:
         """Why this connection may not command the lab, or None if it may."""
+        if self.token:
+            if presenter.holds(presenter_cookie(environ), self.token):
+                return None
+            return (
+                "this is a classroom lab: viewers watch and answer predictions; "
+                "only the presenter commands it"
+            )
         if not self.beyond or self.remote_control:
             return None
         peer = canonical(environ.get("REMOTE_ADDR", ""))
@@ -129,6 +144,15 @@ class Access:
             "watch but not change it; to let other machines command it, restart the lab "
             "with lb-lab serve --allow-remote-control"
         )
+
+
+def presenter_cookie(environ: dict) -> str | None:
+    """The presenter cookie sent with this request or Socket.IO handshake, if any."""
+    try:
+        morsel = SimpleCookie(environ.get("HTTP_COOKIE", "")).get(presenter.COOKIE)
+    except CookieError:
+        return None
+    return morsel.value if morsel is not None else None
 
 
 def machine_names() -> set[str]:

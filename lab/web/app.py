@@ -106,11 +106,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, redirect, render_template, request
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
+from lab.web import presenter
 from lab.web.access import Access
+from lab.web.bucket import Buckets
+from lab.web.classroom import TOKEN_PARAM
 from lab.web.packets import UNREADABLE, LenientPacket
 
 socketio = SocketIO()
@@ -170,7 +173,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
     )
-    app.config.from_mapping(ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback())
+    app.config.from_mapping(
+        ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback(), BUCKETS=Buckets()
+    )
     if config:
         app.config.from_mapping(config)
     socketio.init_app(
@@ -197,6 +202,15 @@ def index():
     return _page(render_template("index.html", lesson=""))
 
 
+def _take_token(offered: str):
+    token = current_app.config["ACCESS"].token
+    if not presenter.holds(offered, token):
+        return current_app.make_response(("that presenter link is not this lab's", 403))
+    response = redirect(request.path, code=303)
+    response.set_cookie(presenter.COOKIE, token, httponly=True, samesite="Strict")
+    return response
+
+
 def lesson_page(slug: str):
     """Render the lab page with one lesson open (or a page that leads back)."""
     lesson = _lessons().get(slug)
@@ -209,6 +223,9 @@ def lesson_page(slug: str):
 
 
 def _page(html: str):
+    offered = request.args.get(TOKEN_PARAM)
+    if offered is not None:  # the presenter URL: keep the token in a cookie, drop it from the URL
+        return _take_token(offered)
     response = current_app.make_response(html)
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     return response
@@ -262,9 +279,17 @@ def on_command(*args: Any) -> dict:
     refusal = current_app.config["ACCESS"].refusal(request.environ)
     if refusal is not None:
         return {"ok": False, "error": refusal}
+    buckets = current_app.config["BUCKETS"]
+    if not buckets.take(request.sid):  # type: ignore[attr-defined]
+        return {"ok": False, "error": buckets.refusal()}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
     return _controller().handle(args[0])
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_: Any) -> None:
+    current_app.config["BUCKETS"].forget(request.sid)  # type: ignore[attr-defined]
 
 
 @socketio.on("check")

@@ -81,8 +81,7 @@ def serve(options: argparse.Namespace) -> int:
     shutdown = Shutdown().on_signals()
     supervisor = Supervisor()
     starting = start_service(supervisor, options)
-    access = Access.for_bind(options.host, options.allow_remote_control)
-    app, socketio = serve_page(sock, access)
+    app, socketio = serve_page(sock, page_access(options))
     link = None
     try:
         try:
@@ -123,7 +122,7 @@ def serve_front(options: argparse.Namespace) -> int:
     if sock is None:
         return 1
     shutdown = Shutdown().on_signals()
-    app, socketio = serve_page(sock, Access.for_bind(options.host, options.allow_remote_control))
+    app, socketio = serve_page(sock, page_access(options))
     link = ServiceLink(address)
     go_live(app, socketio, link)
     try:
@@ -162,6 +161,16 @@ def last_words(service: Child | None, exc: StartError) -> str:
     return f"could not start the lab: {exc}"
 
 
+def page_access(options: argparse.Namespace) -> Access:
+    """Who may reach and command the page: by bind, and by presenter token in a classroom."""
+    access = Access.for_bind(options.host, options.allow_remote_control)
+    if getattr(options, "classroom", False):
+        from lab.web.presenter import new_token
+
+        access = access.classroom(new_token())
+    return access
+
+
 def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
     """Serve the page (with no lab yet) and print its URL; return the app and socketio."""
     from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the lab starts
@@ -187,6 +196,10 @@ def page_line(page: tuple, access: Access) -> str:
     host, port = page[0], page[1]
     shown = f"[{host}]" if ":" in host else host
     notice = access.notice()
+    if access.token:
+        from lab.web.classroom import announce
+
+        return announce(f"http://{shown}:{port}/", access.token)
     return f"\nLoad Balancing Lab: http://{shown}:{port}/" + (f"\n  {notice}" if notice else "")
 
 
