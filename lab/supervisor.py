@@ -40,6 +40,8 @@ class Child:
     output: list[str] = field(default_factory=list)
     ready: bool = False
     echo: Callable[[str], None] | None = None  # given each line the child prints once ready
+    # Set once every line the child printed has been read (it has exited, or was stopped).
+    drained: threading.Event = field(default_factory=threading.Event)
 
     @property
     def pid(self) -> int:
@@ -155,6 +157,7 @@ def _pump(child: Child, lines: queue.Queue[str | None]) -> None:
                 lines.put(line)
             elif child.echo is not None:
                 child.echo(line)
+    child.drained.set()
     lines.put(None)
 
 

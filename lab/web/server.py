@@ -31,6 +31,7 @@ from lab.supervisor import Child, StartError, Supervisor
 from lab.web.access import Access
 from lab.web.link import ServiceLink
 
+DRAIN_OUTPUT_S = 2.0
 STOP_POLL_S = 0.2
 SERVICE_START_S = 60.0  # the service reports ready once every child of the lab has
 
@@ -98,6 +99,7 @@ def serve(options: argparse.Namespace) -> int:
         while not shutdown.requested and service.alive():
             socketio.sleep(STOP_POLL_S)
         if not service.alive():
+            service.drained.wait(DRAIN_OUTPUT_S)  # its last words may still be in the pipe
             said = [line for line in service.output if line.strip()]
             if not (said and said[-1].startswith("lb-lab: ")):  # it said why (echoed)
                 print("lb-lab: the lab service exited unexpectedly", flush=True)
