@@ -46,9 +46,9 @@ def test_viewer_commands_refused_presenter_obeyed(lab):
 def test_presenter_url_becomes_a_strict_httponly_cookie(lab):
     app = app_for(lab, Access.loopback().classroom(TOKEN))
     http = http_client(app)
-    wrong = http.get("/?presenter=nope")
+    wrong = http.get("/?key=nope")
     assert wrong.status_code == 403 and TOKEN not in wrong.get_data(as_text=True)
-    answer = http.get(f"/?presenter={TOKEN}")
+    answer = http.get(f"/?key={TOKEN}")
     assert answer.status_code == 303 and answer.headers["Location"].endswith("/")
     cookie = answer.headers["Set-Cookie"]
     assert f"{presenter.COOKIE}={TOKEN}" in cookie
@@ -65,7 +65,7 @@ def test_serve_prints_both_urls_and_a_qr_code():
 
     said = announce("http://192.0.2.2:5000/", TOKEN)
     assert "viewers:   http://192.0.2.2:5000/\n" in said
-    assert f"presenter: http://192.0.2.2:5000/?presenter={TOKEN}" in said
+    assert f"presenter: http://192.0.2.2:5000/?key={TOKEN}" in said
     assert said.count("\n") > 15  # the QR code's rows
     assert qr_svg("http://192.0.2.2:5000/").lstrip().startswith("<svg")
 
@@ -83,6 +83,17 @@ def test_a_command_flood_gets_clear_refusals_and_the_lab_carries_on(lab):
     assert other.emit("command", {"action": "pause"}, callback=True) == {"ok": True}
     flooder.disconnect()
     other.disconnect()
+
+
+def test_one_user_on_loopback_may_script_the_lab_as_fast_as_it_likes(lab):
+    from lab.web.bucket import Buckets
+
+    app = app_for(lab, Access.loopback())
+    app.config["BUCKETS"] = Buckets(rate=1.0, capacity=5.0, clock=lambda: 0.0)
+    user = connect(app, None)
+    answers = [user.emit("command", {"action": "pause"}, callback=True) for _ in range(12)]
+    user.disconnect()
+    assert answers == [{"ok": True}] * 12
 
 
 def test_bucket_refills_with_time():

@@ -72,6 +72,12 @@ class Access:
     own: frozenset[str] = frozenset()  # this machine's addresses: a browser here connects from one
     token: str = ""  # classroom: only the presenter's cookie commands; never sent to viewers
 
+    @property
+    def limits_commands(self) -> bool:
+        """Bound each connection's command rate: in a classroom, or when others can reach us.
+        On loopback the one user may script the lab as fast as it likes (the tests do)."""
+        return bool(self.token) or self.beyond
+
     def classroom(self, token: str) -> Access:
         """The same names, but commands come only from whoever holds `token`."""
         return replace(self, token=token)

@@ -11,7 +11,7 @@ import io
 
 import segno
 
-TOKEN_PARAM = "presenter"
+TOKEN_PARAM = "key"  # ?presenter=1 is the presenter *view* (large type), for anyone
 
 
 def qr_text(url: str) -> str:
