@@ -172,6 +172,10 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     assert "retries 1\n    option redispatch" in haproxy
     assert "proxy_next_upstream error timeout non_idempotent;" in nginx
     assert "proxy_next_upstream_tries 2;" in nginx
+    # X-Forwarded-For is configured, not given: the lab adds it, so the snippets say so
+    assert "\nproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n" in nginx
+    assert "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n" in nginx
+    assert "    option forwardfor  # X-Forwarded-For, as the lab adds\n" in haproxy
     for line in (
         "proxy_connect_timeout 500ms;",
         "client_header_timeout 2s;",
@@ -193,6 +197,7 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     assert "retries 0" in tcp["haproxy"] and "redispatch" not in tcp["haproxy"]
     assert "# no stick table in nginx" in tcp["nginx"] and "sticky cookie" not in tcp["nginx"]
     assert "proxy_next_upstream off;" in tcp["nginx"] and "keepalive_timeout" not in tcp["nginx"]
+    assert "X-Forwarded-For" not in tcp["nginx"] and "forwardfor" not in tcp["haproxy"]
     quiet = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
     assert "NGINX Plus" not in quiet["nginx"] and "check" not in quiet["haproxy"]
     assert "timeout" not in quiet["haproxy"] and "_timeout" not in quiet["nginx"]

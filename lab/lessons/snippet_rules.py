@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 UPSTREAM = "lab"
 POOL_VARIABLE = "$lab_pool"
+# The client's address appended to any X-Forwarded-For it came with, as the lab does.
+FORWARDED_FOR = "$proxy_add_x_forwarded_for"
 # What a rule reads, in the order the nginx map's key lists them.
 KINDS = ("path_prefix", "host", "header", "cookie", "method")
 ANY = "[^|]*"
@@ -147,6 +149,7 @@ def nginx_router(rules: list[dict], pools: list[Pool], listen: str) -> list[str]
         f"        proxy_pass http://{POOL_VARIABLE};  # the upstream the map chose",
         "        proxy_http_version 1.1;",
         '        proxy_set_header Connection "";',
+        f"        proxy_set_header X-Forwarded-For {FORWARDED_FOR};",
         "    }",
         "}",
     ]

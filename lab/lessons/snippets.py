@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from lab.lessons.snippet_rules import (
+    FORWARDED_FOR,
     UPSTREAM,
     Pool,
     haproxy_frontend,
@@ -180,6 +181,9 @@ def _nginx_proxying(config: dict) -> list[str]:
         if retries.get("non_idempotent") and mode != "tcp":
             lines.append("proxy_next_upstream error timeout non_idempotent;")
         lines.append(f"proxy_next_upstream_tries {tries};  # a failed try goes to another server")
+    if mode != "tcp":  # the lab adds it; nginx only when told (and not at Layer 4)
+        lines.append(f"proxy_set_header X-Forwarded-For {FORWARDED_FOR};")
+        lines.append("# (a location with proxy_set_header lines of its own must repeat it)")
     timeouts = config.get("timeouts") or {}
     for key, directive in NGINX_TIMEOUTS.items():
         value = timeouts.get(key, DEFAULT_TIMEOUTS[key])
@@ -261,6 +265,8 @@ def _haproxy_backend(config: dict, pool: Pool) -> list[str]:
     cookie = sticky.get("mode") == "cookie" and mode == "http"
     lines = [f"backend {pool.upstream}", f"    mode {mode}"]
     lines += [f"    {line}" for line in _haproxy_balance(pool.algorithm, pool.hash_key, mode)]
+    if mode == "http":
+        lines.append("    option forwardfor  # X-Forwarded-For, as the lab adds")
     check = ""
     if health.get("enabled"):
         if (health.get("type") or mode) == "http":
