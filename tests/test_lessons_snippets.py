@@ -210,6 +210,7 @@ def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():
     assert "upstream lab_api {\n    hash $http_x_user consistent;" in nginx
     assert "backend lab_canary\n    mode http\n    balance random(1)" in haproxy
     assert "proxy_pass http://$lab_pool;" in nginx
+    assert "# (location blocks would take the longest prefix instead)" in nginx
     for line in (
         "acl canary req.hdr(x-canary) -m str 1",
         "acl beta_cookie req.cook(beta) -m str yes",

@@ -130,7 +130,10 @@ def nginx_router(rules: list[dict], pools: list[Pool], listen: str) -> list[str]
         for rule in rules:
             if kind in rule and _nginx_variable(kind, rule) not in key:
                 key.append(_nginx_variable(kind, rule))
-    lines = ["# the rules, first match wins: one key made of everything they read"]
+    lines = [
+        "# the rules, first match wins: a map tries its regular expressions in order",
+        "# (location blocks would take the longest prefix instead); one key holds all they read",
+    ]
     lines.append(f'map "{"|".join(key)}" {POOL_VARIABLE} {{')
     for rule in rules:
         pieces = [ANY] * len(key)
