@@ -237,3 +237,45 @@ def test_least_response_time_trusts_a_backend_again_as_its_spike_fades():
         steady.observe_latency(20.0, now=now)
     assert 5.0 < now < 30.0
     assert lrt.choose(pool, REQUEST).backend is spiky
+
+
+def test_least_response_time_gives_a_cold_backend_one_request_until_it_answers():
+    # b1 and b2 answer in 2 ms; b3 joined cold. It may take one request to be
+    # measured, but while that one is pending it must not take the rest (it scored
+    # 0 before, and took every request until its first answer).
+    pool = sampled_pool(2.0, 2.0, 0)
+    lrt = create("least-response-time")
+    names = picks(lrt, pool, 30, load=True)
+    assert names[0] == "b3"
+    assert names.count("b3") == 1
+    decision = lrt.choose(pool, REQUEST)
+    assert decision.backend.name != "b3"
+    assert "b3: waits for its first answer (1 pending)" in decision.reason
+
+    pool[2].active -= 1  # its answer is in: 300 ms, a slow newcomer
+    pool[2].observe_latency(300.0, now=100.5)
+    assert lrt.choose(pool, REQUEST).backend.name != "b3"
+
+
+def test_least_response_time_spreads_a_cold_burst_by_what_is_pending():
+    # Nothing measured yet and a burst arrives: each takes one, then the fewest
+    # pending goes next, so the burst spreads instead of piling onto b1.
+    pool = sampled_pool(0, 0, 0)
+    lrt = create("least-response-time")
+    names = picks(lrt, pool, 9, load=True)
+    assert Counter(names) == {"b1": 3, "b2": 3, "b3": 3}
+    pool[1].active += 2
+    decision = lrt.choose(pool, REQUEST)
+    assert decision.backend.name in ("b1", "b3")
+    assert decision.reason.startswith(f"{decision.backend.name} has no response time yet either")
+
+
+def test_least_response_time_says_so_when_a_waiting_backend_still_costs_least():
+    # Only absurd numbers outweigh the penalty; the reason must then not claim every
+    # backend is cold.
+    pool = sampled_pool(0, 0)
+    pool[0].active = 1
+    pool[1].ewma_ms, pool[1].ewma_at, pool[1].active = 2e12, 100.0, 3
+    decision = create("least-response-time").choose(pool, REQUEST)
+    assert decision.backend.name == "b1"
+    assert decision.reason.startswith("b1 waits for its first answer, but the rest cost more")

@@ -97,7 +97,7 @@ def test_the_snippets_show_the_running_lessons_checks_pools_and_rules(runner):
     shown = states(runner)["config_snippets"]
     assert "cookie SERVERID insert indirect nocache" in shown["haproxy"]
     assert "check inter 200ms rise 2 fall 2" in shown["haproxy"]
-    assert "# sticky cookie: NGINX Plus only" in shown["nginx"]
+    assert "    sticky cookie SERVERID;  # nginx 1.29.6+\n" in shown["nginx"]
 
 
 def test_reset_lesson_puts_the_lessons_settings_back(runner):

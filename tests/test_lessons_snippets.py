@@ -2,7 +2,11 @@
 accept it.
 
 `nginx -t` and `haproxy -c` run only where they are installed (CI installs
-both); without them those tests are skipped, the rest still run.
+both); without them those tests are skipped, the rest still run. A snippet may
+use directives newer than the installed nginx (Debian 12's is 1.22; `sticky`
+needs 1.29.6, `least_time` 1.31.0): those lines say so, and `nginx -t` checks
+the snippet with them commented out (for_nginx_version), which is all an
+older nginx can check; test_version_marked_lines_* checks what they say.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import pytest
 
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.lessons.catalog import Catalog
-from lab.lessons.snippets import from_state, haproxy_config, nginx_config, snippets
+from lab.lessons.snippets import (
+    for_nginx_version,
+    from_state,
+    haproxy_config,
+    nginx_config,
+    snippets,
+)
 
 LESSONS = Catalog(drafts=True).lessons()  # drafts too: their settings must read as config
 NGINX = shutil.which("nginx")
@@ -117,7 +127,11 @@ def test_each_algorithm_reads_as_its_real_world_equivalent():
     assert "hash $cookie_session consistent;" in cookie["nginx"]
     assert "balance hash req.cook(session)" in cookie["haproxy"]
     assert "hash-type consistent" in both("consistent-hash", key="path")["haproxy"]
-    assert "NGINX Plus" in both("least-response-time")["nginx"]
+    least_time = both("least-response-time")["nginx"]
+    assert "upstream lab {\n    least_time last_byte;  # nginx 1.31.0+\n" in least_time
+    assert "NGINX Plus" not in least_time and "least_conn" not in least_time
+    assert "# needs nginx 1.31.0 or later" in least_time
+    assert "balance leastconn" in both("least-response-time")["haproxy"]
     round_robin = both("round-robin", mode="tcp")
     assert "stream" in round_robin["nginx"] and "keepalive" not in round_robin["nginx"]
     assert "mode tcp" in round_robin["haproxy"]
@@ -152,10 +166,16 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     assert "server 127.0.0.1:9002 max_conns=4 max_fails=3 fail_timeout=5s;  # b2" in nginx
     assert "server b3 127.0.0.1:9003 backup cookie b3" in haproxy
     assert "cookie LAB insert indirect nocache" in haproxy
-    assert "# sticky cookie: NGINX Plus only" in nginx and "# slow_start: NGINX Plus only" in nginx
+    # sticky wraps the method set before it, so it must come after least_conn
+    assert "upstream lab {\n    least_conn;\n    sticky cookie LAB;  # nginx 1.29.6+\n" in nginx
+    assert "# slow_start: NGINX Plus only" in nginx and "sticky cookie: NGINX Plus" not in nginx
     assert "retries 1\n    option redispatch" in haproxy
     assert "proxy_next_upstream error timeout non_idempotent;" in nginx
     assert "proxy_next_upstream_tries 2;" in nginx
+    # X-Forwarded-For is configured, not given: the lab adds it, so the snippets say so
+    assert "\nproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n" in nginx
+    assert "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n" in nginx
+    assert "    option forwardfor  # X-Forwarded-For, as the lab adds\n" in haproxy
     for line in (
         "proxy_connect_timeout 500ms;",
         "client_header_timeout 2s;",
@@ -175,8 +195,9 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     assert "stick-table type ip size 100k expire 90s\n    stick on src" in tcp["haproxy"]
     assert "option httpchk GET /health" in tcp["haproxy"]  # an HTTP check of a TCP service
     assert "retries 0" in tcp["haproxy"] and "redispatch" not in tcp["haproxy"]
-    assert "# no stick table in open-source nginx" in tcp["nginx"]
+    assert "# no stick table in nginx" in tcp["nginx"] and "sticky cookie" not in tcp["nginx"]
     assert "proxy_next_upstream off;" in tcp["nginx"] and "keepalive_timeout" not in tcp["nginx"]
+    assert "X-Forwarded-For" not in tcp["nginx"] and "forwardfor" not in tcp["haproxy"]
     quiet = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
     assert "NGINX Plus" not in quiet["nginx"] and "check" not in quiet["haproxy"]
     assert "timeout" not in quiet["haproxy"] and "_timeout" not in quiet["nginx"]
@@ -189,6 +210,7 @@ def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():
     assert "upstream lab_api {\n    hash $http_x_user consistent;" in nginx
     assert "backend lab_canary\n    mode http\n    balance random(1)" in haproxy
     assert "proxy_pass http://$lab_pool;" in nginx
+    assert "# (location blocks would take the longest prefix instead)" in nginx
     for line in (
         "acl canary req.hdr(x-canary) -m str 1",
         "acl beta_cookie req.cook(beta) -m str yes",
@@ -256,6 +278,28 @@ def test_the_nginx_map_picks_the_pool_the_balancers_rules_pick(request_):
     assert chosen == wanted, (key, wanted)
 
 
+def test_version_marked_lines_are_commented_out_only_for_an_older_nginx():
+    shown = snippets(EVERYTHING | {"algorithm": "least-response-time"})["nginx"]
+    assert "# needs nginx 1.31.0 or later (Debian 12 has 1.22)" in shown
+    debian = for_nginx_version(shown, (1, 22, 1))
+    assert "    # not in nginx 1.22.1: least_time last_byte;  # nginx 1.31.0+\n" in debian
+    assert "    # not in nginx 1.22.1: sticky cookie LAB;  # nginx 1.29.6+\n" in debian
+    between = for_nginx_version(shown, (1, 29, 6))
+    assert "\n    sticky cookie LAB;  # nginx 1.29.6+" in between
+    assert "# not in nginx 1.29.6: least_time last_byte;" in between
+    assert for_nginx_version(shown, (1, 31, 0)) == shown
+    unmarked = [line for line in debian.splitlines() if "# nginx 1." not in line]
+    assert unmarked == [line for line in shown.splitlines() if "# nginx 1." not in line]
+
+
+def installed_nginx() -> tuple[int, int, int]:
+    """The installed nginx's version, from `nginx -v` (it prints to stderr)."""
+    result = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=30)
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", result.stderr + result.stdout)
+    assert found, result.stderr
+    return int(found[1]), int(found[2]), int(found[3])
+
+
 def stream_module() -> str | None:
     return next((path for path in STREAM_MODULES if Path(path).exists()), None)
 
@@ -263,7 +307,8 @@ def stream_module() -> str | None:
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 @pytest.mark.parametrize("name, config", CASES, ids=[name for name, _ in CASES])
 def test_nginx_accepts_the_upstream_block(tmp_path, name, config):
-    snippet = snippets(config)["nginx"]
+    # Only what the installed nginx knows: newer directives (marked) become comments.
+    snippet = for_nginx_version(snippets(config)["nginx"], installed_nginx())
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_config(snippet, config["mode"], str(tmp_path), stream_module()))
     result = subprocess.run(
@@ -285,3 +330,27 @@ def test_haproxy_accepts_the_backend_section(tmp_path, name, config):
         [HAPROXY, "-c", "-f", str(conf)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{conf.read_text()}"
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+def test_the_installed_nginx_refuses_exactly_the_lines_marked_newer(tmp_path):
+    # The marks are the truth about versions: an nginx older than a mark refuses
+    # that line, and one at least as new accepts it (as the test above then shows).
+    version = installed_nginx()
+    for config, needs in (
+        ({"algorithm": "least-response-time"}, (1, 31, 0)),
+        ({"algorithm": "round-robin", "sticky": {"mode": "cookie"}}, (1, 29, 6)),
+    ):
+        config = {"mode": "http", "backends": BACKENDS, **config}
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(nginx_config(snippets(config)["nginx"], "http", str(tmp_path)))
+        result = subprocess.run(
+            [NGINX, "-t", "-q", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "e")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if version < needs:
+            assert result.returncode != 0 and "unknown directive" in result.stderr
+        else:
+            assert result.returncode == 0, result.stderr

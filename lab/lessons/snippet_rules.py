@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 UPSTREAM = "lab"
 POOL_VARIABLE = "$lab_pool"
+# The client's address appended to any X-Forwarded-For it came with, as the lab does.
+FORWARDED_FOR = "$proxy_add_x_forwarded_for"
 # What a rule reads, in the order the nginx map's key lists them.
 KINDS = ("path_prefix", "host", "header", "cookie", "method")
 ANY = "[^|]*"
@@ -128,7 +130,10 @@ def nginx_router(rules: list[dict], pools: list[Pool], listen: str) -> list[str]
         for rule in rules:
             if kind in rule and _nginx_variable(kind, rule) not in key:
                 key.append(_nginx_variable(kind, rule))
-    lines = ["# the rules, first match wins: one key made of everything they read"]
+    lines = [
+        "# the rules, first match wins: a map tries its regular expressions in order",
+        "# (location blocks would take the longest prefix instead); one key holds all they read",
+    ]
     lines.append(f'map "{"|".join(key)}" {POOL_VARIABLE} {{')
     for rule in rules:
         pieces = [ANY] * len(key)
@@ -147,6 +152,7 @@ def nginx_router(rules: list[dict], pools: list[Pool], listen: str) -> list[str]
         f"        proxy_pass http://{POOL_VARIABLE};  # the upstream the map chose",
         "        proxy_http_version 1.1;",
         '        proxy_set_header Connection "";',
+        f"        proxy_set_header X-Forwarded-For {FORWARDED_FOR};",
         "    }",
         "}",
     ]

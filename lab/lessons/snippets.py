@@ -4,20 +4,30 @@ Generated from a balancer config (a lesson's, or the running balancer's /state),
 never pasted, so what the page shows follows what the lab does. Where a peer
 has no exact equivalent, the snippet says so in a comment and uses the
 nearest thing it has (see the source notes in the README's table): open-source
-nginx has no active health checks, sticky cookies or slow start (NGINX Plus
+nginx has no active health checks (`health_check`) or slow start (NGINX Plus
 has them), and routing rules become a `map` there and `acl` + `use_backend`
 lines in HAProxy, with one upstream or backend per pool (lab.lessons.snippet_rules).
 
+Open-source nginx is catching up with NGINX Plus: `sticky` (cookie, route,
+learn) and `server ... drain` came in 1.29.6 (2026-03-10), `least_time` in
+1.31.0 (2026-05-13), as nginx's own CHANGES say. A line that needs such a
+version ends in a comment saying so (`# nginx 1.29.6+`), because many systems
+still ship an older nginx (Debian 12: 1.22).
+
 `nginx_config` and `haproxy_config` wrap a snippet into a whole file that
-`nginx -t` and `haproxy -c` accept, which is how the tests check them.
+`nginx -t` and `haproxy -c` accept, which is how the tests check them;
+`for_nginx_version` first comments out the lines the installed nginx is too old
+to know, so the check covers exactly what that version accepts.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from lab.lessons.snippet_rules import (
+    FORWARDED_FOR,
     UPSTREAM,
     Pool,
     haproxy_frontend,
@@ -29,6 +39,12 @@ from lab.lessons.snippet_rules import (
 
 # The lab's algorithms whose nginx method allows `backup` servers (hash and random do not).
 BACKUP_METHODS = ("round-robin", "least-connections", "least-response-time")
+# The first open-source nginx with each directive (nginx's CHANGES, docs/xml/nginx/changes.xml).
+STICKY_SINCE = "1.29.6"  # sticky cookie | route | learn, and server ... drain
+LEAST_TIME_SINCE = "1.31.0"
+# How a generated line says the nginx version it needs, and how for_nginx_version finds it.
+NEEDS = "# nginx {}+"
+NEEDS_PATTERN = re.compile(r"# nginx (\d+)\.(\d+)\.(\d+)\+")
 DEFAULT_TIMEOUTS = {
     "connect_ms": 3000,
     "client_header_ms": 10_000,
@@ -81,7 +97,8 @@ def _nginx_method(algorithm: str, hash_key: str, mode: str) -> list[str]:
             lines.insert(0, "# Layer 4: only the address")
         return lines
     if algorithm == "least-response-time":
-        return ["# least_time: NGINX Plus only", "least_conn;"]
+        # last_byte: the lab times the whole answer, as nginx does with last_byte
+        return [f"least_time last_byte;  {NEEDS.format(LEAST_TIME_SINCE)}"]
     return [f"# no nginx equivalent for {algorithm}"]
 
 
@@ -119,20 +136,27 @@ def _nginx_notes(config: dict) -> list[str]:
         notes.append("# active health checks (health_check): NGINX Plus only;")
         notes.append("# open-source nginx sees failures on real traffic (max_fails)")
     sticky = (config.get("sticky") or {}).get("mode", "off")
-    if sticky == "cookie":
-        notes.append("# sticky cookie: NGINX Plus only")
-    elif sticky == "source":
-        notes.append("# no stick table in open-source nginx: hash $remote_addr")
-        notes.append("# consistent; keeps clients in place by hashing, not remembering")
+    if sticky == "source":
+        notes.append("# no stick table in nginx: sticky pins by cookie or route, not by")
+        notes.append("# address; hash $remote_addr consistent keeps clients by hashing")
     if config.get("slow_start_s"):
         notes.append("# slow_start: NGINX Plus only")
     return notes
+
+
+def _nginx_sticky(config: dict) -> list[str]:
+    """The sticky cookie, after the method: `sticky` wraps the method set before it."""
+    sticky = config.get("sticky") or {}
+    if sticky.get("mode") != "cookie" or config.get("mode", "http") == "tcp":
+        return []
+    return [f"sticky cookie {sticky.get('cookie', 'SERVERID')};  {NEEDS.format(STICKY_SINCE)}"]
 
 
 def _nginx_upstream(config: dict, pool: Pool, notes: list[str]) -> list[str]:
     mode = config.get("mode", "http")
     lines = [f"upstream {pool.upstream} {{"]
     lines += [f"    {line}" for line in _nginx_method(pool.algorithm, pool.hash_key, mode)]
+    lines += [f"    {line}" for line in _nginx_sticky(config)]
     passive = _nginx_passive(config)
     # nginx wants a primary server in every upstream; a pool of backups only uses them anyway
     backup_allowed = pool.algorithm in BACKUP_METHODS and not all(
@@ -157,6 +181,9 @@ def _nginx_proxying(config: dict) -> list[str]:
         if retries.get("non_idempotent") and mode != "tcp":
             lines.append("proxy_next_upstream error timeout non_idempotent;")
         lines.append(f"proxy_next_upstream_tries {tries};  # a failed try goes to another server")
+    if mode != "tcp":  # the lab adds it; nginx only when told (and not at Layer 4)
+        lines.append(f"proxy_set_header X-Forwarded-For {FORWARDED_FOR};")
+        lines.append("# (a location with proxy_set_header lines of its own must repeat it)")
     timeouts = config.get("timeouts") or {}
     for key, directive in NGINX_TIMEOUTS.items():
         value = timeouts.get(key, DEFAULT_TIMEOUTS[key])
@@ -179,6 +206,36 @@ def nginx_snippet(config: dict) -> str:
     rules = named_rules(config)
     if rules and mode != "tcp":
         lines += nginx_router(rules, pools, config.get("listen", "127.0.0.1:8080"))
+    newest = max((_needs(line) for line in lines), default=None, key=lambda v: v or (0, 0, 0))
+    if newest:
+        lines.insert(1, f"# needs nginx {_version_text(newest)} or later (Debian 12 has 1.22)")
+    return "\n".join(lines)
+
+
+def _needs(line: str) -> tuple[int, int, int] | None:
+    """The nginx version a generated line says it needs, if it says so."""
+    found = NEEDS_PATTERN.search(line)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else None
+
+
+def _version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def for_nginx_version(snippet: str, version: tuple[int, int, int]) -> str:
+    """The snippet as an nginx of `version` must read it: newer directives commented out.
+
+    Each such line stays, as a comment saying why, so `nginx -t` checks everything
+    that version accepts and nothing it cannot know.
+    """
+    lines = []
+    for line in snippet.splitlines():
+        needed = _needs(line)
+        if needed and needed > version and not line.lstrip().startswith("#"):
+            indent = line[: len(line) - len(line.lstrip())]
+            older = _version_text(version)
+            line = f"{indent}# not in nginx {older}: {line.lstrip()}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -208,6 +265,8 @@ def _haproxy_backend(config: dict, pool: Pool) -> list[str]:
     cookie = sticky.get("mode") == "cookie" and mode == "http"
     lines = [f"backend {pool.upstream}", f"    mode {mode}"]
     lines += [f"    {line}" for line in _haproxy_balance(pool.algorithm, pool.hash_key, mode)]
+    if mode == "http":
+        lines.append("    option forwardfor  # X-Forwarded-For, as the lab adds")
     check = ""
     if health.get("enabled"):
         if (health.get("type") or mode) == "http":
