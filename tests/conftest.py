@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -348,3 +351,25 @@ class RawBackend:
 
     def close(self) -> None:
         self.server.close()
+
+
+@pytest.fixture(scope="module")
+def lab_url():
+    """One whole `lb-lab serve` with quiet traffic, on free ports, for the module; its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve", "--port", "0", "--paused"]
+        + ["--balancer-port", "0", "--backend-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = ""
+    for line in process.stdout:
+        output += line
+        if "Press Ctrl-C" in line:
+            break
+    match = re.search(r"Load Balancing Lab: (http://\S+)", output)
+    assert match, f"the lab did not start:\n{output}"
+    yield match.group(1)
+    process.terminate()
+    assert process.wait(10) == 0

@@ -21,28 +21,6 @@ expect = sync_api.expect
 LAB = 'document.querySelector("[data-lab]").lab'
 
 
-@pytest.fixture(scope="module")
-def lab_url():
-    """One whole lab with quiet traffic for the module; its page's URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lab", "serve", "--port", "0", "--paused"]
-        + ["--balancer-port", "0", "--backend-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = ""
-    for line in process.stdout:
-        output += line
-        if "Press Ctrl-C" in line:
-            break
-    url = re.search(r"Load Balancing Lab: (http://\S+)", output)
-    assert url, f"the lab did not start:\n{output}"
-    yield url.group(1)
-    process.terminate()
-    assert process.wait(10) == 0
-
-
 def command(page, **data) -> dict:
     answer = page.evaluate(f"(data) => {LAB}.command(data)", data)
     assert answer["ok"], answer

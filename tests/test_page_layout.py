@@ -8,8 +8,6 @@ would cost a second each). Each case keeps a screenshot under artifacts/screensh
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 from conftest import SCREENSHOTS, needs_chromium, watched_page
@@ -23,28 +21,6 @@ LAB = 'document.querySelector("[data-lab]").lab'
 # and a phone.
 SIZES = [(1366, 768), (1920, 1080), (1093, 614), (800, 900), (390, 844)]
 WIDE = 1101  # from here up the page is exactly the window's height (static/layout.css)
-
-
-@pytest.fixture(scope="module")
-def lab_url():
-    """One whole lab with quiet traffic, on free ports, for the module; its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lab", "serve", "--port", "0", "--paused"]
-        + ["--balancer-port", "0", "--backend-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = ""
-    for line in process.stdout:
-        output += line
-        if "Press Ctrl-C" in line:
-            break
-    match = re.search(r"Load Balancing Lab: (http://\S+)", output)
-    assert match, f"the lab did not start:\n{output}"
-    yield match.group(1)
-    process.terminate()
-    assert process.wait(10) == 0
 
 
 # Everything measured in one go, in the page: where each card can be seen once brought into
