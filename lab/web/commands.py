@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.backend.knobs import MAX_MS
+from lab.recording import service as recording
+from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
@@ -130,6 +132,10 @@ COMMANDS: dict[str, Action] = {
     "default_lab": Action(
         "leave the lesson: the lab as `lb-lab serve` started it, counters zeroed", ALL,
         lesson_setup.default_lab,
+    ),
+    "record": Action(  # presenter only in classroom mode, as every command (lab.web.access)
+        "record the lab for this many seconds into a file `lb-lab export` plays anywhere", (),
+        recording.record, {"seconds": Field("int", low=1, high=MAX_RECORD_S)},
     ),
 }  # fmt: skip
 
