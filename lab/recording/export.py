@@ -95,9 +95,7 @@ def page(root: Path) -> str:
     """The lab's own page, with the player's scripts in place of the live ones."""
     import jinja2
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(root / "templates"), autoescape=True
-    )
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), autoescape=True)
     env.globals["url_for"] = lambda _endpoint, filename: f"static/{filename}"
     html = env.get_template("index.html").render(lesson="", lesson_title="Recording")
     for tag in LIVE_SCRIPTS:

@@ -19,6 +19,7 @@ MAX_BYTES = 5_000_000  # compressed: a tutorial page's download, not a dataset
 ROUTES_PER_S = 400  # new requests kept per second of recording; more are counted, not kept
 FORGET_IDS = 50_000  # left-out request ids remembered (so their done/error is left out too)
 REQUEST_KINDS = ("route", "done", "error", "queue")
+FLUSH_EVERY = 64 << 10  # bytes of text between readings of the compressed size
 
 
 class RecordingError(ValueError):
@@ -68,7 +69,7 @@ class Sampler:
             kept.append(event)
         if len(self.left_out) > FORGET_IDS:
             self.left_out.clear()  # their done events are long past
-        if not dropped:
+        if len(kept) == len(events):
             return data
         self.omitted += dropped
         return {**data, "events": kept, "omitted": data.get("omitted", 0) + dropped}
@@ -94,6 +95,7 @@ class Recorder:
     # while it is made, not after a minute of work.
     _size: Any = field(default_factory=lambda: zlib.compressobj(6, zlib.DEFLATED, 31))
     compressed: int = 0
+    _unflushed: int = 0
 
     def add(self, name: str, data: Any, now: float) -> None:
         """Record one message that arrived at `now` (seconds, any clock that only goes on)."""
@@ -110,6 +112,10 @@ class Recorder:
         self.lines.append(line)
         self.last_t = t
         self.compressed += len(self._size.compress(line))
+        self._unflushed += len(line)
+        if self._unflushed > FLUSH_EVERY:  # what the compressor holds back is counted too
+            self.compressed += len(self._size.flush(zlib.Z_SYNC_FLUSH))
+            self._unflushed = 0
         if self.compressed > self.max_bytes:
             raise RecordingTooLarge(
                 f"the recording passed its bound of {self.max_bytes / 1e6:g} MB (compressed) "
@@ -137,7 +143,7 @@ class Recorder:
         data = gzip.compress(body, compresslevel=6, mtime=0)
         if len(data) > self.max_bytes:
             raise RecordingTooLarge(
-                f"the recording is {len(data) / 1e6:.1f} MB, past its bound of "
+                f"the recording is {len(data) / 1e6:.3g} MB, past its bound of "
                 f"{self.max_bytes / 1e6:g} MB; record fewer seconds or at a lower rate"
             )
         return data
@@ -163,9 +169,13 @@ def read(data: bytes) -> Recording:
     try:
         text = gzip.decompress(data)
     except EOFError:
-        raise RecordingError("the recording is truncated: its compressed data stops early")
+        raise RecordingError(
+            "the recording is truncated: its compressed data stops early"
+        ) from None
     except (OSError, zlib.error) as exc:
-        raise RecordingError(f"the recording is corrupt: it cannot be decompressed ({exc})")
+        raise RecordingError(
+            f"the recording is corrupt: it cannot be decompressed ({exc})"
+        ) from None
     lines = text.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.backend.knobs import MAX_MS
-from lab.recording import service as recording
-from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
+from lab.recording import service as recording
+from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
 from lab.web import actions, lesson_setup
 from lab.web.fields import CommandError, Field
