@@ -18,7 +18,7 @@ const BAR = `
     <button type="button" data-part="player-play" class="primary">Play</button>
     <button type="button" data-part="player-back" aria-label="Step back">◂ Step</button>
     <button type="button" data-part="player-step" aria-label="Step forward">Step ▸</button>
-    <input type="range" data-part="player-seek" min="0" step="0.01" value="0" aria-label="Position in the recording">
+    <input type="range" data-part="player-seek" min="0" step="any" value="0" aria-label="Position in the recording">
     <output data-part="player-time">0.0 s</output>
     <label>Speed <select data-part="player-speed"></select></label>
   </div>`;
