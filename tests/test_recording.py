@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -22,7 +25,10 @@ from lab.recording.format import (
     made,
     read,
 )
+from lab.recording.service import ServiceRecorder
+from lab.service.stream import Stream
 from lab.vocabulary import recording as declared
+from lab.web.fields import CommandError
 
 STATIC_JS = Path(__file__).resolve().parents[1] / "static" / "js"
 
@@ -205,3 +211,78 @@ def test_the_bundle_refuses_a_module_form_it_does_not_know(source, tmp_path):
     (tmp_path / "entry.js").write_text(source + "\n")
     with pytest.raises(bundling.BundleError, match="entry.js:1"):
         bundling.bundle(tmp_path, "entry.js")
+
+
+class Watcher:
+    """A reader of the service's stream: the `recording` announcements it saw."""
+
+    def __init__(self) -> None:
+        self.news: list[dict] = []
+
+    def write(self, data: bytes) -> None:
+        if not data.startswith(b"HTTP/"):
+            message = json.loads(data)
+            if message["name"] == "recording":
+                self.news.append(message["data"])
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class QuietLab:
+    """What the service's recorder asks of the lab: its settings and a full state."""
+
+    settings = SimpleNamespace(as_json=lambda: {"backends": 3})
+
+    def describe(self) -> dict:
+        return state()
+
+
+def record_in_a_service(max_bytes: int, noisy: bool) -> tuple[ServiceRecorder, list[dict]]:
+    """The Record button's recording of 1 s of batches, as the lab service makes it."""
+
+    async def scenario() -> tuple[ServiceRecorder, list[dict]]:
+        loop = asyncio.get_running_loop()
+        stream, watcher = Stream(loop), Watcher()
+        stream.subscribe(watcher, QuietLab().describe)
+        recorder = ServiceRecorder(QuietLab(), stream, loop, max_bytes)
+        recorder.start(1)
+        with pytest.raises(CommandError, match="already running"):
+            recorder.start(1)
+        for n in range(200):
+            await asyncio.sleep(0.01)
+            events = [{"type": "health", "backend": os.urandom(24).hex()} for _ in range(50)]
+            stream.publish("batch", {"events": events if noisy else [], "omitted": 0,
+                                     "counters": {"total": n, "read": n + 2}})  # fmt: skip
+            if len(watcher.news) > 1:
+                break
+        if watcher.news[-1]["status"] == "refused":
+            recorder.start(1)  # the next recording may begin
+        return recorder, watcher.news
+
+    return asyncio.run(scenario())
+
+
+def test_the_record_button_refuses_a_recording_past_its_bound_with_the_reason():
+    recorder, news = record_in_a_service(max_bytes=2000, noisy=True)
+    assert news[0] == {"status": "recording", "seconds": 1}
+    assert news[1]["status"] == "refused" and "passed its bound of 0.002 MB" in news[1]["error"]
+    assert recorder.folder is None  # nothing was kept
+
+
+def test_the_record_button_keeps_the_file_for_the_page_to_download():
+    recorder, news = record_in_a_service(max_bytes=5_000_000, noisy=False)
+    try:
+        assert [n["status"] for n in news] == ["recording", "ready"]
+        data = recorder.file(news[1]["file"])
+        assert data is not None and len(data) == news[1]["bytes"]
+        recorded = read(data)
+        assert recorded.header["made"]["by"] == "the Record button"
+        assert [m["name"] for m in recorded.messages[:2]] == ["state", "batch"]
+        assert recorder.file("../" + news[1]["file"]) is None
+    finally:
+        recorder.close()
+    assert not recorder.folder.exists()

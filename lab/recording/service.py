@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lab.recording.format import Recorder, RecordingError, made
+from lab.recording.format import MAX_BYTES, Recorder, RecordingError, made
 from lab.web.fields import CommandError
 
 NAME = re.compile(r"^run-\d{8}-\d{6}(-\d+)?\.lbrec$")
@@ -68,8 +68,11 @@ class RecordingSink:
 class ServiceRecorder:
     """One lab service's recordings: at most one running, files kept until the service stops."""
 
-    def __init__(self, lab: Any, stream: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, lab: Any, stream: Any, loop: asyncio.AbstractEventLoop, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.lab = lab
+        self.max_bytes = max_bytes
         self.stream = stream
         self.loop = loop
         self.folder: Path | None = None
@@ -88,7 +91,7 @@ class ServiceRecorder:
 
     def _begin(self, seconds: int) -> None:
         settings = self.lab.settings.as_json()
-        recorder = Recorder(made("the Record button", "record", settings, seconds))
+        recorder = Recorder(made("the Record button", "record", settings, seconds), self.max_bytes)
         sink = RecordingSink(recorder, self.loop.time, self._refuse)
         self._subscriber = self.stream.subscribe(sink, self.lab.describe)
         self._timer = self.loop.call_later(seconds, self._end, recorder)

@@ -75,6 +75,7 @@ class Player {
 
   play() {
     if (this.replay.ended) this.replay.seek(0);
+    if (!performance.getEntriesByName("lb-lab-playing").length) performance.mark("lb-lab-playing");
     this.playing = true;
     this.last = null;
     this.show();
