@@ -23,6 +23,8 @@ Browser -> server, event `command`, with an acknowledgement:
     configure {settings}   (a partial balancer config, as PUT /config: health, passive,
                            retries, sticky, timeouts, pools, rules, panic_threshold, ...;
                            backends and mode belong to the lab's own commands)
+    record {seconds: 1-600}  (the lab service records its stream; every page then gets
+                             `recording` messages, and the file at /recordings/NAME)
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend, or not exactly one argument) changes nothing and is

@@ -133,9 +133,11 @@ COMMANDS: dict[str, Action] = {
         "leave the lesson: the lab as `lb-lab serve` started it, counters zeroed", ALL,
         lesson_setup.default_lab,
     ),
-    "record": Action(  # presenter only in classroom mode, as every command (lab.web.access)
-        "record the lab for this many seconds into a file `lb-lab export` plays anywhere", (),
-        recording.record, {"seconds": Field("int", low=1, high=MAX_RECORD_S)},
+    # Presenter only in classroom mode, as every command (lab.web.access); its first state
+    # is read from the balancer, so it waits for a balancer command to finish.
+    "record": Action(
+        "record the lab for this many seconds into a file `lb-lab export` plays anywhere",
+        BALANCER, recording.record, {"seconds": Field("int", low=1, high=MAX_RECORD_S)},
     ),
 }  # fmt: skip
 
