@@ -292,3 +292,22 @@ def test_in_a_classroom_only_the_presenter_may_record():
 def test_a_lab_without_the_service_says_recording_needs_it():
     answer = LabController().handle({"action": "record", "seconds": 5})
     assert answer == {"ok": False, "error": "recording needs the lab service (lb-lab serve)"}
+
+
+@needs_chromium
+def test_a_tutorial_page_embeds_the_player_with_an_iframe(chromium, recording, tmp_path):
+    exported(recording, tmp_path / "run")
+    tutorial = tmp_path / "tutorial.html"
+    tutorial.write_text(
+        "<!doctype html><title>A tutorial</title><p>Round robin, recorded:</p>\n"
+        '<iframe src="run/index.html" title="A recorded run of Load Balancing Lab" '
+        'width="900" height="600" style="border:0"></iframe>\n'
+    )
+    last = read(recording.read_bytes()).last_batch["counters"]
+    with offline_page(chromium, "recording-iframe") as page:
+        page.goto(tutorial.as_uri())
+        player = page.frame_locator("iframe")
+        player.locator("body[data-player=ended]").wait_for(timeout=SECONDS * 4000)
+        assert "Recording of a real run" in player.locator("[data-part=player-banner]").inner_text()
+        counters = player.locator("[data-lab]").evaluate("root => root.lab.store.counters")
+        assert counters == last

@@ -13,7 +13,10 @@ const SPEEDS = [0.25, 0.5, 1, 2, 4];
 const NOT_LIVE = { ok: false, error: "this is a recording of a real run: it plays what the lab did and cannot be changed" };
 
 const BAR = `
-  <p class="player-banner" data-part="player-banner"><strong>Recording of a real run</strong> <span data-part="player-made"></span></p>
+  <div class="player-banner" data-part="player-banner">
+    <p><strong>Recording of a real run</strong> <span data-part="player-made"></span></p>
+    <details><summary>How it was made</summary><p data-part="player-how"></p></details>
+  </div>
   <div class="player-controls" role="group" aria-label="Playback">
     <button type="button" data-part="player-play" class="primary">Play</button>
     <button type="button" data-part="player-back" aria-label="Step back">◂ Step</button>
@@ -23,16 +26,21 @@ const BAR = `
     <label>Speed <select data-part="player-speed"></select></label>
   </div>`;
 
+/** [the banner's one line, the details of how]: when, with what, how long; then exactly how. */
 function describeMade(header) {
   const made = header.made || {};
   const when = made.at ? made.at.replace("T", " ").replace("Z", " UTC") : "at an unknown time";
-  const parts = [`made ${when} with ${made.by || "lb-lab"}`];
-  if (made.command && made.command !== "record") parts.push(`(${made.command})`);
-  parts.push(`· lb-lab ${made.lab_version || "?"}, ${made.build || "build unknown"}`);
-  parts.push(`· ${Number(header.duration_s || 0).toFixed(1)} s`);
-  if (header.lesson) parts.push(`· lesson: ${header.lesson.title}${header.section ? `, ${header.section}` : ""}`);
-  if ((header.sides || []).length > 1) parts.push(`· sides: ${header.sides.join(", ")}`);
-  return parts.join(" ");
+  const line = [`made ${when} with ${made.by || "lb-lab"}`, `${Number(header.duration_s || 0).toFixed(1)} s`];
+  if (header.lesson) line.push(`lesson: ${header.lesson.title}${header.section ? `, ${header.section}` : ""}`);
+  if ((header.sides || []).length > 1) line.push(`sides: ${header.sides.join(", ")}`);
+  const settings = Object.entries(made.settings || {}).map(([key, value]) => `${key} ${value}`).join(", ");
+  const how = [
+    made.command && made.command !== "record" ? `command: ${made.command}` : "",
+    `lb-lab ${made.lab_version || "?"}, balancer ${made.build || "build unknown"}`,
+    settings ? `lab settings: ${settings}` : "",
+    `format version ${header.version}`,
+  ];
+  return [line.join(" · "), how.filter(Boolean).join("; ")];
 }
 
 class Player {
@@ -51,7 +59,9 @@ class Player {
         page.scene.clear();
       },
     );
-    this.part("player-made").textContent = describeMade(recording.header);
+    const [line, how] = describeMade(recording.header);
+    this.part("player-made").textContent = line;
+    this.part("player-how").textContent = how;
     const seek = this.part("player-seek");
     seek.max = String(this.replay.duration);
     seek.addEventListener("input", () => this.seek(Number(seek.value)));
