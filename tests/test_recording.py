@@ -286,3 +286,25 @@ def test_the_record_button_keeps_the_file_for_the_page_to_download():
     finally:
         recorder.close()
     assert not recorder.folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["record", "--seconds", "5", "--out", "x.lbrec"], "required: --lab"),
+        (["record", "--seconds", "700", "--out", "x", "--lab", "127.0.0.1:1"], "must be 1-600"),
+        (["record", "--seconds", "5", "--out", "x", "--lab", "http://h:1/stream"], "--lab: "),
+        (["export", "--out", "dir"], "required: recording"),
+        (["bench", "--recording", "--recording-seconds", "0"], "above 0"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_clear_line(args, message):
+    result = lb_lab(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_export_of_a_missing_file_says_so(tmp_path):
+    result = lb_lab("export", str(tmp_path / "none.lbrec"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "cannot read" in result.stderr
+    assert "No such file" in result.stderr and not (tmp_path / "out").exists()

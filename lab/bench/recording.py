@@ -37,7 +37,8 @@ class RecordingReport:
     rate_asked: float
     rate_seen: float  # requests per second the traffic generator sent while recording
     seconds: float
-    requests: int
+    requests: int  # routed by the balancer while recording (its exact counters)
+    failed: int  # requests the traffic generator got no answer to while recording
     messages: int
     omitted: int
     bytes: int
@@ -73,6 +74,7 @@ def measure(options: argparse.Namespace, say) -> RecordingReport:
     recording = read(data)
     readings = sorted((m["data"]["counters"] for m in recording.messages), key=lambda c: c["read"])
     sent = [c["traffic"]["sent"] for c in readings if c.get("traffic")]
+    failed = [c["traffic"]["failed"] for c in readings if c.get("traffic")]
     seconds = recording.header["duration_s"]
     say(f"recorded {len(data) / 1e6:.2f} MB; opening the export in Chromium ...")
     open_ms, seek_ms, exact = play(data, find_chromium(options.chromium), recording)
@@ -81,6 +83,7 @@ def measure(options: argparse.Namespace, say) -> RecordingReport:
         rate_seen=round((sent[-1] - sent[0]) / seconds, 1) if sent and seconds else 0.0,
         seconds=seconds,
         requests=readings[-1]["total"] - readings[0]["total"],
+        failed=failed[-1] - failed[0] if failed else 0,
         messages=len(recording.messages),
         omitted=recording.omitted,
         bytes=len(data),
@@ -127,8 +130,9 @@ def format_report(report: RecordingReport) -> str:
         [
             "Recording (lb-lab bench --recording)",
             f"  traffic      {report.rate_asked:g} req/s asked, {report.rate_seen:g} req/s sent",
-            f"  recorded     {report.seconds:.1f} s, {report.requests} requests, "
-            f"{report.messages} messages, {report.omitted} events sampled out (counted)",
+            f"  recorded     {report.seconds:.1f} s, {report.requests} requests routed "
+            f"({report.failed} unanswered), {report.messages} messages, "
+            f"{report.omitted} events sampled out (counted)",
             f"  size         {report.bytes / 1e6:.2f} MB compressed: {verdict} the "
             f"{report.bound / 1e6:g} MB bound",
             f"  export       starts playing {report.open_ms:.0f} ms after navigation "
