@@ -21,6 +21,8 @@ def build_parser() -> Parser:
     from lab.balancer.options import add_arguments as add_balancer_arguments
     from lab.bench import add_arguments as add_bench_arguments
     from lab.lessons.command import add_arguments as add_lessons_arguments
+    from lab.recording.export import add_arguments as add_export_arguments
+    from lab.recording.record import add_arguments as add_record_arguments
     from lab.serve import add_arguments as add_serve_arguments
     from lab.serve import add_web_arguments
     from lab.service import add_arguments as add_service_arguments
@@ -41,6 +43,8 @@ def build_parser() -> Parser:
     add_schema_arguments(commands.add_parser("schema", help="print the lab's vocabulary"))
     add_service_arguments(commands.add_parser("service", help="run one lab, for web fronts"))
     add_web_arguments(commands.add_parser("web", help="one more page for a running lab"))
+    add_record_arguments(commands.add_parser("record", help="record a running lab to a file"))
+    add_export_arguments(commands.add_parser("export", help="a recording as a page to put online"))
     return parser
 
 

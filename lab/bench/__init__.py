@@ -147,10 +147,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     web.add_argument(
         "--chromium", default=None, metavar="PATH", help="the browser (default /usr/bin/chromium)"
     )
+    recording = parser.add_argument_group(
+        "recording",
+        "--recording records a busy lab (at --web-rate) and reports the file's size against "
+        "its bound, then how fast its export starts playing in headless Chromium",
+    )
+    recording.add_argument("--recording", action="store_true", help="run the recording benchmark")
+    recording.add_argument(
+        "--recording-seconds",
+        type=_positive(float),
+        default=60.0,
+        metavar="S",
+        help="seconds to record (default 60)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(options: argparse.Namespace) -> int:
+    if options.recording:
+        from lab.bench.recording import main as recording_main
+
+        return recording_main(options)
     if options.web:
         from lab.bench.web import main as web_main
 

@@ -5,6 +5,7 @@ POST /command    one command, as the page sends it; answers its acknowledgement
 POST /check      {"slug", "index"}: a lesson's `expect` worked out now (lab.web.lesson_checks)
 GET  /state      a full state, read now
 GET  /lab        the processes: the service's pid and API, each child's name, pid, address
+GET  /recordings/NAME  a recording the `record` command made (lab.recording.service)
 
 Commands and state readings talk to the lab's processes and may take seconds,
 so they run in worker threads; the connection is handed their answer (and
@@ -37,6 +38,7 @@ ENDPOINTS = {
     "/stream": "GET", "/command": "POST", "/check": "POST", "/state": "GET", "/lab": "GET",
     "/": "GET",
 }  # fmt: skip
+RECORDINGS = "/recordings/"
 
 
 class ServiceConnection(ApiConnection):
@@ -53,6 +55,8 @@ class ServiceConnection(ApiConnection):
         refused = refusal(request)
         if refused is not None:
             raise ApiError(*refused)
+        if path.startswith(RECORDINGS) and method == "GET":
+            return self.recording(path[len(RECORDINGS) :])
         wanted = ENDPOINTS.get(path)
         if wanted is None:
             raise ApiError(404, f"no lab service endpoint {path}; try GET /")
@@ -70,12 +74,19 @@ class ServiceConnection(ApiConnection):
             return answer_later(self.read_state)
         if path == "/lab":
             return Response(200, self.processes())
-        lines = __doc__.strip().splitlines()[2:7]
+        lines = __doc__.strip().splitlines()[2:8]
         return Response(200, {"endpoints": [line.strip() for line in lines]})
 
     def start_stream(self, transport: asyncio.Transport) -> Callable[[], None]:
         subscriber = self.stream.subscribe(transport, self.lab.describe)
         return lambda: self.stream.unsubscribe(subscriber)
+
+    def recording(self, name: str) -> Response:
+        recorder = getattr(self.lab, "recorder", None)
+        data = recorder.file(name) if recorder is not None else None
+        if data is None:
+            raise ApiError(404, f"no recording {name!r} (they last as long as the lab service)")
+        return Response(200, text=data, content_type=b"application/gzip")
 
     def read_state(self) -> Response:
         state = self.lab.describe()

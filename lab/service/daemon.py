@@ -17,6 +17,7 @@ from typing import Any
 
 from lab.address import join_address, split_address
 from lab.lifecycle import report_ready, run_daemon
+from lab.recording.service import ServiceRecorder
 from lab.service.api import ServiceConnection
 from lab.service.options import settings_from
 from lab.service.stream import Stream
@@ -73,6 +74,7 @@ async def serve(
     )
     where["address"] = address = join_address(*server.sockets[0].getsockname()[:2])
     lab.attach(stream.publish, in_thread, time.sleep)
+    lab.recorder = ServiceRecorder(lab, stream, loop)  # the `record` command (Record button)
     report_ready(f"lab service: http://{address}/", api=address)
     while not stop.is_set() and not lab.problem:
         with contextlib.suppress(TimeoutError):
@@ -82,3 +84,4 @@ async def serve(
         print(f"lb-lab: {lab.problem}; stopping", flush=True)
         await asyncio.sleep(PROBLEM_GRACE_S)
     server.close()
+    lab.recorder.close()

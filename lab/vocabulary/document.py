@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.vocabulary import messages
+from lab.vocabulary import messages, recording
 from lab.vocabulary.commands import command_schemas
 from lab.vocabulary.events import KINDS
 from lab.vocabulary.types import Schema, kind_of
@@ -23,6 +23,12 @@ def document() -> Schema:
             "batch": messages.batch(),
             "acknowledgement": messages.acknowledgement(),
             "commands": command_schemas(),
+            "recording": {
+                "header": recording.header(),
+                "message": recording.message(),
+                "end": recording.end(),
+                "news": recording.news(),
+            },
         },
     }
 

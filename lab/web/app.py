@@ -23,6 +23,8 @@ Browser -> server, event `command`, with an acknowledgement:
     configure {settings}   (a partial balancer config, as PUT /config: health, passive,
                            retries, sticky, timeouts, pools, rules, panic_threshold, ...;
                            backends and mode belong to the lab's own commands)
+    record {seconds: 1-600}  (the lab service records its stream; every page then gets
+                             `recording` messages, and the file at /recordings/NAME)
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend, or not exactly one argument) changes nothing and is
@@ -110,7 +112,7 @@ from flask import Flask, current_app, jsonify, redirect, render_template, reques
 from flask_socketio import SocketIO, emit
 
 from lab.lessons.catalog import Catalog
-from lab.web import presenter
+from lab.web import presenter, recordings
 from lab.web.access import Access
 from lab.web.bucket import Buckets
 from lab.web.classroom import TOKEN_PARAM
@@ -189,6 +191,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
     app.add_url_rule("/api/lessons/<slug>", "lesson_detail", lesson_detail)
+    app.register_blueprint(recordings.blueprint)  # the Record button's files
     controller = app.config["CONTROLLER"]
     if app.config.get("LESSONS") is None:
         app.config["LESSONS"] = controller.lessons if controller is not None else Catalog()

@@ -18,6 +18,8 @@ from typing import Any
 from lab.backend.knobs import MAX_MS
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
+from lab.recording import service as recording
+from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
 from lab.web import actions, lesson_setup
 from lab.web.fields import CommandError, Field
@@ -130,6 +132,12 @@ COMMANDS: dict[str, Action] = {
     "default_lab": Action(
         "leave the lesson: the lab as `lb-lab serve` started it, counters zeroed", ALL,
         lesson_setup.default_lab,
+    ),
+    # Presenter only in classroom mode, as every command (lab.web.access); its first state
+    # is read from the balancer, so it waits for a balancer command to finish.
+    "record": Action(
+        "record the lab for this many seconds into a file `lb-lab export` plays anywhere",
+        BALANCER, recording.record, {"seconds": Field("int", low=1, high=MAX_RECORD_S)},
     ),
 }  # fmt: skip
 

@@ -20,6 +20,7 @@ import logging
 import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from lab.address import split_address
 from lab.web.relay import HISTORY_S, LineReader
@@ -95,6 +96,18 @@ class ServiceLink:
         if status != 200:
             raise OSError(f"the lab service answered {status}")
         return answer
+
+    def recording(self, name: str) -> bytes | None:
+        """A recording the service made (the Record button), or None if it has no such file."""
+        host, port = split_address(self.address)
+        conn = http.client.HTTPConnection(host, port, timeout=READ_TIMEOUT_S)
+        try:
+            conn.request("GET", "/recordings/" + quote(name))
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        return data if response.status == 200 else None
 
     def attach(
         self,

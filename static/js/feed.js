@@ -1,10 +1,19 @@
 // A live lab as a store's source: one Socket.IO connection. Commands go out on it, and its
-// `state` and `batch` events come in. A recording or a second lab would be another feed.
+// `state` and `batch` events come in. A recording (player.js) is another feed: both hand
+// each message of the lab's stream to `deliver`, so a replay updates the page as the live
+// lab did.
 
 import { Store } from "./store.js";
 
 const ANSWER_TIMEOUT_MS = 15000;
 const NO_ANSWER = { ok: false, error: "the lab did not answer (is it still running?)" };
+
+/** One message of the lab's stream into the store, by its name (the stream's own names). */
+export function deliver(store, name, data) {
+  if (name === "state") store.applyState(data);
+  else if (name === "batch") store.applyBatch(data);
+  else store.emit(name, data); // e.g. `recording` (the Record button's progress)
+}
 
 /** A store fed by the lab server this page came from (`io` is Socket.IO's client). */
 export function liveStore(io, url = undefined) {
@@ -16,8 +25,7 @@ export function liveStore(io, url = undefined) {
   const store = new Store(send);
   socket.on("connect", () => store.setConnection("connected"));
   socket.on("disconnect", () => store.setConnection("disconnected"));
-  socket.on("state", (state) => store.applyState(state));
-  socket.on("batch", (batch) => store.applyBatch(batch));
+  socket.onAny((name, data) => deliver(store, name, data));
   // The server may also answer a lesson's live check (lab/web/lesson_checks.py).
   store.ask = (event, data) =>
     new Promise((resolve) => {

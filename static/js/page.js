@@ -13,6 +13,7 @@ import { Controls } from "./controls.js";
 import { RunHistory } from "./history.js";
 import { LessonPanel } from "./lessons/panel.js";
 import { Moves } from "./moves.js";
+import { RecordButton } from "./recorder.js";
 
 // Numbers, the log and the charts change together, five times a second, not with each
 // batch: a browser without a GPU redraws the whole page in any frame that changes more than
@@ -34,6 +35,7 @@ export class LabPage {
     this.history = new RunHistory(root, store);
     this.moves = new Moves(root, store, this.scene);
     this.lessons = new LessonPanel(root, store, { history: this.history, onToggle: () => this.relayout() });
+    this.recorder = new RecordButton(root, store);
     store.on("batch", (batch) => this.scene.ingest(batch.events));
     store.on("counters", () => {
       this.countersDirty = true;
@@ -128,7 +130,8 @@ export class LabPage {
     this.moves.render();
   }
 
-  start() {
+  /** Draw from now on; `lessons: false` (a recording) leaves the course unloaded. */
+  start({ lessons = true } = {}) {
     const motion = window.matchMedia("(prefers-reduced-motion: reduce)");
     this.scene.reduced = motion.matches;
     motion.addEventListener("change", () => {
@@ -147,6 +150,6 @@ export class LabPage {
       requestAnimationFrame(loop);
     };
     requestAnimationFrame(loop);
-    this.lessons.start();
+    if (lessons) this.lessons.start();
   }
 }

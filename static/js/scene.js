@@ -126,6 +126,17 @@ export class Scene {
     this.stale = true;
   }
 
+  /** Drop every dot, mark and probe in flight (a replay that seeks starts the picture again). */
+  clear() {
+    this.flights.clear();
+    this.marks = [];
+    this.probes = [];
+    this.ignored.clear();
+    this.skipped = 0;
+    this.lastAdmitted = 0;
+    this.stale = true;
+  }
+
   /** Take one batch of balancer events (route, done, error, ...). */
   ingest(events) {
     for (const event of events) {

@@ -83,6 +83,13 @@ export class Store {
     this.omitted = 0;
   }
 
+  /** Forget everything the source said, to be told again from a first `state` (a replay's seek). */
+  clear() {
+    this.state = null;
+    this.counters = null;
+    this.forgetHistory();
+  }
+
   /** Send one command; resolve with its answer ({ok} or {ok: false, error}). */
   async command(data) {
     this.emit("command", data);
