@@ -1,4 +1,4 @@
-"""The PROXY protocol parser (lab.balancer.proxy_protocol) on headers written out byte by byte.
+"""The PROXY protocol parser (lab.proxy_protocol) on headers written out byte by byte.
 
 The v2 headers below are spelled out from the specification's layout (not made
 by `encode_v2`), so the parser and the encoder are each checked against the
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from lab.balancer.proxy_protocol import (
+from lab.proxy_protocol import (
     LOOPBACK,
     ProxyError,
     TrustedSources,
     encode_v1,
     encode_v2,
-    parse,
+    parse_header,
 )
 
 SIG = bytes.fromhex("0d0a0d0a000d0a515549540a")
@@ -39,7 +39,7 @@ V2_TLVS = SIG + bytes.fromhex(
 
 def test_v1_tcp4_gives_the_client_and_where_the_payload_starts():
     data = b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 8080\r\nGET / HTTP/1.1\r\n"
-    header = parse(data)
+    header = parse_header(data)
     assert header is not None
     assert header.version == 1
     assert header.source == ("203.0.113.7", 51000)
@@ -48,15 +48,15 @@ def test_v1_tcp4_gives_the_client_and_where_the_payload_starts():
 
 
 def test_v1_tcp6_and_unknown():
-    header = parse(b"PROXY TCP6 2001:db8::1 ::1 443 8080\r\n")
+    header = parse_header(b"PROXY TCP6 2001:db8::1 ::1 443 8080\r\n")
     assert header is not None and header.source == ("2001:db8::1", 443)
-    unknown = parse(b"PROXY UNKNOWN ffff:: ffff:: 1 2\r\nrest")
+    unknown = parse_header(b"PROXY UNKNOWN ffff:: ffff:: 1 2\r\nrest")
     assert unknown is not None and unknown.source is None and unknown.length == 33
 
 
 @pytest.mark.parametrize("cut", [1, 5, 6, 20, 44])
 def test_a_v1_line_cut_short_asks_for_more(cut):
-    assert parse(b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 8080\r\n"[:cut]) is None
+    assert parse_header(b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 8080\r\n"[:cut]) is None
 
 
 @pytest.mark.parametrize(
@@ -77,11 +77,11 @@ def test_a_v1_line_cut_short_asks_for_more(cut):
 )
 def test_malformed_v1_lines_are_refused_with_a_reason(line, why):
     with pytest.raises(ProxyError, match=why):
-        parse(line)
+        parse_header(line)
 
 
 def test_v2_ipv4():
-    header = parse(V2_TCP4 + b"payload")
+    header = parse_header(V2_TCP4 + b"payload")
     assert header is not None
     assert (header.version, header.source, header.destination) == (
         2,
@@ -92,18 +92,18 @@ def test_v2_ipv4():
 
 
 def test_v2_ipv6_local_and_extensions():
-    six = parse(V2_TCP6)
+    six = parse_header(V2_TCP6)
     assert six is not None and six.source == ("2001:db8::1", 443)
-    local = parse(V2_LOCAL + b"x")
+    local = parse_header(V2_LOCAL + b"x")
     assert local is not None and local.source is None and local.length == 16
-    with_tlvs = parse(V2_TLVS + b"GET")
+    with_tlvs = parse_header(V2_TLVS + b"GET")
     assert with_tlvs is not None and with_tlvs.source == ("203.0.113.7", 51000)
     assert with_tlvs.length == len(V2_TLVS)  # the extensions are skipped, not read as payload
 
 
 @pytest.mark.parametrize("cut", [1, 11, 12, 15, 16, 27])
 def test_a_v2_header_cut_short_asks_for_more(cut):
-    assert parse(V2_TCP4[:cut]) is None
+    assert parse_header(V2_TCP4[:cut]) is None
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_a_v2_header_cut_short_asks_for_more(cut):
 )
 def test_malformed_or_unsupported_v2_headers_are_refused_with_a_reason(data, why):
     with pytest.raises(ProxyError, match=why):
-        parse(data)
+        parse_header(data)
 
 
 def test_the_encoders_write_what_the_spec_says():

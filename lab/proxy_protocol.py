@@ -12,7 +12,7 @@ anyone else could claim any address.
     v2: a 12-byte signature, version/command, family/transport, a 2-byte length,
         the addresses, then type-length-value extensions (skipped).
 
-`parse` is pure: it takes the bytes received so far and answers NEED_MORE, a
+`parse_header` is pure: it takes the bytes received so far and answers NEED_MORE, a
 `ProxyHeader` (with how many bytes it used), or raises `ProxyError` with a
 reason a learner can read. `encode_v1` and `encode_v2` are the sending side
 (the traffic generator, and `send-proxy` towards backends at Layer 4).
@@ -54,7 +54,7 @@ class ProxyHeader:
     length: int  # bytes of the header; the payload starts after them
 
 
-NEED_MORE: Final = None  # `parse` needs more bytes before it can answer
+NEED_MORE: Final = None  # `parse_header` needs more bytes before it can answer
 
 
 class TrustedSources:
@@ -74,7 +74,7 @@ class TrustedSources:
 LOOPBACK: Final = ["127.0.0.0/8", "::1/128"]
 
 
-def parse(data: bytes) -> ProxyHeader | None:
+def parse_header(data: bytes) -> ProxyHeader | None:
     """Read a PROXY header at the start of `data`; None means "send more bytes"."""
     if data[:1] == b"\r":
         return _parse_v2(data)
