@@ -24,6 +24,7 @@ import httptools
 
 from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
 from lab.http_api import BODY_LIMIT, BODY_TOO_LARGE, error_body
+from lab.proxy_protocol import ProxyError, parse_header
 
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
 # Request line plus headers. Above the APIs' HEAD_LIMIT (16 KiB) on purpose: a backend takes
@@ -71,8 +72,12 @@ class Refused(Exception):
 class HttpConnection(asyncio.Protocol):
     """Serves the HTTP/1.x requests of one TCP connection."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, proxy_protocol: bool = False) -> None:
         self._app = app
+        # --proxy-protocol: a PROXY header (a balancer's send-proxy) comes first and
+        # names the client, so the answer's "client" is the real one even at Layer 4.
+        self._awaiting_proxy = proxy_protocol
+        self._proxy_head = b""
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._client = ""
@@ -107,6 +112,10 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing or self._stop_reading:
             return
+        if self._awaiting_proxy:
+            data = self._proxy_header(data)
+            if not data:
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -120,6 +129,22 @@ class HttpConnection(asyncio.Protocol):
                 self._reject(500, "internal error in the toy backend (logged)")
         except httptools.HttpParserError as exc:
             self._reject(400, f"malformed request: {exc}")
+
+    def _proxy_header(self, data: bytes) -> bytes:
+        received = self._proxy_head + data
+        try:
+            header = parse_header(received)
+        except ProxyError as exc:
+            self._reject(400, f"this backend expects a PROXY header first: {exc}")
+            return b""
+        if header is None:
+            self._proxy_head = received
+            return b""
+        self._awaiting_proxy = False
+        self._proxy_head = b""
+        if header.source is not None:
+            self._client = header.source[0]
+        return received[header.length :]
 
     def pause_writing(self) -> None:
         self._write_paused = True

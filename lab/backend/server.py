@@ -29,7 +29,10 @@ async def serve(options: argparse.Namespace, stop: asyncio.Event) -> None:
     backend = ToyBackend(options.name, knobs_from(options), rng=random.Random(options.seed))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: HttpConnection(backend), options.host, options.port, backlog=1024
+        lambda: HttpConnection(backend, options.proxy_protocol),
+        options.host,
+        options.port,
+        backlog=1024,
     )
     host, port = server.sockets[0].getsockname()[:2]
     backend.listen = join_address(host, port)

@@ -23,8 +23,10 @@ from lab.balancer.health import Health
 from lab.balancer.pool import Pool, Refusal
 from lab.balancer.queue import RequestQueue
 from lab.balancer.rules import DEFAULT_POOL, Rule, match
+from lab.balancer.settings import trusted_networks
 from lab.balancer.sticky import Sticky
 from lab.balancer.upstream import UpstreamPool
+from lab.proxy_protocol import TrustedSources
 from lab.vocabulary.events import CONFIG, DRAIN, ERROR
 
 
@@ -279,6 +281,7 @@ class Balancer:
                     "retries",
                     "sticky",
                     "timeouts",
+                    "proxy_protocol",
                     "panic_threshold",
                     "slow_start_s",
                     "max_queue",
@@ -316,6 +319,9 @@ class Balancer:
         self.client_header_s = new.timeouts.client_header_ms / 1000
         self.idle_s = new.timeouts.idle_ms / 1000
         self.backend_response_s = new.timeouts.backend_response_ms / 1000
+        self.proxy_accept = new.proxy_protocol.accept  # read once per new connection
+        self.proxy_trusted = TrustedSources(trusted_networks(new.proxy_protocol.trusted))
+        self.proxy_send = new.proxy_protocol.send
         self.health.use_settings(new)  # slow start applies to backends added just below
         self.queue.configure(new.max_queue, new.timeouts.queue_ms)
         if changes is None or fresh or "backends" in changes:

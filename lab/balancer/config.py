@@ -19,6 +19,7 @@ from lab.balancer.settings import (
     ConfigError,
     HealthSettings,
     PassiveSettings,
+    ProxyProtocolSettings,
     RetrySettings,
     StickySettings,
     TimeoutSettings,
@@ -84,6 +85,7 @@ class BalancerConfig:
     retries: RetrySettings = field(default_factory=RetrySettings)
     sticky: StickySettings = field(default_factory=StickySettings)
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
+    proxy_protocol: ProxyProtocolSettings = field(default_factory=ProxyProtocolSettings)
     # Envoy's panic mode: below this percentage of healthy backends in a pool, route to
     # all of them, healthy or not. 0 (the default) means never: answer 503 instead.
     panic_threshold: int = 0

@@ -21,6 +21,7 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.failover import backend_timed_out
 from lab.balancer.http_exchange import REASONS, Exchange
 from lab.balancer.request_target import Reject, normalise, valid_host, validate
+from lab.proxy_protocol import ProxyError, parse_header
 
 HEAD_LIMIT: Final = 16 * 1024  # bytes of request line + headers before we answer 431
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
@@ -69,21 +70,38 @@ class HttpClientConnection(asyncio.Protocol):
         self.timer_when = math.inf  # clock time the timer fires (inf: no timer)
         self.head_started = 0.0  # clock time the request head being read began
         self.idle_since = 0.0  # clock time the last answer finished (0: none yet)
+        self.awaiting_proxy = False  # proxy_protocol.accept: a PROXY header comes first
+        self.proxy_head = b""  # the part of it received so far
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        self.client_ip = peer[0] if peer else "unknown"
-        self.client_ip_bytes = self.client_ip.encode()
-        self.forwarded_for = b"X-Forwarded-For: %s\r\n" % self.client_ip_bytes
+        self.set_client(peer[0] if peer else "unknown")
+        if self.balancer.proxy_accept:
+            if not self.balancer.proxy_trusted.trusts(self.client_ip):
+                self.refuse_proxy(
+                    f"a PROXY header is believed only from proxy_protocol.trusted, "
+                    f"and {self.client_ip} is not in it"
+                )
+                return
+            self.awaiting_proxy = True
         self.head_started = monotonic()  # the first request head is due from now
         self.wake_by(self.head_started + self.balancer.client_header_s)
+
+    def set_client(self, ip: str) -> None:
+        self.client_ip = ip
+        self.client_ip_bytes = ip.encode()
+        self.forwarded_for = b"X-Forwarded-For: %s\r\n" % self.client_ip_bytes
 
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected or self.done_reading:
             return
+        if self.awaiting_proxy:
+            data = self.proxy_header(data)
+            if not data:
+                return
         if self.in_head:
             if not self.head_raw:
                 self.head_started = now = monotonic()
@@ -135,6 +153,29 @@ class HttpClientConnection(asyncio.Protocol):
         self.write_paused = False
         if self.exchanges and (upstream := self.exchanges[0].upstream) is not None:
             upstream.transport.resume_reading()
+
+    def proxy_header(self, data: bytes) -> bytes:
+        """Read the PROXY header that starts the connection; returns the bytes after it."""
+        received = self.proxy_head + data
+        try:
+            header = parse_header(received)
+        except ProxyError as exc:
+            self.refuse_proxy(f"{exc} (from {self.client_ip})")
+            return b""
+        if header is None:  # more to come (the client header timeout bounds the wait)
+            self.proxy_head = received
+            return b""
+        self.awaiting_proxy = False
+        self.proxy_head = b""
+        if header.source is not None:  # None: UNKNOWN or LOCAL, the proxy's own address
+            self.set_client(header.source[0])
+        return received[header.length :]
+
+    def refuse_proxy(self, reason: str) -> None:
+        """A missing, malformed or untrusted PROXY header: close, as nginx and HAProxy do
+        (the peer is a proxy, not a browser, so an HTTP answer would reach no one)."""
+        self.balancer.publish_error(self.balancer.next_id(), None, reason, kind="proxy_protocol")
+        self.close()
 
     # -- httptools callbacks -------------------------------------------------------------
 

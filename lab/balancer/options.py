@@ -44,6 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=HOST:PORT[,weight=W][,max_conns=N][,backup]",
         help="a backend; repeat for more",
     )
+    parser.add_argument(
+        "--accept-proxy",
+        action="store_true",
+        help="every connection starts with a PROXY header (v1 or v2) naming the client; "
+        "believed only from proxy_protocol.trusted (default loopback)",
+    )
+    parser.add_argument(
+        "--send-proxy",
+        choices=("v1", "v2"),
+        help="at Layer 4, start each backend connection with a PROXY header naming the client",
+    )
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -60,6 +71,13 @@ def config_from_options(options: argparse.Namespace):
     if not options.config:
         data.setdefault("listen", DEFAULT_LISTEN)
         data.setdefault("admin", DEFAULT_ADMIN)
+    proxy = {}
+    if getattr(options, "accept_proxy", False):
+        proxy["accept"] = True
+    if getattr(options, "send_proxy", None):
+        proxy["send"] = options.send_proxy
+    if proxy:
+        data["proxy_protocol"] = proxy
     if options.backend:
         data["backends"] = [parse_backend_flag(text) for text in options.backend]
     return from_dict(data, base=base)

@@ -13,6 +13,7 @@ as HAProxy's `retries 3`, and its `cookie SERVERID insert indirect nocache`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
@@ -127,12 +128,27 @@ class TimeoutSettings:
     queue_ms: int = setting(5000, 1, 600_000)  # longest wait for a free max_conns slot
 
 
+@dataclass(frozen=True)
+class ProxyProtocolSettings:
+    """HAProxy's PROXY protocol (lab.proxy_protocol): the client's address, told
+    by the proxy in front. `accept`: every connection starts with a v1 or v2 header,
+    believed only from the `trusted` networks (others are closed); the address in it
+    is the client's for hashing, stickiness, X-Forwarded-For and the events.
+    `send` (Layer 4): each backend connection starts with one, as HAProxy's send-proxy
+    does, so the backend learns the client too (at Layer 7, X-Forwarded-For tells it)."""
+
+    accept: bool = setting(False)
+    trusted: str = setting("127.0.0.0/8, ::1/128")  # networks, comma-separated
+    send: str = setting("off", choices=("off", "v1", "v2"))
+
+
 SECTIONS: dict[str, type] = {
     "health": HealthSettings,
     "passive": PassiveSettings,
     "retries": RetrySettings,
     "sticky": StickySettings,
     "timeouts": TimeoutSettings,
+    "proxy_protocol": ProxyProtocolSettings,
 }
 COOKIE_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 
@@ -186,12 +202,26 @@ def _check_section(name: str, section: Any) -> None:
         not path.startswith("/") or any(c in path for c in " \r\n")
     ):
         raise ConfigError("health.path", f"expected a path like /health, got {shown(path)}")
+    if isinstance(section, ProxyProtocolSettings):
+        for network in trusted_networks(section.trusted):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    "proxy_protocol.trusted",
+                    f"expected networks like 127.0.0.0/8, ::1 (comma-separated), got {network!r}",
+                ) from None
     if isinstance(section, StickySettings):
         cookie = section.cookie
         if not cookie or len(cookie) > 64 or not set(cookie) <= COOKIE_NAME_CHARS:
             raise ConfigError(
                 "sticky.cookie", f"cookie names are 1-64 of A-Z a-z 0-9 _ - ., got {cookie!r}"
             )
+
+
+def trusted_networks(text: str) -> list[str]:
+    """proxy_protocol.trusted as a list: '127.0.0.0/8, ::1' -> ['127.0.0.0/8', '::1']."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def section_json(section: Any) -> dict:

@@ -13,6 +13,7 @@ from time import perf_counter
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.balancer import Balancer
+from lab.proxy_protocol import ProxyError, encode_v1, encode_v2, parse_header
 
 
 class TcpUpstream(asyncio.Protocol):
@@ -65,15 +66,79 @@ class TcpClientConnection(asyncio.Protocol):
         self.client_eof = False  # the client sent FIN
         self.backend_eof = False  # the backend sent FIN
         self.finished = False
+        # Who connected to whom: from the socket, or from a PROXY header (proxy_protocol).
+        self.client: tuple[str, int] = ("unknown", 0)
+        self.local: tuple[str, int] = ("unknown", 0)
+        self.awaiting_proxy = False
+        self.proxy_head = b""
+        self.proxy_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.transport.pause_reading()  # nothing to pipe to until the backend answers
         peer = transport.get_extra_info("peername")
-        self.info = RequestInfo(peer[0] if peer else "unknown")
+        here = transport.get_extra_info("sockname")
+        if peer:
+            self.client = (peer[0], peer[1])
+        if here:
+            self.local = (here[0], here[1])
         self.id = self.balancer.next_id()
         self.started = perf_counter()
+        balancer = self.balancer
+        if balancer.proxy_accept:
+            if not balancer.proxy_trusted.trusts(self.client[0]):
+                self.refuse_proxy(
+                    f"a PROXY header is believed only from proxy_protocol.trusted, "
+                    f"and {self.client[0]} is not in it"
+                )
+                return
+            # Read on until the header is in: it names the client to route by.
+            self.awaiting_proxy = True
+            self.proxy_timer = self.loop.call_later(
+                balancer.client_header_s, self.refuse_proxy, "no complete PROXY header in time"
+            )
+            return
+        self.transport.pause_reading()  # nothing to pipe to until the backend answers
+        self.info = RequestInfo(self.client[0])
         self.route()
+
+    def proxy_header(self, data: bytes) -> bytes:
+        """Read the PROXY header, then route by the client it names; returns what follows."""
+        received = self.proxy_head + data
+        try:
+            header = parse_header(received)
+        except ProxyError as exc:
+            self.refuse_proxy(f"{exc} (from {self.client[0]})")
+            return b""
+        if header is None:
+            self.proxy_head = received
+            return b""
+        self.awaiting_proxy = False
+        self.proxy_head = b""
+        if self.proxy_timer is not None:
+            self.proxy_timer.cancel()
+        if header.source is not None and header.destination is not None:
+            self.client, self.local = header.source, header.destination
+        self.transport.pause_reading()
+        self.info = RequestInfo(self.client[0])
+        self.route()
+        return received[header.length :]
+
+    def refuse_proxy(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.awaiting_proxy = False
+        self.balancer.publish_error(self.id, None, reason, kind="proxy_protocol")
+        self.finished = True
+        self.transport.close()
+
+    def proxy_line(self) -> bytes:
+        """The PROXY header for the backend (proxy_protocol.send), as HAProxy's send-proxy."""
+        try:
+            if self.balancer.proxy_send == "v2":
+                return encode_v2(self.client, self.local)
+            return encode_v1(self.client, self.local)
+        except ValueError:  # not an IP address pair: say so, as the protocol allows
+            return b"PROXY UNKNOWN\r\n"
 
     def route(self, waited_ms: float = 0.0) -> None:
         balancer = self.balancer
@@ -132,6 +197,8 @@ class TcpClientConnection(asyncio.Protocol):
             upstream.transport.close()
             return
         self.upstream = upstream
+        if self.balancer.proxy_send != "off":
+            upstream.transport.write(self.proxy_line())
         if self.early:
             upstream.transport.write(b"".join(self.early))
             self.early.clear()
@@ -142,6 +209,10 @@ class TcpClientConnection(asyncio.Protocol):
     # -- client side -------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.awaiting_proxy:
+            data = self.proxy_header(data)
+            if not data:
+                return
         self.received += len(data)
         if self.upstream is None:
             # uvloop may hand over bytes it read before our pause took effect.
@@ -158,6 +229,8 @@ class TcpClientConnection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.proxy_timer is not None:
+            self.proxy_timer.cancel()
         if self.upstream is not None:
             self.upstream.transport.close()
         self.finish(failed=False)
