@@ -8,7 +8,8 @@ import sys
 import time
 
 import pytest
-from conftest import Lab, split, wait_for
+from conftest import Lab, RawBackend, split, wait_for
+from test_vocabulary import problems
 
 from lab.supervisor import Supervisor
 
@@ -53,10 +54,15 @@ def lab(echo):
         lab.start_balancer()
         lab.configure(timeouts={"client_header_ms": 500})
         yield lab
+        for reader in lab._readers:
+            reader.close()
 
 
 def connect(lab):
-    return websockets_sync.connect(f"ws://{lab.listen}/chat", open_timeout=5, close_timeout=2)
+    # No compression: the bytes counted in the done event are then the messages' own.
+    return websockets_sync.connect(
+        f"ws://{lab.listen}/chat", open_timeout=5, close_timeout=2, compression=None
+    )
 
 
 def test_messages_pass_both_ways(lab):
@@ -66,9 +72,14 @@ def test_messages_pass_both_ways(lab):
             ws.send(text)
             assert ws.recv(timeout=5) == text
         route = events.wait("route", upgrade="websocket")
-        assert route["backend"] == "ws"
+        assert route["backend"] == "ws" and route["method"] == "GET" and route["path"] == "/chat"
+        assert events.of("done", id=route["id"]) == []  # a live tunnel is not done
     done = events.wait("done", id=route["id"])
-    assert done["bytes_in"] > 100_000 and done["bytes_out"] > 100_000
+    # The client began the closing handshake; the server closes TCP first (RFC 6455 7.1.1).
+    assert done["status"] == 101 and done["reason"] == "ws closed the connection first"
+    # Bytes each way: the three messages (framed; the client's are masked) and the handshake.
+    assert 100_000 < done["bytes"] < 101_000 and 100_000 < done["bytes_up"] < 101_000
+    assert [p for event in events.events for p in problems(event)] == []
 
 
 def test_tunnel_survives_other_traffic(lab):
@@ -85,18 +96,16 @@ def test_tunnel_survives_other_traffic(lab):
 
 def test_killed_backend_closes_tunnel_with_done_and_reason(lab, echo):
     events = lab.events()
-    ws = connect(lab)
-    ws.send("hi")
-    assert ws.recv(timeout=5) == "hi"
-    route = events.wait("route", upgrade="websocket")
-    assert lab.backend_state("ws")["active"] == 1  # least connections sees the tunnel
-    echo[0].kill()
-    with pytest.raises(ConnectionClosed):
-        ws.recv(timeout=5)
-    ws.close()
-    events.wait("done", id=route["id"])
-    error = events.wait("error", id=route["id"])
-    assert "tunnel" in error["reason"]
+    with connect(lab) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+        route = events.wait("route", upgrade="websocket")
+        assert lab.backend_state("ws")["active"] == 1  # least connections sees the tunnel
+        echo[0].kill()
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+        done = events.wait("done", id=route["id"])
+    assert done["reason"] in ("ws closed the connection first", "ws reset the connection"), done
     wait_for(lambda: lab.backend_state("ws")["active"] == 0, what="the tunnel no longer counted")
 
 
@@ -128,15 +137,14 @@ def test_idle_timeout_closes_silent_tunnel(lab):
         assert ws.recv(timeout=5) == "one"
         route = events.wait("route", upgrade="websocket")
         done = events.wait("done", id=route["id"], timeout=5)
-        assert done is not None
+        assert done["reason"] == "nothing crossed the tunnel for 300 ms (timeouts.tunnel_idle_ms)"
+        assert 300 <= done["ms"] < 3000
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=3)
 
 
 @pytest.mark.parametrize("status", [b"400 Bad Request", b"200 OK"])
 def test_refused_upgrade_is_an_ordinary_response(status):
-    from conftest import RawBackend
-
     backend = RawBackend(lambda request: b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nno")
     try:
         with Supervisor() as supervisor:
