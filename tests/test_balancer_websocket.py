@@ -176,3 +176,145 @@ def test_h2c_and_connect_still_501(lab):
         with socket.create_connection(split(lab.listen), timeout=5) as sock:
             sock.sendall(request)
             assert sock.recv(1000).startswith(b"HTTP/1.1 501")
+
+
+def handshake(path: str = "/chat", extra: bytes = b"", method: bytes = b"GET") -> bytes:
+    return (
+        method + b" " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" + extra + b"\r\n"
+    )
+
+
+def test_a_rule_on_the_upgrade_header_and_a_sticky_cookie_route_the_handshake(echo):
+    """HAProxy's classic `acl is_ws hdr(Upgrade) -i websocket`: WebSockets to their own pool."""
+    plain = RawBackend(lambda request: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain")
+    try:
+        with Supervisor() as supervisor:
+            lab = Lab(supervisor)
+            lab.backends.update(ws=echo[1], plain=plain.address)
+            lab.start_balancer()
+            lab.configure(
+                pools=[{"name": "live", "backends": ["ws"]}],
+                rules=[{"name": "sockets", "header": "upgrade:websocket", "pool": "live"}],
+                sticky={"mode": "cookie"},
+            )
+            events = lab.events()
+            with connect(lab) as ws:
+                assert ws.response.headers["Set-Cookie"].startswith("SERVERID=ws;")
+                ws.send("routed")
+                assert ws.recv(timeout=5) == "routed"
+                route = events.wait("route", upgrade="websocket")
+            assert (route["rule"], route["pool"], route["backend"]) == ("sockets", "live", "ws")
+            # An ordinary request matches no rule: the default pool, which plain is in.
+            with socket.create_connection(split(lab.listen), timeout=5) as sock:
+                sock.sendall(b"GET /chat HTTP/1.1\r\nHost: x\r\nCookie: SERVERID=plain\r\n\r\n")
+                assert sock.recv(1000).endswith(b"plain")
+            events.close()
+    finally:
+        plain.close()
+
+
+def test_a_handshake_is_never_sent_twice(lab):
+    """Backends that take the handshake and close without a word: one try, then a 502."""
+    silent = [RawBackend(lambda request: None) for _ in range(2)]
+    try:
+        lab.configure(
+            backends=[{"name": f"s{i}", "address": b.address} for i, b in enumerate(silent)],
+            retries={"tries": 3},
+        )
+        with socket.create_connection(split(lab.listen), timeout=5) as sock:
+            sock.sendall(handshake())
+            reply = sock.recv(1000)
+        assert reply.startswith(b"HTTP/1.1 502") and b"not retried" in reply, reply
+        assert sum(len(b.requests) for b in silent) == 1
+    finally:
+        for backend in silent:
+            backend.close()
+
+
+def test_bytes_sent_with_the_handshake_reach_the_backend_first(lab):
+    """A client may send its first frame with the handshake; it waits for the tunnel."""
+    frame = b"\x81\x82abcd" + bytes(x ^ y for x, y in zip(b"hi", b"abcd", strict=False))
+    with socket.create_connection(split(lab.listen), timeout=5) as sock:
+        sock.sendall(handshake() + frame)
+        got = b""
+        while not got.endswith(b"hi"):
+            got += sock.recv(1000)
+    assert got.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert got.endswith(b"\r\n\r\n\x81\x02hi")  # the echo, unmasked, right after the 101
+
+
+def test_a_client_that_leaves_ends_the_tunnel(lab):
+    events = lab.events()
+    sock = socket.create_connection(split(lab.listen), timeout=5)
+    sock.sendall(handshake())
+    assert sock.recv(1000).startswith(b"HTTP/1.1 101")
+    route = events.wait("route", upgrade="websocket")
+    sock.close()  # no closing handshake: the TCP connection just ends
+    done = events.wait("done", id=route["id"])
+    assert done["reason"] in (
+        "the client closed the connection first",
+        "the client reset the connection",
+    )
+    wait_for(lambda: lab.backend_state("ws")["active"] == 0, what="the tunnel no longer counted")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (handshake(method=b"POST", extra=b"Content-Length: 0\r\n"), b"400"),
+        (handshake(extra=b"Content-Length: 3\r\n") + b"abc", b"400"),
+        (handshake().replace(b"HTTP/1.1", b"HTTP/1.0"), b"400"),
+        (handshake().replace(b"Upgrade: websocket", b"Upgrade: chat"), b"501"),
+    ],
+    ids=["post", "body", "http-1.0", "other-protocol"],
+)
+def test_a_bad_handshake_is_refused_before_routing(lab, request_bytes, status):
+    events = lab.events()
+    with socket.create_connection(split(lab.listen), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        assert sock.recv(1000).startswith(b"HTTP/1.1 " + status)
+    events.wait("error", status=int(status))
+    assert events.of("route") == [] and lab.backend_state("ws")["total"] == 0
+
+
+def test_a_backend_that_stops_reading_stops_the_client(lab):
+    """Backpressure: the balancer holds a bounded amount for a backend that reads nothing,
+    and every byte arrives once it reads again."""
+    server = socket.create_server(("127.0.0.1", 0))
+    lab.configure(backends=[{"name": "stuck", "address": f"127.0.0.1:{server.getsockname()[1]}"}])
+    client = socket.create_connection(split(lab.listen), timeout=5)
+    client.sendall(handshake())
+    backend, _ = server.accept()
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += backend.recv(1)
+    backend.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                    b"Upgrade: websocket\r\n\r\n")  # fmt: skip
+    assert client.recv(1000).startswith(b"HTTP/1.1 101")
+    client.setblocking(False)
+    chunk, sent, stalled_since = b"z" * 65536, 0, None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sent < 512 * 1024 * 1024:
+        try:
+            sent += client.send(chunk)
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 1.0:
+                break  # a second without taking a byte: the client is held back
+            time.sleep(0.01)
+    assert stalled_since is not None, f"the client sent {sent} bytes and was never held back"
+    assert sent < 64 * 1024 * 1024  # kernel buffers on both hops, and no more
+    client.setblocking(True)
+    client.shutdown(socket.SHUT_WR)
+    received = 0
+    backend.settimeout(10)
+    while chunk := backend.recv(1 << 20):
+        received += len(chunk)
+        if received >= sent:
+            break
+    assert received == sent
+    for sock in (client, backend, server):
+        sock.close()
