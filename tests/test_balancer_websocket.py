@@ -318,3 +318,39 @@ def test_a_backend_that_stops_reading_stops_the_client(lab):
     assert received == sent
     for sock in (client, backend, server):
         sock.close()
+
+
+def test_least_connections_counts_open_tunnels_to_toy_backends():
+    """Each toy backend echoes WebSockets at /ws; a tunnel keeps its backend busy."""
+    with Supervisor() as supervisor:
+        lab = Lab(supervisor)
+        for name in ("b1", "b2", "b3"):
+            lab.start_backend(name)
+        lab.start_balancer("--algorithm", "least-connections")
+        events = lab.events()
+        url = f"ws://{lab.listen}/ws"
+        with (
+            websockets_sync.connect(url, open_timeout=5) as first,
+            websockets_sync.connect(url, open_timeout=5) as second,
+        ):
+            held = {first.response.headers["X-Backend"], second.response.headers["X-Backend"]}
+            assert len(held) == 2  # the second went where no tunnel was
+            client = socket.create_connection(split(lab.listen), timeout=5)
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = client.recv(65536)
+            client.close()
+            (free,) = {"b1", "b2", "b3"} - held
+            assert f'"backend":"{free}"'.encode() in answer  # the one backend with nothing open
+            assert sorted(b["active"] for b in lab.state()["backends"]) == [0, 1, 1]
+            routes = wait_for(
+                lambda: (
+                    events.of("route", upgrade="websocket")[1:]
+                    and events.of("route", upgrade="websocket")
+                )
+            )
+            assert [r["backend"] for r in routes] == [
+                first.response.headers["X-Backend"],
+                second.response.headers["X-Backend"],
+            ]
+        wait_for(lambda: all(b["active"] == 0 for b in lab.state()["backends"]), what="closed")
+        events.close()
