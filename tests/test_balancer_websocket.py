@@ -342,12 +342,8 @@ def test_least_connections_counts_open_tunnels_to_toy_backends():
             (free,) = {"b1", "b2", "b3"} - held
             assert f'"backend":"{free}"'.encode() in answer  # the one backend with nothing open
             assert sorted(b["active"] for b in lab.state()["backends"]) == [0, 1, 1]
-            routes = wait_for(
-                lambda: (
-                    events.of("route", upgrade="websocket")[1:]
-                    and events.of("route", upgrade="websocket")
-                )
-            )
+            wait_for(lambda: len(events.of("route", upgrade="websocket")) == 2, what="2 routes")
+            routes = events.of("route", upgrade="websocket")
             assert [r["backend"] for r in routes] == [
                 first.response.headers["X-Backend"],
                 second.response.headers["X-Backend"],
