@@ -4,7 +4,9 @@ The shell is thin: parse (httptools) -> choose (the pool's algorithm) -> send
 the request head and stream the body to a pooled upstream connection ->
 stream the response back byte for byte -> publish events. Bodies are never
 buffered whole in either direction. This module reads requests off a client
-connection; http_exchange carries each one to a backend and back.
+connection; http_exchange carries each one to a backend and back. A WebSocket
+handshake is routed like any request, and its backend's 101 turns both
+connections into a byte tunnel (lab.balancer.tunnel).
 """
 
 from __future__ import annotations
