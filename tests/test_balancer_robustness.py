@@ -249,10 +249,12 @@ def test_garbage_pipelined_after_a_valid_request_never_hangs_or_crashes(lab):
     assert_still_serving(lab)
 
 
-def test_a_protocol_upgrade_is_refused_with_501_before_routing(lab):
+def test_an_upgrade_other_than_websocket_is_refused_with_501_before_routing(lab):
+    """WebSocket handshakes are routed (test_balancer_websocket); h2c and CONNECT are not."""
     lab.start_balancer()
     for request in (
-        b"GET /ws HTTP/1.1\r\nHost: lab\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: lab\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
         b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
     ):
         ending, reply = exchange(lab.listen, request)

@@ -87,7 +87,7 @@ EVERYTHING = {
     "retries": {"tries": 2, "non_idempotent": True},
     "sticky": {"mode": "cookie", "cookie": "LAB"},
     "timeouts": {"connect_ms": 500, "client_header_ms": 2000, "idle_ms": 120_000,
-                 "backend_response_ms": 30_000, "queue_ms": 250},
+                 "backend_response_ms": 30_000, "queue_ms": 250, "tunnel_idle_ms": 300_000},
     "slow_start_s": 20,
     "pools": [
         {"name": "api", "backends": ["b1", "b2"], "algorithm": "consistent-hash",
@@ -201,6 +201,27 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     quiet = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
     assert "NGINX Plus" not in quiet["nginx"] and "check" not in quiet["haproxy"]
     assert "timeout" not in quiet["haproxy"] and "_timeout" not in quiet["nginx"]
+
+
+def test_websockets_pass_as_nginx_and_haproxy_are_told_to_pass_them():
+    """nginx drops Upgrade and Connection (hop-by-hop) unless told; HAProxy needs only its
+    tunnel timeout. Layer 4 carries any bytes: nothing to say there."""
+    shown = snippets(EVERYTHING)
+    nginx, haproxy = shown["nginx"], shown["haproxy"]
+    told = 'map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ""      "";'
+    assert told in nginx
+    assert "\nproxy_http_version 1.1;\nproxy_set_header Upgrade $http_upgrade;\n" in nginx
+    assert "\nproxy_set_header Connection $connection_upgrade;\n" in nginx
+    # The router's location has proxy_set_header lines of its own, so it repeats them.
+    assert "        proxy_set_header Connection $connection_upgrade;\n    }" in nginx
+    assert 'proxy_set_header Connection "";' not in nginx  # that would end every WebSocket
+    assert "location /ws/ { proxy_pass http://lab; proxy_read_timeout 5m; }" in nginx
+    assert haproxy.count("    timeout tunnel 5m") == len(EVERYTHING["pools"]) + 1  # each backend
+    quiet = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
+    assert "$connection_upgrade;" in quiet["nginx"] and "proxy_read_timeout" not in quiet["nginx"]
+    assert "tunnel" not in quiet["haproxy"]  # the lab's default hour is not written out
+    tcp = snippets(TCP_EVERYTHING | {"timeouts": {"tunnel_idle_ms": 300_000}})
+    assert "upgrade" not in tcp["nginx"].lower() and "tunnel" not in tcp["haproxy"]
 
 
 def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():

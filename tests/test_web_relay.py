@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from lab.web.relay import BatchBuilder, LatencyHistory, LineReader, percentile
@@ -100,3 +102,19 @@ def test_the_latency_chart_reaches_browsers_in_batches():
     assert builder.take(COUNTERS, now=11.0)["latency"] == [
         {"t": 10, "n": 1, "p50": 4.0, "p95": 4.0}
     ]
+
+
+def test_a_websocket_tunnel_is_always_drawn_and_its_lifetime_is_no_response_time():
+    builder = BatchBuilder(max_new_routes=4)
+    for n in range(40):
+        builder.add(route(f"r{n}"), now=1.0)
+    builder.take(COUNTERS, now=1.0)  # ten times more than drawn: one in ten from now on
+    unlucky = [f"t{n}" for n in range(100) if zlib.crc32(f"t{n}".encode()) % 10][:2]
+    sampled_out, plain = unlucky
+    builder.add(route(sampled_out) | {"upgrade": "websocket"}, now=1.1)
+    builder.add(route(plain), now=1.1)  # as unlucky, and no tunnel: left out
+    assert [e["id"] for e in builder.take(COUNTERS, now=1.1)["events"]] == [sampled_out]
+    builder.add(done(sampled_out, ms=90_000.0, status=101), now=1.2)
+    builder.add(done("r0", ms=4.0), now=1.2)
+    assert [e["id"] for e in builder.take(COUNTERS, now=1.3)["events"]] == [sampled_out, "r0"]
+    assert builder.take(COUNTERS, now=2.0)["latency"] == [{"t": 1, "n": 1, "p50": 4.0, "p95": 4.0}]

@@ -23,6 +23,9 @@ then slow a backend down without its health check failing, and take it out
 of rotation (healthy=false) without making it slow; the two stay separate
 ideas. To show a backend that hangs, freeze its process (kill -STOP).
 
+`GET /ws` with `Upgrade: websocket` opens a WebSocket that echoes every
+message (websocket.py): a long-lived connection, untouched by the knobs.
+
 `/_lab/...` is the control API (see control.py); it bypasses the knobs too.
 """
 

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import httptools
 
+from lab.backend import websocket
 from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
 from lab.http_api import BODY_LIMIT, BODY_TOO_LARGE, error_body
 from lab.proxy_protocol import ProxyError, parse_header
@@ -50,6 +51,7 @@ class Request:
     body: bytes | None = None  # only for /_lab/ requests
     forwarded_for: str | None = None
     problem: tuple[int, str] | None = None  # (status, reason) when the bytes were not valid HTTP
+    websocket_key: bytes | None = None  # a WebSocket handshake to GET /ws (lab.backend.websocket)
 
     @property
     def connection_header(self) -> bytes:
@@ -59,6 +61,7 @@ class Request:
 
 
 class App(Protocol):
+    name: str
     framer: Framer
     connections: int
 
@@ -88,6 +91,8 @@ class HttpConnection(asyncio.Protocol):
         self._stop_reading = False  # after a malformed request nothing more is read
         self._write_paused = False
         self._reading = True
+        self._handshake: Request | None = None  # a WebSocket handshake, answered in turn
+        self._early: list[bytes] | None = None  # after a WebSocket handshake: what came next
         self._begin()
 
     # -- asyncio.Protocol
@@ -110,6 +115,9 @@ class HttpConnection(asyncio.Protocol):
         self._app.connections -= 1
 
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:  # WebSocket frames, kept until the handshake is answered
+            self._early.append(data)
+            return
         if self._closing or self._stop_reading:
             return
         if self._awaiting_proxy:
@@ -118,9 +126,14 @@ class HttpConnection(asyncio.Protocol):
                 return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # Answered 501 already (on_message_complete); what follows is not HTTP/1.1.
+        except httptools.HttpParserUpgrade as exc:
+            # A WebSocket handshake waits its turn (its frames with it), or the request was
+            # answered 501 already (on_message_complete); what follows is not HTTP/1.1.
             self._stop_reading = True
+            if self._handshake is not None:
+                self._early = [data[int(exc.args[0]) :]]
+                self._transport.pause_reading()
+                self._enqueue(self._handshake)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, Refused):
                 self._reject(*exc.__context__.args)
@@ -164,6 +177,8 @@ class HttpConnection(asyncio.Protocol):
         self._body: bytearray | None = None
         self._forwarded_for: str | None = None
         self._expect_continue = False
+        self._upgrade = b""
+        self._websocket_key: bytes | None = None
 
     def on_message_begin(self) -> None:
         self._begin()
@@ -179,6 +194,10 @@ class HttpConnection(asyncio.Protocol):
             self._expect_continue = value.lower() == b"100-continue"
         elif size == 15 and name.lower() == b"x-forwarded-for":
             self._forwarded_for = value.decode("latin-1")
+        elif size == 7 and name.lower() == b"upgrade":
+            self._upgrade = value.strip().lower()
+        elif size == 17 and name.lower() == b"sec-websocket-key":
+            self._websocket_key = value
 
     def on_headers_complete(self) -> None:
         if self._url.startswith(b"/_lab/"):
@@ -207,8 +226,17 @@ class HttpConnection(asyncio.Protocol):
         if method == b"CONNECT":  # a tunnel request; the rest of the stream is not HTTP
             self._reject(405, "this backend does not tunnel (CONNECT)")
             return
-        if parser.should_upgrade():  # it waits for a 101 that never comes: say so, then close
-            self._reject(501, "this toy backend does not switch protocols (Upgrade)")
+        if parser.should_upgrade():
+            if self._upgrade == b"websocket" and method == b"GET" and path == websocket.PATH:
+                if self._websocket_key:
+                    # Enqueued by data_received, with the bytes after it (llhttp stops here).
+                    self._handshake = Request("GET", target, path, query, "1.1", True, "")
+                    self._handshake.websocket_key = self._websocket_key
+                    return
+                self._reject(400, "a WebSocket handshake needs Sec-WebSocket-Key")
+                return
+            # It waits for a 101 that never comes: say so, then close.
+            self._reject(501, f"this toy backend upgrades only GET {websocket.PATH} (to WebSocket)")
             return
         request = Request(
             method.decode("latin-1"),
@@ -237,6 +265,9 @@ class HttpConnection(asyncio.Protocol):
             self._dispatch(request)
 
     def _dispatch(self, request: Request) -> None:
+        if request.websocket_key is not None:
+            self._switch(request.websocket_key)
+            return
         if request.problem is not None:
             status, reason = request.problem
             result = self._app.framer.full(status, json_body(error_body(reason)), connection=CLOSE)
@@ -283,6 +314,25 @@ class HttpConnection(asyncio.Protocol):
         return self._app.framer.full(500, body, connection=CLOSE)
 
     # -- the unusual cases
+
+    def _switch(self, key: bytes) -> None:
+        """Answer a WebSocket handshake with 101 and hand the connection to the echo."""
+        if self._closing:
+            return
+        self._closing = True  # this object is done with the connection
+        transport = self._transport
+        transport.write(websocket.switching_protocols(key, self._app.name))
+        app = self._app
+
+        def closed() -> None:
+            app.connections -= 1
+
+        echo = websocket.WebSocketEcho(transport, closed)
+        transport.set_protocol(echo)
+        early, self._early = b"".join(self._early or ()), None
+        if early:
+            echo.data_received(early)
+        transport.resume_reading()
 
     def _reject(self, status: int, reason: str) -> None:
         """Answer a request we could not parse (after any earlier ones), then close."""

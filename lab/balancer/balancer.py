@@ -194,8 +194,9 @@ class Balancer:
         more = ""
         if request.method:
             more = f',"method":"{request.method}","path":{texts.of(request.path)}'
-        if retry or rule is not None or decision.sticky or pool is not self.default_pool:
-            more += route_extras(retry, pool, rule, decision.sticky, pool is not self.default_pool)
+        named = pool is not self.default_pool
+        if retry or rule is not None or decision.sticky or named or request.upgrade:
+            more += route_extras(retry, pool, rule, decision.sticky, named, request.upgrade)
         self.events.publish_encoded(
             f'{{"type":"route","id":"{rid}","t":{self.event_time()},"mode":"{self.mode}",'
             f'"client":"{request.client}","backend":"{decision.backend.name}",'

@@ -46,6 +46,7 @@ COMPILED_MODULES = (
     "lab.balancer.failover",
     "lab.balancer.hop_by_hop",
     "lab.balancer.request_target",
+    "lab.balancer.tunnel",
     "lab.balancer.upstream",
     "lab.balancer.balancer",
     "lab.balancer.http_exchange",

@@ -34,8 +34,10 @@ def micros_text(seconds: float) -> str:
     return f"{micros // 1_000_000}.{THREE_DIGITS[part // 1000]}{THREE_DIGITS[part % 1000]}"
 
 
-def route_extras(retry: int, pool: Pool, rule: Rule | None, sticky: bool, named: bool) -> str:
-    """The route event's rarer fields: a retry, a pool and rule, a sticky pin."""
+def route_extras(
+    retry: int, pool: Pool, rule: Rule | None, sticky: bool, named: bool, upgrade: str
+) -> str:
+    """The route event's rarer fields: a retry, a pool and rule, a sticky pin, an upgrade."""
     text = f',"retry":{retry}' if retry else ""
     if named or rule is not None:
         text += f',"pool":"{pool.name}"'
@@ -43,4 +45,6 @@ def route_extras(retry: int, pool: Pool, rule: Rule | None, sticky: bool, named:
         text += f',"rule":"{rule.name}"'
     if sticky:
         text += ',"sticky":true'
+    if upgrade:  # "websocket": a name of ours, never the client's text
+        text += f',"upgrade":"{upgrade}"'
     return text

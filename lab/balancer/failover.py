@@ -100,7 +100,13 @@ def failed_before_response(
     self.backend = None
     body_lost = self.body_sent and self.replay is None
     why_not = why_not_retry(
-        balancer.config.retries, self.attempts, self.method, sent, body_lost, backend.name
+        balancer.config.retries,
+        self.attempts,
+        self.method,
+        sent,
+        body_lost,
+        backend.name,
+        self.info.upgrade,
     )
     if why_not:
         self.answer(502, f"{reason}; not retried: {why_not}")

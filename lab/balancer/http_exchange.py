@@ -145,6 +145,9 @@ class Exchange:
                 self.lines = without_cookie(self.lines, balancer.sticky.cookie)
         else:  # most settings never look at headers: skip decoding them
             self.info = RequestInfo(self.client.client_ip, self.method, path)
+        upgrade = self.client.upgrade
+        if upgrade is not None and upgrade.exchange is self:
+            self.info.upgrade = upgrade.protocol
         self.head = self.build_head()
         if balancer.rules:
             self.pool, self.rule = balancer.choose_pool(self.info)
@@ -181,7 +184,9 @@ class Exchange:
                 )  # fmt: skip
             else:
                 self.set_cookie = None
-        conn = balancer.upstreams.take_idle(backend)
+        # A handshake takes a new connection, which becomes its tunnel: on a pooled one the
+        # backend may have closed while idle, and a handshake is never sent twice.
+        conn = balancer.upstreams.take_idle(backend) if not self.info.upgrade else None
         if conn is not None:
             self.attach(conn)
         else:

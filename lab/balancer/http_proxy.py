@@ -4,7 +4,9 @@ The shell is thin: parse (httptools) -> choose (the pool's algorithm) -> send
 the request head and stream the body to a pooled upstream connection ->
 stream the response back byte for byte -> publish events. Bodies are never
 buffered whole in either direction. This module reads requests off a client
-connection; http_exchange carries each one to a backend and back.
+connection; http_exchange carries each one to a backend and back. A WebSocket
+handshake is routed like any request, and its backend's 101 turns both
+connections into a byte tunnel (lab.balancer.tunnel).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.failover import backend_timed_out
 from lab.balancer.http_exchange import REASONS, Exchange
 from lab.balancer.request_target import Reject, normalise, valid_host, validate
+from lab.balancer.tunnel import Upgrade, accept_upgrade
 from lab.proxy_protocol import ProxyError, parse_header
 
 HEAD_LIMIT: Final = 16 * 1024  # bytes of request line + headers before we answer 431
@@ -64,6 +67,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.good_host = b" "  # the last Host value found valid here (a space never is)
         self.done_reading = False  # a request said Connection: close; nothing after it is read
         self.rejected: tuple[int, str] | None = None  # an answer owed once in-flight ones finish
+        self.upgrade: Upgrade | None = None  # a WebSocket handshake, the last request here
         # Timeouts share one lazy timer per connection: the hot path only notes the time
         # things happen, and the timer, when it fires, works out what is overdue.
         self.timer: asyncio.TimerHandle | None = None
@@ -97,6 +101,8 @@ class HttpClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected or self.done_reading:
+            if self.upgrade is not None and not self.closing:  # read before the pause took
+                self.upgrade.early.append(data)
             return
         if self.awaiting_proxy:
             data = self.proxy_header(data)
@@ -111,10 +117,11 @@ class HttpClientConnection(asyncio.Protocol):
             self.head_raw += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.reject(
-                501, "protocol upgrades (such as WebSocket) are not supported at Layer 7 here"
-            )
+        except httptools.HttpParserUpgrade as exc:
+            # The handshake is parsed; what follows it is WebSocket, held for the tunnel.
+            # (on_headers_complete took the handshake or refused it, so `upgrade` is set.)
+            if self.upgrade is not None:
+                self.upgrade.early.append(data[int(exc.args[0]) :])
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, Reject):
@@ -239,8 +246,8 @@ class HttpClientConnection(asyncio.Protocol):
         exchange.method = method = raw_method.decode("ascii", "replace")
         exchange.is_head = method == "HEAD"
         exchange.keep_alive = self.parser.should_keep_alive()
-        if self.parser.should_upgrade():  # Upgrade: or CONNECT; refuse before routing anything
-            raise Reject(501, "protocol upgrades and CONNECT are not supported at Layer 7 here")
+        if self.parser.should_upgrade():  # Upgrade: or CONNECT; WebSocket alone goes on
+            accept_upgrade(self, exchange, self.parser.get_http_version())
         # Keep-alive with no Connection header can only be HTTP/1.1 to llhttp, which lets
         # 0.9, 1.0, 1.1 and 2.0 through; the others are worth asking the version.
         if not exchange.keep_alive or exchange.connection is not None:
@@ -297,6 +304,14 @@ class HttpClientConnection(asyncio.Protocol):
                 nxt.begin()
         if self.read_pauses and len(exchanges) <= 1:
             self.resume_reading_for("pipeline")
+
+    def hand_over(self) -> None:
+        """A tunnel takes this connection's transport (lab.balancer.tunnel): HTTP is over."""
+        self.closing = True  # nothing here touches the transport again
+        self.upgrade = None
+        if self.timer is not None:
+            self.timer.cancel()
+        self.exchanges.clear()
 
     def write_error(self, status: int, reason: str, close: bool) -> None:
         if self.transport is None or self.transport.is_closing():

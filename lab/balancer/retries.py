@@ -4,7 +4,8 @@ A request that never reached a backend is always safe to send again. One that a
 backend may have received, and acted on, is sent again only if its method is
 idempotent (RFC 9110 9.2.2), unless retries.non_idempotent says otherwise, as
 nginx's proxy_next_upstream does. And only while its body was small enough to
-keep for the replay.
+keep for the replay. A WebSocket handshake a backend may have received is never
+sent again: that backend may have begun a session for it.
 """
 
 from __future__ import annotations
@@ -19,15 +20,23 @@ REPLAY_LIMIT: Final = 64 * 1024
 
 
 def why_not_retry(
-    settings: RetrySettings, attempts: int, method: str, sent: bool, body_lost: bool, backend: str
+    settings: RetrySettings,
+    attempts: int,
+    method: str,
+    sent: bool,
+    body_lost: bool,
+    backend: str,
+    upgrade: str = "",
 ) -> str:
     """Why this request must not be tried again, or "" when another try is allowed.
 
     `sent`: `backend` may have received it. `body_lost`: part of its body went out
-    and was too big to keep.
+    and was too big to keep. `upgrade`: the protocol a handshake asks for.
     """
     if attempts >= settings.tries:
         return f"{attempts} tries used (retries.tries is {settings.tries})"
+    if sent and upgrade:
+        return f"a {upgrade} handshake is never sent twice: {backend} may have begun its session"
     if sent and method not in IDEMPOTENT and not settings.non_idempotent:
         return (
             f"a {method} is not sent twice: {backend} may have acted on it "

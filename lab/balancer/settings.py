@@ -126,6 +126,7 @@ class TimeoutSettings:
     idle_ms: int = setting(60_000, 10, 3_600_000)  # keep-alive wait for the next request
     backend_response_ms: int = setting(60_000, 10, 3_600_000)  # silence from a busy backend
     queue_ms: int = setting(5000, 1, 600_000)  # longest wait for a free max_conns slot
+    tunnel_idle_ms: int = setting(3_600_000, 10, 86_400_000)  # a silent WebSocket tunnel ends
 
 
 @dataclass(frozen=True)

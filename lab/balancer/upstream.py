@@ -16,6 +16,7 @@ from lab.balancer.backend import Backend
 from lab.balancer.failover import upstream_failed, upstream_lost
 from lab.balancer.framing import response_end
 from lab.balancer.hop_by_hop import HOP_BY_HOP_SET
+from lab.balancer.tunnel import switch_protocols
 
 if TYPE_CHECKING:
     from lab.balancer.http_proxy import Exchange
@@ -99,7 +100,11 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
+            upgrade = exchange.client.upgrade
+            if self.status == 101 and upgrade is not None and upgrade.exchange is exchange:
+                switch_protocols(exchange, self, data, int(exc.args[0]))
+                return
             upstream_failed(
                 exchange,
                 self,

@@ -151,8 +151,9 @@ def nginx_router(rules: list[dict], pools: list[Pool], listen: str) -> list[str]
         "    location / {",
         f"        proxy_pass http://{POOL_VARIABLE};  # the upstream the map chose",
         "        proxy_http_version 1.1;",
-        '        proxy_set_header Connection "";',
         f"        proxy_set_header X-Forwarded-For {FORWARDED_FOR};",
+        "        proxy_set_header Upgrade $http_upgrade;  # WebSockets, as above",
+        "        proxy_set_header Connection $connection_upgrade;",
         "    }",
         "}",
     ]

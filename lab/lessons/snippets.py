@@ -36,6 +36,7 @@ from lab.lessons.snippet_rules import (
     pools_of,
     time_text,
 )
+from lab.lessons.snippet_tunnels import haproxy_tunnels, nginx_tunnels
 
 # The lab's algorithms whose nginx method allows `backup` servers (hash and random do not).
 BACKUP_METHODS = ("round-robin", "least-connections", "least-response-time")
@@ -183,7 +184,7 @@ def _nginx_proxying(config: dict) -> list[str]:
         lines.append(f"proxy_next_upstream_tries {tries};  # a failed try goes to another server")
     if mode != "tcp":  # the lab adds it; nginx only when told (and not at Layer 4)
         lines.append(f"proxy_set_header X-Forwarded-For {FORWARDED_FOR};")
-        lines.append("# (a location with proxy_set_header lines of its own must repeat it)")
+        lines += nginx_tunnels(config)  # with the note that a location must repeat them
     timeouts = config.get("timeouts") or {}
     for key, directive in NGINX_TIMEOUTS.items():
         value = timeouts.get(key, DEFAULT_TIMEOUTS[key])
@@ -312,7 +313,7 @@ def _haproxy_proxying(config: dict) -> list[str]:
         layer7_only = key in ("client_header_ms", "idle_ms")
         if value != DEFAULT_TIMEOUTS[key] and not (layer7_only and mode == "tcp"):
             lines.append(f"    timeout {name} {time_text(value)}")
-    return lines
+    return lines + (haproxy_tunnels(config) if mode != "tcp" else [])
 
 
 def haproxy_snippet(config: dict) -> str:

@@ -82,12 +82,17 @@ KINDS: tuple[EventKind, ...] = (
             "pool": text("the pool chosen from, when it is not the default pool"),
             "rule": text("the routing rule that named the pool"),
             "sticky": constant(True, "a sticky cookie or the stick table chose the backend"),
+            "upgrade": text(
+                "the protocol a handshake asks for (Layer 7 only): if the backend answers "
+                "101, the connection becomes a tunnel, drawn and counted until its done",
+                ("websocket",),
+            ),
         },
-        optional=("method", "path", "retry", "pool", "rule", "sticky"),
+        optional=("method", "path", "retry", "pool", "rule", "sticky", "upgrade"),
     ),
     EventKind(
         DONE,
-        "a request (or Layer 4 connection) finished on its backend",
+        "a request (or Layer 4 connection, or WebSocket tunnel) finished on its backend",
         {
             "id": _id(),
             "t": _t(),
@@ -98,7 +103,11 @@ KINDS: tuple[EventKind, ...] = (
             "ms": number("milliseconds from routing to the end of the answer", 0),
             "bytes": whole("bytes sent to the client", 0),
             "bytes_up": whole("bytes received from the client", 0),
+            "reason": _reason(
+                "why a tunnel (status 101) ended: a side closed it, or it was idle too long"
+            ),
         },
+        optional=("reason",),
     ),
     EventKind(
         ERROR,

@@ -129,8 +129,10 @@ class BatchBuilder:
 
     def add(self, event: dict, now: float) -> None:
         kind, rid = event.get("type"), event.get("id")
-        if kind == "done" and isinstance(event.get("ms"), int | float):
-            self.latency.observe(float(event["ms"]), now)
+        ms = event.get("ms")
+        # A WebSocket tunnel's done (101) says how long it stayed open: not a response time.
+        if kind == "done" and isinstance(ms, int | float) and event.get("status") != 101:
+            self.latency.observe(float(ms), now)
         if kind not in ("route", "done", "error") or not isinstance(rid, str):
             self.events.append(event)  # config, dropped, health: rare and always shown
         elif rid in self.shown:
@@ -143,7 +145,9 @@ class BatchBuilder:
             # A request's first event (a refusal before its retry does not count it yet).
             counted = kind == "route" or event.get("status") is not None
             drawn = self.new_routes < self.max_new_routes and (
-                self.stride == 1 or zlib.crc32(rid.encode()) % self.stride == 0
+                self.stride == 1
+                or zlib.crc32(rid.encode()) % self.stride == 0
+                or "upgrade" in event  # a WebSocket tunnel: rare, long-lived, always drawn
             )
             if counted:
                 self.arrivals += 1

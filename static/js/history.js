@@ -71,7 +71,8 @@ export class RunHistory {
     if (!run) return;
     if (!run.start && this.store.counters) run.start = this.store.counters;
     for (const event of events) {
-      if (event.type === "done" && typeof event.ms === "number" && run.ms.length < MAX_SAMPLES) run.ms.push(event.ms);
+      // A tunnel's (101) time is how long it stayed open, not how long its backend took.
+      if (event.type === "done" && typeof event.ms === "number" && event.status !== 101 && run.ms.length < MAX_SAMPLES) run.ms.push(event.ms);
     }
   }
 

@@ -54,6 +54,7 @@ export class DecisionLog {
         if (entry) {
           entry.failed = event.status != null && event.status >= 500;
           entry.mark = event.status == null ? "closed" : String(event.status);
+          if (event.reason) entry.reason = `${entry.reason}; ${event.reason}`; // why a tunnel ended
           this.dirty = true;
         }
       } else if (event.type === "error") {

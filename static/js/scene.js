@@ -12,7 +12,8 @@
 //
 // Layer 7: one dot per request: client -> balancer -> backend, a short stay, then back.
 // Layer 4: one line per open TCP connection, from its client through the balancer to its
-// backend, drawn while the connection lives; a dot shows it being set up.
+// backend, drawn while the connection lives; a dot shows it being set up. A WebSocket tunnel
+// at Layer 7 (a route with `upgrade`) is drawn the same way, until its done.
 // Health checks: each probe the balancer really made (a `check` event) is a small ring
 // from the balancer to the backend and back, crossed out when the check failed.
 
@@ -168,7 +169,7 @@ export class Scene {
       id: event.id,
       t: event.t,
       timed: this.delays === null, // only requests that arrive while measuring are timed
-      kind: event.mode === "tcp" ? "connection" : "request",
+      kind: event.mode === "tcp" || event.upgrade ? "connection" : "request",
       slot: this.slotFor(event.client, event.id),
       backend: event.backend,
       from: "client",

@@ -20,7 +20,7 @@ class RequestInfo:
     Header names are lower-case.
     """
 
-    __slots__ = ("client", "method", "path", "headers", "cookies")
+    __slots__ = ("client", "method", "path", "headers", "cookies", "upgrade")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class RequestInfo:
         self.path = path
         self.headers = headers
         self.cookies = cookies
+        self.upgrade = ""  # "websocket" for a WebSocket handshake (lab.balancer.tunnel)
 
     def __repr__(self) -> str:
         return f"RequestInfo({self.client!r}, {self.method!r}, {self.path!r})"
