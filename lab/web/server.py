@@ -178,6 +178,7 @@ def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
     from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the lab starts
 
     app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "ACCESS": access})
+    app.config["VIEWER_URL"] = viewer_url(sock.getsockname())
     socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
     print(page_line(sock.getsockname(), access), flush=True)
     return app, socketio
@@ -189,8 +190,20 @@ def go_live(app, socketio, link: ServiceLink) -> None:
     The stream starts with a full `state`, so browsers that came while the lab
     started get one then.
     """
+    from lab.web.app import report_viewers
+
     app.config["CONTROLLER"] = link  # what create_app does with one it is given
     link.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
+    report_viewers(app)
+
+
+def viewer_url(page: tuple) -> str:
+    """The page's URL for viewers ("" when bound to every address: the presenter's own, then)."""
+    host, port = page[0], page[1]
+    if host in ("0.0.0.0", "::"):
+        return ""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
 
 
 def page_line(page: tuple, access: Access) -> str:
