@@ -128,6 +128,7 @@ def classroom() -> Schema:
             ),
             "viewers": whole("viewers connected, summed over the web fronts", 0),
             "step": flag("step mode: the traffic holds, each Step sends one request"),
+            "steps": whole("Step presses so far: a page shows the decision of the newest", 0),
             "holds": listing(
                 text("why", ("round", "step")), "why the traffic is held (paused), if it is"
             ),

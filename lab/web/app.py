@@ -27,6 +27,7 @@ Browser -> server, event `command`, with an acknowledgement:
     Classroom (lab.web.room; the presenter's, refused to viewers like any command):
     set_position {section, panel, presenter_view, lesson?}   (where viewers who follow go)
     set_step {on}      (step mode for everyone: the traffic holds while it is on)
+    step {}            (send one request; every page shows its decision)
     ask_class {slug, index}   (open a lesson's predict block to the class; traffic holds)
     reveal {}          (send its request: everyone sees the decision)   end_question {}
 

@@ -34,6 +34,12 @@ def set_step(lab: Any, on: bool) -> None:
         _release(lab, "step")
 
 
+def step(lab: Any) -> None:
+    """Send one request in step mode; every page shows its decision."""
+    actions.send(lab, 1)
+    lab.room.stepped()
+
+
 def ask_class(lab: Any, slug: str, index: int) -> None:
     """Open a lesson's `predict` to the class: every viewer answers on their own device."""
     directive = _predict(lab, slug, index)

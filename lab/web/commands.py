@@ -147,6 +147,10 @@ COMMANDS: dict[str, Action] = {
         "step mode for everyone: the traffic holds, each Step sends one request", TRAFFIC,
         class_actions.set_step, {"on": Field("bool")},
     ),
+    "step": Action(
+        "send one request and show every page its decision (step mode)", TRAFFIC,
+        class_actions.step,
+    ),
     "ask_class": Action(
         "open a lesson's question (its predict block) to the class; the traffic holds",
         TRAFFIC, class_actions.ask_class,

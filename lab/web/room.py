@@ -87,6 +87,7 @@ class Room:
         self.holds: set[str] = set()  # "step", "round": why the traffic is paused
         self.resume_after = False  # the traffic ran before the first hold
         self._rounds = 0
+        self.steps = 0  # Step presses: every page shows the decision of the one just sent
         self._viewers = 0
         self.dirty = False
         self._route: dict | None = None  # the decision a reveal waits for
@@ -101,6 +102,7 @@ class Room:
                 "position": dict(self.position),
                 "viewers": self._count(),
                 "step": "step" in self.holds,
+                "steps": self.steps,
                 "holds": sorted(self.holds),
                 "round": self.round.public() if self.round else None,
             }
@@ -156,6 +158,11 @@ class Room:
             if self.round.outcome is not None:
                 raise CommandError("this question was already revealed")
             return self.round
+
+    def stepped(self) -> None:
+        with self._lock:
+            self.steps += 1
+            self.dirty = True
 
     # -- holds on the traffic ------------------------------------------------------------
 

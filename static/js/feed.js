@@ -18,6 +18,8 @@ export function liveStore(io, url = undefined) {
   socket.on("disconnect", () => store.setConnection("disconnected"));
   socket.on("state", (state) => store.applyState(state));
   socket.on("batch", (batch) => store.applyBatch(batch));
+  socket.on("you", (you) => store.setYou(you));
+  socket.on("classroom", (classroom) => store.applyClassroom(classroom));
   // The server may also answer a lesson's live check (lab/web/lesson_checks.py).
   store.ask = (event, data) =>
     new Promise((resolve) => {

@@ -5,6 +5,8 @@
 // lab/web/lesson_checks.py with the CI lesson runner's own measurements), so the page and
 // the test suite can never disagree about what a claim means.
 
+import { ClassQuestion } from "./class_question.js";
+
 const QUIET_TIMEOUT_MS = 20000;
 const PREDICT_TIMEOUT_MS = 10000;
 
@@ -26,6 +28,13 @@ export class Directives {
     this.lab = lab;
     this.store = lab.store;
     this.expects = new Map(); // index -> {check(), shown}
+    this.questions = []; // class questions (a classroom), which listen to the store
+  }
+
+  /** Stop listening to the store (the lesson is rendered anew or left). */
+  dispose() {
+    for (const question of this.questions) question.dispose();
+    this.questions = [];
   }
 
   build(index, directive) {
@@ -105,6 +114,15 @@ export class Directives {
   }
 
   buildPredict(index, directive) {
+    if (this.store.you && this.store.you.classroom) {
+      const done = () => {
+        this.lab.used(index);
+        this.checkAfter(index);
+      };
+      const question = new ClassQuestion({ slug: this.lesson.slug, index, directive, store: this.store, done });
+      this.questions.push(question);
+      return question.nodes();
+    }
     const question = element("p", "predict-question", directive.question);
     const choices = element("div", "predict-choices");
     choices.setAttribute("role", "group");
