@@ -224,7 +224,15 @@ def test_the_pages_fit_a_projector_and_a_phone(room):
     expect(teacher.locator(".qr-url")).to_have_text(room["viewer_url"])
     sizes = teacher.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
     assert sizes[0] <= sizes[1]
+    teacher.locator("#presenter-toggle").click()  # the viewers mirror the presenter view
     for student in students:
+        expect(student.locator(ROOT)).to_have_class(re.compile(r"\bpresenter\b"))
         wide = student.evaluate("() => document.documentElement.scrollWidth")
         assert wide <= PHONE["width"], f"a viewer's page is {wide} px wide on a 390 px phone"
         expect(student.locator("#follow")).to_be_in_viewport()
+    students[0].screenshot(path=str(SCREENSHOTS / "classroom-viewer-presenter-view.png"))
+    teacher.screenshot(path=str(SCREENSHOTS / "classroom-presenter-qr.png"))
+    teacher.locator("#qr-panel [data-part='qr-close']").click()
+    teacher.locator("#presenter-toggle").click()
+    for student in students:
+        expect(student.locator(ROOT)).not_to_have_class(re.compile(r"\bpresenter\b"))

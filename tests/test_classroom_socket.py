@@ -176,3 +176,17 @@ def test_a_flood_of_answers_from_one_viewer_is_bounded(app):
     assert not any("too many" in a.get("error", "") for a in answers[:5])
     flooder.close()
     app.config["ANSWERS"] = Buckets()
+
+
+def test_a_command_flood_from_one_viewer_is_bounded_and_the_presenter_carries_on(app):
+    app.config["BUCKETS"] = Buckets(rate=1.0, capacity=5.0, clock=lambda: 0.0)
+    try:
+        flooder, teacher = Page(app), Page(app, TOKEN)
+        answers = [flooder.command("resume") for _ in range(12)]
+        assert all("only the presenter" in a["error"] for a in answers[:5])
+        assert all("too many commands" in a["error"] for a in answers[5:])
+        assert teacher.command("pause") == {"ok": True}  # the bucket is the viewer's own
+        flooder.close()
+        teacher.close()
+    finally:
+        app.config["BUCKETS"] = Buckets()

@@ -331,12 +331,13 @@ def on_command(*args: Any) -> dict:
     if len(args) != 1:  # a raw client can send any number; each still gets its answer
         return {"ok": False, "error": f"a command is exactly one object, got {len(args)} values"}
     access = current_app.config["ACCESS"]
-    refusal = access.refusal(request.environ)
-    if refusal is not None:
-        return {"ok": False, "error": refusal}
+    # The rate first: a viewer's flood of refused commands is bounded too.
     buckets = current_app.config["BUCKETS"]
     if access.limits_commands and not buckets.take(request.sid):  # type: ignore[attr-defined]
         return {"ok": False, "error": buckets.refusal()}
+    refusal = access.refusal(request.environ)
+    if refusal is not None:
+        return {"ok": False, "error": refusal}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
     return _controller().handle(args[0])
