@@ -190,3 +190,16 @@ def test_a_command_flood_from_one_viewer_is_bounded_and_the_presenter_carries_on
         teacher.close()
     finally:
         app.config["BUCKETS"] = Buckets()
+
+
+def test_a_malformed_viewer_id_does_not_bind_the_connection(app):
+    page = Page(app)
+    refused = page.answer(1, "b1", "<bad id>")
+    assert refused["ok"] is False and "viewer must be" in refused["error"]
+    later = page.answer(1, "b1", "good-viewer-1")  # not "answers as another viewer"
+    assert "another viewer" not in later.get("error", "")
+    for bad in ({"round": 1, "option": "b1"}, ["b1"], {"round": 1, "option": "b1", "viewer": "v"
+                                                       * 10, "extra": 1}):  # fmt: skip
+        answer = page.client.emit("answer", bad, callback=True)
+        assert answer["ok"] is False and "an answer is" in answer["error"]
+    page.close()

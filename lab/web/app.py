@@ -135,6 +135,7 @@ from lab.web.audience import Audience
 from lab.web.bucket import Buckets
 from lab.web.classroom import TOKEN_PARAM, qr_svg
 from lab.web.packets import UNREADABLE, LenientPacket
+from lab.web.room import VIEWER_ID, VIEWER_RULE
 
 socketio = SocketIO()
 log = logging.getLogger(__name__)
@@ -360,9 +361,10 @@ def on_answer(*args: Any) -> dict:
     sid = request.sid  # type: ignore[attr-defined]
     if not current_app.config["ANSWERS"].take(sid):
         return {"ok": False, "error": "too many answers from this page; try again in a moment"}
-    if not isinstance(data["viewer"], str) or not current_app.config["AUDIENCE"].may_vote_as(
-        sid, data["viewer"]
-    ):
+    viewer = data["viewer"]
+    if not isinstance(viewer, str) or not VIEWER_ID.fullmatch(viewer):
+        return {"ok": False, "error": VIEWER_RULE}
+    if not current_app.config["AUDIENCE"].may_vote_as(sid, viewer):
         return {"ok": False, "error": "this page already answers as another viewer"}
     if _controller() is None:
         return {"ok": False, "error": "the lab is not running yet"}

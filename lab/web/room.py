@@ -38,6 +38,7 @@ BROADCAST_S = 0.1  # changes are sent to every page at most this often
 MAX_VOTERS = 10_000  # per round: a flood of made-up viewer ids cannot grow it without bound
 MAX_FRONTS = 64
 VIEWER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+VIEWER_RULE = "viewer must be this browser's id: 8-64 letters, digits, - or _"
 FRONT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_VIEWERS_REPORTED = 1_000_000
 
@@ -206,7 +207,7 @@ class Room:
     def answer(self, round_id: Any, option: Any, viewer: Any) -> None:
         """Count `viewer`'s vote for `option` (once: a second answer moves the vote)."""
         if not isinstance(viewer, str) or not VIEWER_ID.fullmatch(viewer):
-            raise CommandError("viewer must be this browser's id: 8-64 letters, digits, - or _")
+            raise CommandError(VIEWER_RULE)
         with self._lock:
             current = self.round
             if current is None or round_id != current.id or isinstance(round_id, bool):
