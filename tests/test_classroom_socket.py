@@ -203,3 +203,37 @@ def test_a_malformed_viewer_id_does_not_bind_the_connection(app):
         answer = page.client.emit("answer", bad, callback=True)
         assert answer["ok"] is False and "an answer is" in answer["error"]
     page.close()
+
+
+def test_every_classroom_and_you_message_is_as_declared(app):
+    from jsonschema import Draft202012Validator
+
+    from lab.vocabulary import messages
+
+    teacher, student = Page(app, TOKEN), Page(app)
+    assert teacher.command("ask_class", slug="round-robin", index=0) == {"ok": True}
+    question = student.wait(lambda c: c["round"] is not None, "the question")["round"]
+    assert student.answer(question["id"], "b2", "declared-01") == {"ok": True}
+    # An answer changes no `state`: only a `classroom` message brings the tally.
+    wait_for(
+        lambda: any(
+            c["round"] and c["round"]["answers"] == 1 for c in teacher.received("classroom")
+        ),
+        10,
+        what="a classroom message with the answer",
+    )
+    assert teacher.command("reveal") == {"ok": True}
+    teacher.wait(lambda c: c["round"]["status"] == "revealed", "the reveal")
+    assert teacher.command("end_question") == {"ok": True}
+    student.wait(lambda c: c["round"] is None, "the question to close")
+    check = {name: Draft202012Validator(getattr(messages, name)()) for name in ("classroom", "you")}
+    seen = [m for page in (teacher, student) for m in page.seen if m["name"] in check]
+    assert {m["name"] for m in seen} == {"classroom", "you"}
+    mistakes = [
+        f"{m['name']}: {'/'.join(map(str, e.path))}: {e.message}"
+        for m in seen
+        for e in check[m["name"]].iter_errors(m["args"][0])
+    ]
+    assert mistakes == []
+    teacher.close()
+    student.close()

@@ -246,8 +246,11 @@ class LabController:
         """Send the classroom to every page when it changed (votes arrive in bursts)."""
         while not self.stopped:
             sleep(BROADCAST_S)
-            if self.room.take_dirty():
-                self.publish("classroom", self.room.public())
+            try:
+                if self.room.take_dirty():
+                    self.publish("classroom", self.room.public())
+            except Exception:  # one failed send must not end the classroom for every page
+                log.exception("could not send the classroom")
 
     def classroom(self, data: Any) -> dict:
         """A viewer's answer or a web front's viewer count (lab.web.room): no command rights."""
