@@ -161,6 +161,8 @@ def test_a_class_question_is_counted_revealed_and_marked(room):
     expect(bob.locator(".predict-result")).to_contain_text("Your answer: b2")
     bob.locator(".predict-choices button[data-choice='b3']").click()  # a change of mind
     expect(bob.locator(".predict-result")).to_contain_text("Your answer: b3")
+    bob.reload()  # a reload is the same viewer, with the same answer
+    expect(bob.locator(".predict-result")).to_contain_text("Your answer: b3")
     bars = teacher.locator(".class-bar")
     expect(bars.locator("text=b1: 1")).to_have_count(1)
     expect(bars.locator("text=b2: 0")).to_have_count(1)  # bob's vote moved, not added

@@ -6,6 +6,8 @@
 // reveal, sees their answer marked right or wrong. Built with text nodes only.
 
 const VIEWER_KEY = "lb-lab.viewer.v1";
+const ANSWERS_KEY = "lb-lab.class-answers.v1"; // this browser's own answers (its one vote), to show after a reload
+const ANSWERS_KEPT = 50;
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -34,6 +36,28 @@ export function viewerId() {
   return id;
 }
 
+function loadAnswers() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(ANSWERS_KEY) || "{}");
+    return kept && typeof kept === "object" ? kept : {};
+  } catch {
+    return {};
+  }
+}
+
+function keepAnswer(key, option) {
+  const kept = loadAnswers();
+  delete kept[key];
+  kept[key] = option;
+  const keys = Object.keys(kept);
+  for (const old of keys.slice(0, Math.max(0, keys.length - ANSWERS_KEPT))) delete kept[old];
+  try {
+    localStorage.setItem(ANSWERS_KEY, JSON.stringify(kept));
+  } catch {
+    // Storage refused: the answer still counts; only a reload forgets which it was.
+  }
+}
+
 export class ClassQuestion {
   /** `slug` and `index` say which block this is; `store` is the lab's; `done()` marks it used. */
   constructor({ slug, index, directive, store, done }) {
@@ -42,7 +66,6 @@ export class ClassQuestion {
     this.directive = directive;
     this.store = store;
     this.done = done;
-    this.mine = new Map(); // round id -> this viewer's answer
     this.presenter = store.role === "presenter";
     this.build();
     this.off = store.on("classroom", ({ classroom }) => this.render(classroom));
@@ -113,7 +136,7 @@ export class ClassQuestion {
       this.result.textContent = `Not counted: ${reply.error}`;
       return;
     }
-    this.mine.set(round.id, choice);
+    keepAnswer(this.key(round), choice);
     this.render(this.store.classroom);
   }
 
@@ -159,8 +182,13 @@ export class ClassQuestion {
       : `${answers} so far. Reveal sends the request.`;
   }
 
+  /** A round's key in this browser's memory (round numbers start again with a new lab). */
+  key(round) {
+    return `${this.slug}#${this.index}#${round.id}#${round.question}`;
+  }
+
   renderViewer(round, open) {
-    const mine = round ? this.mine.get(round.id) : undefined;
+    const mine = round ? loadAnswers()[this.key(round)] : undefined;
     const outcome = round && round.outcome;
     for (const button of this.buttons) {
       button.disabled = !open;
