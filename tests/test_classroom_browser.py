@@ -238,3 +238,32 @@ def test_the_pages_fit_a_projector_and_a_phone(room):
     teacher.locator("#presenter-toggle").click()
     for student in students:
         expect(student.locator(ROOT)).not_to_have_class(re.compile(r"\bpresenter\b"))
+
+
+def test_a_single_users_question_holds_the_traffic_only_while_it_is_open(chromium, lab_url):
+    """No classroom: the one user's prediction is a class question of one, so the traffic
+    holds as lab state (every tab sees why) and runs again afterwards, as it did before."""
+    lab = 'document.querySelector("[data-lab]").lab'
+    with (
+        watched_page(chromium, "classroom-single-user") as page,
+        watched_page(chromium, "classroom-single-user-other-tab") as other,
+    ):
+        page.goto(f"{lab_url}lessons/{LESSON}")
+        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        other.goto(lab_url)
+        assert page.evaluate(f"{lab}.command({{action: 'resume'}})") == {"ok": True}
+        expect(other.locator("#pause")).to_have_text("Pause")
+        other.evaluate(
+            f"""() => {{
+              window.holdsSeen = [];
+              {lab}.store.on("classroom", ({{ classroom }}) => holdsSeen.push(classroom.holds));
+            }}"""
+        )
+        page.locator(".directive-predict button[data-choice='b1']").click()
+        expect(page.locator(".predict-result")).to_contain_text("the balancer chose b")
+        expect(other.locator("#pause")).to_have_text("Pause")  # it ran before: it runs again
+        expect(page.locator("#pause")).to_have_text("Pause")
+        room = other.evaluate(f"{lab}.store.classroom")
+        assert room["holds"] == [] and room["round"] is None
+        assert ["round"] in other.evaluate("holdsSeen")  # the other tab saw why it held
+        assert page.evaluate(f"{lab}.command({{action: 'pause'}})") == {"ok": True}
