@@ -175,6 +175,10 @@ export class ClassQuestion {
       item.append(element("span", "class-bar-label", `${option}: ${count}`), bar);
       return item;
     }));
+    if (this.shown !== round.id) {
+      this.shown = round.id; // a new question: its bars come into view (and the class's)
+      requestAnimationFrame(() => this.result.scrollIntoView({ block: "nearest" }));
+    }
     const answers = `${round.answers} ${round.answers === 1 ? "answer" : "answers"}`;
     this.result.dataset.verdict = "";
     this.result.textContent = round.outcome
