@@ -29,6 +29,7 @@ import eventlet.wsgi
 from lab.service.options import check_algorithm, passed_on
 from lab.supervisor import Child, StartError, Supervisor
 from lab.web.access import Access
+from lab.web.classroom import viewer_url
 from lab.web.link import ServiceLink
 
 DRAIN_OUTPUT_S = 2.0
@@ -178,7 +179,8 @@ def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
     from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the lab starts
 
     app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "ACCESS": access})
-    app.config["VIEWER_URL"] = viewer_url(sock.getsockname())
+    host, port = sock.getsockname()[:2]
+    app.config["VIEWER_URL"] = viewer_url(host, port, access.own)
     socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
     print(page_line(sock.getsockname(), access), flush=True)
     return app, socketio
@@ -197,15 +199,6 @@ def go_live(app, socketio, link: ServiceLink) -> None:
     report_viewers(app)
 
 
-def viewer_url(page: tuple) -> str:
-    """The page's URL for viewers ("" when bound to every address: the presenter's own, then)."""
-    host, port = page[0], page[1]
-    if host in ("0.0.0.0", "::"):
-        return ""
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/"
-
-
 def page_line(page: tuple, access: Access) -> str:
     """What the lab prints first: the page's URL (and who else can reach it, if anyone)."""
     host, port = page[0], page[1]
@@ -214,7 +207,8 @@ def page_line(page: tuple, access: Access) -> str:
     if access.token:
         from lab.web.classroom import announce
 
-        return announce(f"http://{shown}:{port}/", access.token)
+        url = viewer_url(host, port, access.own) or f"http://{shown}:{port}/"
+        return announce(url, access.token)
     return f"\nLoad Balancing Lab: http://{shown}:{port}/" + (f"\n  {notice}" if notice else "")
 
 
