@@ -104,3 +104,14 @@ def test_bucket_refills_with_time():
     assert [buckets.take("a") for _ in range(3)] == [True, True, False]
     now[0] = 0.5  # one token back
     assert [buckets.take("a") for _ in range(2)] == [True, False]
+
+
+def test_the_viewers_url_is_one_they_can_open_when_the_lab_serves_every_address():
+    from lab.web.classroom import viewer_url
+
+    own = {"127.0.0.1", "::1", "fe80::fc:ff:fe00:1", "192.0.2.2", "fd00::2"}
+    assert viewer_url("0.0.0.0", 5000, own) == "http://192.0.2.2:5000/"  # not 0.0.0.0
+    assert viewer_url("::", 5000, {"::1", "fd00::2"}) == "http://[fd00::2]:5000/"
+    assert viewer_url("0.0.0.0", 5000, {"127.0.0.1"}) == ""  # none: the page's own address
+    assert viewer_url("192.0.2.7", 5001, own) == "http://192.0.2.7:5001/"
+    assert viewer_url("127.0.0.1", 5000, set()) == "http://127.0.0.1:5000/"

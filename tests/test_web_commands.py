@@ -71,7 +71,11 @@ def test_every_action_is_declared_once_with_its_handler_help_and_parts():
     for name, action in COMMANDS.items():
         assert callable(action.run), name
         assert action.help and "\n" not in action.help, name
-        assert action.needs and set(action.needs) <= set(PARTS), name
+        # Only a classroom command that touches no process (the presenter's position) needs
+        # no part of the lab; it announces no full state either (its own message goes out).
+        assert action.needs or not action.announces, name
+        assert set(action.needs) <= set(PARTS), name
     # the lesson commands need the whole lab; a weight needs only the balancer
     assert COMMANDS["open_lesson"].needs == PARTS
     assert COMMANDS["set_weight"].needs == ("balancer",)
+    assert COMMANDS["set_position"].needs == () and not COMMANDS["set_position"].announces

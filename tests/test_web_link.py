@@ -106,3 +106,13 @@ def test_the_service_url_is_read_as_the_lab_prints_it():
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was taken")
+
+
+def test_a_page_that_connects_later_gets_the_newest_classroom():
+    from lab.web.link import latest
+
+    room = {"viewers": 4, "position": {"lesson": "round-robin"}}
+    newer = latest(state(5) | {"classroom": {"viewers": 0}}, "classroom", room)
+    assert newer["classroom"] == room and newer["counters"] == state(5)["counters"]
+    assert latest(None, "classroom", room) is None  # no state yet: the stream brings one
+    assert latest(newer, "batch", batch(6, 3))["classroom"] == room  # a batch keeps it

@@ -3,6 +3,7 @@
 GET  /stream     NDJSON: a full state first, then every state and batch, in order
 POST /command    one command, as the page sends it; answers its acknowledgement
 POST /check      {"slug", "index"}: a lesson's `expect` worked out now (lab.web.lesson_checks)
+POST /classroom  a viewer's answer or a web front's viewer count (lab.web.room)
 GET  /state      a full state, read now
 GET  /lab        the processes: the service's pid and API, each child's name, pid, address
 GET  /recordings/NAME  a recording the `record` command made (lab.recording.service)
@@ -36,7 +37,7 @@ from lab.web.access import host_name, is_loopback
 
 ENDPOINTS = {
     "/stream": "GET", "/command": "POST", "/check": "POST", "/state": "GET", "/lab": "GET",
-    "/": "GET",
+    "/classroom": "POST", "/": "GET",
 }  # fmt: skip
 RECORDINGS = "/recordings/"
 
@@ -70,6 +71,8 @@ class ServiceConnection(ApiConnection):
         if path == "/check":
             asked = parse_json(request.body or b"null")
             return answer_later(lambda: Response(200, self.lab.check(asked)))
+        if path == "/classroom":  # no I/O: answered at once
+            return Response(200, self.lab.classroom(parse_json(request.body or b"null")))
         if path == "/state":
             return answer_later(self.read_state)
         if path == "/lab":

@@ -21,6 +21,8 @@ def document() -> Schema:
             "events": {kind.name: kind.schema() for kind in KINDS},
             "state": messages.state(),
             "batch": messages.batch(),
+            "classroom": messages.classroom(),
+            "you": messages.you(),
             "acknowledgement": messages.acknowledgement(),
             "commands": command_schemas(),
             "recording": {
@@ -45,7 +47,7 @@ def markdown() -> str:
         out += [f"**`{kind.name}`**: {kind.meaning}.", ""]
         out += fields_table(kind.schema())
     out += ["### Messages to the page", ""]
-    for name in ("state", "batch"):
+    for name in ("state", "batch", "classroom", "you"):
         schema = getattr(messages, name)()
         out += [f"**`{name}`**: {schema['description']}.", ""]
         out += fields_table(schema)

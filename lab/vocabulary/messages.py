@@ -90,6 +90,67 @@ def counters() -> Schema:
     )
 
 
+def class_round() -> Schema:
+    return record(
+        "the question the class is answering (a lesson's predict block): counts, never who",
+        {
+            "id": whole("the round's number; an answer names it", 1),
+            "slug": text("the lesson it comes from"),
+            "index": whole("its block's number in that lesson", 0),
+            "question": text("the question"),
+            "options": listing(text("an option"), "what a viewer may answer"),
+            "tally": mapping(whole("answers", 0), "answers so far, per option"),
+            "answers": whole("viewers who answered (each counted once)", 0),
+            "status": text("open: answers are counted; revealed: the outcome is in",
+                           ("open", "revealed")),
+            "outcome": maybe(
+                record(
+                    "what really happened, once revealed",
+                    {"answer": text("the right option"), "reason": text("why, for a learner")},
+                )
+            ),
+        },
+    )  # fmt: skip
+
+
+def classroom() -> Schema:
+    return record(
+        "the classroom, one for the lab: every page on every web front sees the same",
+        {
+            "position": record(
+                "where the presenter is: viewers who follow go there too",
+                {
+                    "lesson": text("the lesson's address; empty: no lesson"),
+                    "section": whole("headings above the reading line in the lesson", 0),
+                    "panel": flag("whether the lesson panel is open"),
+                    "presenter_view": flag("whether the presenter view is on"),
+                },
+            ),
+            "viewers": whole("viewers connected, summed over the web fronts", 0),
+            "step": flag("step mode: the traffic holds, each Step sends one request"),
+            "steps": whole("Step presses so far: a page shows the decision of the newest", 0),
+            "holds": listing(
+                text("why", ("round", "step")), "why the traffic is held (paused), if it is"
+            ),
+            "round": maybe(class_round()),
+        },
+    )
+
+
+def you() -> Schema:
+    return record(
+        "who this page is, decided by the server (sent on connect, to this page only)",
+        {
+            "role": text("presenter and user command the lab; viewer watches and answers",
+                         ("presenter", "viewer", "user")),
+            "classroom": flag("whether the lab is a classroom"),
+            "viewer_url": text("the viewers' URL (the presenter's page only)"),
+            "qr_svg": text("that URL as a QR code, SVG (the presenter's page only)"),
+        },
+        optional=("viewer_url", "qr_svg"),
+    )  # fmt: skip
+
+
 def backend_card() -> Schema:
     fields: dict[str, Schema] = {
         "name": text("b1, b2, ..."),
@@ -181,6 +242,7 @@ def state() -> Schema:
             "config_snippets": mapping(
                 text("a configuration"), "the same balancer as nginx and HAProxy would write it"
             ),
+            "classroom": classroom(),
         },
     )
 

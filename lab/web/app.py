@@ -26,6 +26,13 @@ Browser -> server, event `command`, with an acknowledgement:
     record {seconds: 1-600}  (the lab service records its stream; every page then gets
                              `recording` messages, and the file at /recordings/NAME)
 
+    Classroom (lab.web.room; the presenter's, refused to viewers like any command):
+    set_position {section, panel, presenter_view, lesson?}   (where viewers who follow go)
+    set_step {on}      (step mode for everyone: the traffic holds while it is on)
+    step {}            (send one request; every page shows its decision)
+    ask_class {slug, index}   (open a lesson's predict block to the class; traffic holds)
+    reveal {}          (send its request: everyone sees the decision)   end_question {}
+
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend, or not exactly one argument) changes nothing and is
     answered {"ok": false, "error"}. So is a command from another machine when
@@ -91,6 +98,18 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
 Counters are exact (read from the balancer's and the generator's APIs when the
 batch is sent); events are sampled when traffic is heavy, never counters.
 
+Server -> browser, event `you` (on connect, to that page only): its role as the server
+decides it (presenter, viewer, or user: the one user of a lab that is no classroom),
+and for the presenter only the viewers' URL and its QR code (lab.vocabulary.messages).
+
+Server -> browser, event `classroom` (to everyone, when it changed; also `state`'s
+"classroom"): the presenter's position, the viewer count over every front, step mode,
+the traffic's holds and the class's question with its tally (never who voted what).
+
+Browser -> server, event `answer` {round, option, viewer}: a viewer's answer to the
+class's question, counted once per viewer id (a random id the page keeps); anyone may
+answer, at most ANSWER_RATE a second, and one connection answers as one viewer id.
+
 Browser -> server, event `check` {slug, index}: a lesson's `expect` worked out now
 with the CI runner's measurements (lab.web.lesson_checks documents the answer).
 
@@ -114,12 +133,16 @@ from flask_socketio import SocketIO, emit
 from lab.lessons.catalog import Catalog
 from lab.web import presenter, recordings
 from lab.web.access import Access
+from lab.web.audience import Audience
 from lab.web.bucket import Buckets
-from lab.web.classroom import TOKEN_PARAM
+from lab.web.classroom import TOKEN_PARAM, qr_svg
 from lab.web.packets import UNREADABLE, LenientPacket
+from lab.web.room import VIEWER_ID, VIEWER_RULE
 
 socketio = SocketIO()
 log = logging.getLogger(__name__)
+ANSWER_RATE, ANSWER_BURST = 5.0, 10.0  # a viewer's answers a second: a hand changing its mind
+ANSWER_FIELDS = {"round", "option", "viewer"}
 # The page runs only its own scripts: even if a lesson ever slipped markup through,
 # an inline script or handler in it would not run.
 PAGE_POLICY = "script-src 'self'; object-src 'none'; base-uri 'none'"
@@ -176,7 +199,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(root / "static"),
     )
     app.config.from_mapping(
-        ASYNC_MODE="eventlet", CONTROLLER=None, ACCESS=Access.loopback(), BUCKETS=Buckets()
+        ASYNC_MODE="eventlet",
+        CONTROLLER=None,
+        ACCESS=Access.loopback(),
+        BUCKETS=Buckets(),
+        ANSWERS=Buckets(rate=ANSWER_RATE, capacity=ANSWER_BURST),  # a viewer's answers
+        AUDIENCE=Audience(),
+        VIEWER_URL="",  # the viewers' URL for the presenter's QR code ("": this page's own)
     )
     if config:
         app.config.from_mapping(config)
@@ -197,7 +226,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["LESSONS"] = controller.lessons if controller is not None else Catalog()
     if controller is not None:
         controller.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
+        report_viewers(app)
     return app
+
+
+def report_viewers(app: Flask) -> None:
+    """Keep telling the lab how many viewers this front has (lab.web.audience)."""
+    audience = app.config["AUDIENCE"]
+    lab = lambda: app.config["CONTROLLER"]  # noqa: E731 (set later by `lb-lab serve`)
+    socketio.start_background_task(audience.report_forever, lab, socketio.sleep)
 
 
 def index():
@@ -268,10 +305,28 @@ def _controller():
 
 @socketio.on("connect")
 def on_connect(auth: Any = None) -> None:
-    """Give a new browser the whole picture at once."""
+    """Tell a new browser who it is, and give it the whole picture at once.
+
+    Who it is comes from the server's own rules (the presenter cookie, the
+    peer's address), never from `auth`: a browser cannot claim a role.
+    """
+    access = current_app.config["ACCESS"]
+    viewer = access.refusal(request.environ) is not None
+    current_app.config["AUDIENCE"].joined(request.sid, viewer)  # type: ignore[attr-defined]
     state = _controller().describe() if _controller() is not None else None
     if state is not None:
         emit("state", state)
+    emit("you", _who(access, viewer))
+
+
+def _who(access: Access, viewer: bool) -> dict:
+    """The `you` message: this page's role; the presenter's also the viewers' URL and QR code."""
+    if viewer:
+        return {"role": "viewer", "classroom": bool(access.token)}
+    if not access.token:
+        return {"role": "user", "classroom": False}
+    url = current_app.config["VIEWER_URL"] or request.host_url
+    return {"role": "presenter", "classroom": True, "viewer_url": url, "qr_svg": qr_svg(url)}
 
 
 @socketio.on("command")
@@ -280,12 +335,13 @@ def on_command(*args: Any) -> dict:
     if len(args) != 1:  # a raw client can send any number; each still gets its answer
         return {"ok": False, "error": f"a command is exactly one object, got {len(args)} values"}
     access = current_app.config["ACCESS"]
-    refusal = access.refusal(request.environ)
-    if refusal is not None:
-        return {"ok": False, "error": refusal}
+    # The rate first: a viewer's flood of refused commands is bounded too.
     buckets = current_app.config["BUCKETS"]
     if access.limits_commands and not buckets.take(request.sid):  # type: ignore[attr-defined]
         return {"ok": False, "error": buckets.refusal()}
+    refusal = access.refusal(request.environ)
+    if refusal is not None:
+        return {"ok": False, "error": refusal}
     if _controller() is None:
         return {"ok": False, "error": "this lab has no controller"}
     return _controller().handle(args[0])
@@ -293,7 +349,29 @@ def on_command(*args: Any) -> dict:
 
 @socketio.on("disconnect")
 def on_disconnect(*_: Any) -> None:
-    current_app.config["BUCKETS"].forget(request.sid)  # type: ignore[attr-defined]
+    sid = request.sid  # type: ignore[attr-defined]
+    current_app.config["BUCKETS"].forget(sid)
+    current_app.config["ANSWERS"].forget(sid)
+    current_app.config["AUDIENCE"].left(sid)
+
+
+@socketio.on("answer")
+def on_answer(*args: Any) -> dict:
+    """A viewer's answer to the class's question: anyone may answer, at a bounded rate."""
+    data = args[0] if len(args) == 1 else None
+    if not isinstance(data, dict) or set(data) != ANSWER_FIELDS:
+        return {"ok": False, "error": 'an answer is {"round": N, "option": "b2", "viewer": ID}'}
+    sid = request.sid  # type: ignore[attr-defined]
+    if not current_app.config["ANSWERS"].take(sid):
+        return {"ok": False, "error": "too many answers from this page; try again in a moment"}
+    viewer = data["viewer"]
+    if not isinstance(viewer, str) or not VIEWER_ID.fullmatch(viewer):
+        return {"ok": False, "error": VIEWER_RULE}
+    if not current_app.config["AUDIENCE"].may_vote_as(sid, viewer):
+        return {"ok": False, "error": "this page already answers as another viewer"}
+    if _controller() is None:
+        return {"ok": False, "error": "the lab is not running yet"}
+    return _controller().classroom({"kind": "answer", **data})
 
 
 @socketio.on("check")
@@ -314,7 +392,10 @@ def on_unreadable(*args: Any) -> dict:
 @socketio.on("*")
 def on_other(event: Any, *_: Any) -> dict:
     """Answer an event the lab does not know, rather than leave its sender waiting."""
-    return {"ok": False, "error": f"unknown event {str(event)[:40]!r}: the lab takes only command"}
+    return {
+        "ok": False,
+        "error": f"unknown event {str(event)[:40]!r}: the lab takes command, check and answer",
+    }
 
 
 @socketio.on_error_default

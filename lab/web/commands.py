@@ -21,7 +21,7 @@ from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.recording import service as recording
 from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
-from lab.web import actions, lesson_setup
+from lab.web import actions, class_actions, lesson_setup
 from lab.web.fields import CommandError, Field
 
 __all__ = ["COMMANDS", "Action", "Command", "CommandError", "Field", "parse_command"]
@@ -29,6 +29,7 @@ __all__ = ["COMMANDS", "Action", "Command", "CommandError", "Field", "parse_comm
 NAME = Field("text")
 MAX_CONCURRENCY = 1000  # a backend working on more requests at once than this is no lesson
 MS = Field("number", low=0, high=MAX_MS)
+MAX_SECTION = 1000  # a lesson's sections and blocks, counted from 0
 # The parts of the lab an action needs to itself while it runs (see lab.web.turns).
 BACKENDS, BALANCER, TRAFFIC = ("backends",), ("balancer",), ("traffic",)
 ALL = BACKENDS + BALANCER + TRAFFIC
@@ -42,6 +43,9 @@ class Action:
     needs: tuple[str, ...]
     run: Callable[..., None]  # run(lab, **fields)
     fields: dict[str, Field] = field(default_factory=dict)
+    # False: it changes only the classroom (lab.web.room), which sends its own message;
+    # no full `state` for a presenter's scroll.
+    announces: bool = True
 
 
 # The contract with the page and the lessons (see DESIGN.md); `lb-lab schema` prints it.
@@ -138,6 +142,35 @@ COMMANDS: dict[str, Action] = {
     "record": Action(
         "record the lab for this many seconds into a file `lb-lab export` plays anywhere",
         BALANCER, recording.record, {"seconds": Field("int", low=1, high=MAX_RECORD_S)},
+    ),
+    # The classroom (lab.web.room): the presenter's commands, refused to viewers like any.
+    "set_position": Action(
+        "where the presenter is (lesson, section, lesson panel, presenter view); viewers follow",
+        (), class_actions.set_position,
+        {"lesson": Field("text", False), "section": Field("int", low=0, high=MAX_SECTION),
+         "panel": Field("bool"), "presenter_view": Field("bool")},
+        announces=False,
+    ),
+    "set_step": Action(
+        "step mode for everyone: the traffic holds, each Step sends one request", TRAFFIC,
+        class_actions.set_step, {"on": Field("bool")},
+    ),
+    "step": Action(
+        "send one request and show every page its decision (step mode)", TRAFFIC,
+        class_actions.step,
+    ),
+    "ask_class": Action(
+        "open a lesson's question (its predict block) to the class; the traffic holds",
+        TRAFFIC, class_actions.ask_class,
+        {"slug": Field("text"), "index": Field("int", low=0, high=MAX_SECTION)},
+    ),
+    "reveal": Action(
+        "send the question's request and show everyone the real decision", ALL,
+        class_actions.reveal,
+    ),
+    "end_question": Action(
+        "close the class's question; the traffic runs again if nothing else holds it",
+        TRAFFIC, class_actions.end_question,
     ),
 }  # fmt: skip
 

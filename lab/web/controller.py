@@ -31,6 +31,7 @@ from lab.web.commands import COMMANDS, CommandError, parse_command
 from lab.web.ports import port_or_any
 from lab.web.records import EXITED, RUNNING, BackendProcess, LabSettings
 from lab.web.relay import EventRelay
+from lab.web.room import BROADCAST_S, Room
 from lab.web.turns import Turns
 
 WATCH_S = 0.5  # how often the controller checks that its processes still run
@@ -74,6 +75,7 @@ class LabController:
         self.sleep: Callable[[float], None] = time.sleep
         self._progress = threading.local()  # did the command on this thread change anything?
         self.checks: Any = None  # live lesson checks (lab.web.lesson_checks), once asked for
+        self.room = Room()  # the classroom: lab state, so every page on every front agrees
         self._checks_lock = threading.Lock()
 
     @property
@@ -198,8 +200,10 @@ class LabController:
         self.publish = publish
         self.sleep = sleep
         self.relay = EventRelay(self.addresses["admin"], publish, self.counters, sleep)
+        self.relay.watch = self.room.saw  # a reveal waits for its request's decision
         start_task(self.relay.run)
         start_task(self._watch, sleep)
+        start_task(self._broadcast_room, sleep)
 
     def close(self) -> None:
         """Stop the relay and every process (safe to call twice)."""
@@ -237,6 +241,20 @@ class LabController:
                 self.traffic_error = "the traffic generator exited unexpectedly"
             if changed and self.turns.changed_outside():
                 self._publish_state()
+
+    def _broadcast_room(self, sleep: Callable[[float], None]) -> None:
+        """Send the classroom to every page when it changed (votes arrive in bursts)."""
+        while not self.stopped:
+            sleep(BROADCAST_S)
+            try:
+                if self.room.take_dirty():
+                    self.publish("classroom", self.room.public())
+            except Exception:  # one failed send must not end the classroom for every page
+                log.exception("could not send the classroom")
+
+    def classroom(self, data: Any) -> dict:
+        """A viewer's answer or a web front's viewer count (lab.web.room): no command rights."""
+        return self.room.take(data)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -280,7 +298,7 @@ class LabController:
             self._progress.changed = False
             try:
                 action.run(self, **command.fields)
-                turn.changed = True
+                turn.changed = action.announces
             except (CommandError, ApiError, StartError) as exc:
                 answer = {"ok": False, "error": str(exc)}
             except Exception:  # a bug: say so, and keep the lab (and this browser) going
@@ -378,6 +396,7 @@ class LabController:
         lesson = self.lesson
         state["lesson"] = {"slug": lesson.slug, "title": lesson.title} if lesson else None
         state["config_snippets"] = snippets(from_state(balancer))
+        state["classroom"] = self.room.public()
         return state
 
     def describe(self) -> dict | None:

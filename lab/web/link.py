@@ -75,6 +75,10 @@ class ServiceLink:
         said = answer.get("error") if isinstance(answer, dict) else None
         return {"ok": False, "error": str(said or f"the lab service answered {status}")}
 
+    def classroom(self, data: Any) -> dict:
+        """Hand the service a viewer's answer or this front's viewer count (lab.web.room)."""
+        return self._ask("/classroom", data)
+
     def check(self, data: Any) -> dict:
         """Have the service work out a lesson's `expect` now (lab.web.lesson_checks)."""
         return self._ask("/check", data)
@@ -147,7 +151,7 @@ class ServiceLink:
                     message = json.loads(line)
                     name, body = message["name"], message["data"]
                     self.connected = True
-                    self.latest = body if name == "state" else folded(self.latest, body)
+                    self.latest = latest(self.latest, name, body)
                     publish(name, body)
 
     def _call(self, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, Any]:
@@ -160,6 +164,15 @@ class ServiceLink:
             return response.status, json.loads(response.read() or b"null")
         finally:
             conn.close()
+
+
+def latest(state: dict | None, name: str, body: dict) -> dict | None:
+    """The state a page that saw this message shows: a new state, or the old one updated."""
+    if name == "state":
+        return body
+    if name == "classroom":
+        return {**state, "classroom": body} if state is not None else None
+    return folded(state, body)
 
 
 def folded(state: dict | None, batch: dict) -> dict | None:

@@ -206,6 +206,7 @@ class EventRelay:
         self.stopped = False
         self.connected = False
         self.latest: dict | None = None  # the counters read after the last batch
+        self.watch: Callable[[dict], None] | None = None  # sees every event, unsampled
         self._reset_history = False
 
     def history(self) -> list[dict]:
@@ -264,7 +265,10 @@ class EventRelay:
                 raise ConnectionError("the balancer closed the event stream")
             now = self.wall()
             for line in reader.feed(data):
-                self.builder.add(json.loads(line), now)
+                event = json.loads(line)
+                self.builder.add(event, now)
+                if self.watch is not None:
+                    self.watch(event)
             if wait:
                 return
 

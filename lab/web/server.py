@@ -29,6 +29,7 @@ import eventlet.wsgi
 from lab.service.options import check_algorithm, passed_on
 from lab.supervisor import Child, StartError, Supervisor
 from lab.web.access import Access
+from lab.web.classroom import viewer_url
 from lab.web.link import ServiceLink
 
 DRAIN_OUTPUT_S = 2.0
@@ -178,6 +179,8 @@ def serve_page(sock: eventlet.greenio.GreenSocket, access: Access) -> tuple:
     from lab.web.app import create_app, socketio  # Flask: about 0.3 s, while the lab starts
 
     app = create_app({"CONTROLLER": None, "ASYNC_MODE": "eventlet", "ACCESS": access})
+    host, port = sock.getsockname()[:2]
+    app.config["VIEWER_URL"] = viewer_url(host, port, access.own)
     socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
     print(page_line(sock.getsockname(), access), flush=True)
     return app, socketio
@@ -189,8 +192,11 @@ def go_live(app, socketio, link: ServiceLink) -> None:
     The stream starts with a full `state`, so browsers that came while the lab
     started get one then.
     """
+    from lab.web.app import report_viewers
+
     app.config["CONTROLLER"] = link  # what create_app does with one it is given
     link.attach(socketio.emit, socketio.start_background_task, socketio.sleep)
+    report_viewers(app)
 
 
 def page_line(page: tuple, access: Access) -> str:
@@ -201,7 +207,8 @@ def page_line(page: tuple, access: Access) -> str:
     if access.token:
         from lab.web.classroom import announce
 
-        return announce(f"http://{shown}:{port}/", access.token)
+        url = viewer_url(host, port, access.own) or f"http://{shown}:{port}/"
+        return announce(url, access.token)
     return f"\nLoad Balancing Lab: http://{shown}:{port}/" + (f"\n  {notice}" if notice else "")
 
 

@@ -13,12 +13,18 @@ export class Controls {
     this.store = store;
     this.scene = scene;
     this.part = (name) => root.querySelector(`[data-part="${name}"]`);
-    this.step = { on: false, speedBefore: "1", pausedBefore: false, sent: 0 };
+    // `armed`: show the next decisions (a Step was pressed here or, `steps` says, elsewhere).
+    this.step = { on: false, speedBefore: "1", armed: false, steps: null, last: null };
     this.browsing = false; // the algorithm list is being walked with the keyboard
     store.on("state", ({ state }) => this.renderState(state));
     store.on("answer", ({ data, answer }) => this.onAnswer(data, answer));
     store.on("connection", (status) => this.renderConnection(status));
     store.on("batch", (batch) => this.step.on && this.showStep(batch.events));
+    // Step mode is lab state (lab/web/room.py): every page shows it, whoever turned it on.
+    store.on("classroom", ({ classroom }) => {
+      this.renderStep(classroom.step);
+      this.noteSteps(classroom.steps);
+    });
     this.wire();
   }
 
@@ -162,15 +168,18 @@ export class Controls {
     on("send-1", "click", () => this.command({ action: "send", count: 1 }));
     on("send-10", "click", () => this.command({ action: "send", count: 10 }));
     on("step", "click", () => {
-      this.step.sent += 1;
-      this.command({ action: "send", count: 1 });
+      this.step.armed = true;
+      this.command({ action: "step" });
     });
     on("add-backend", "click", () => this.command({ action: "add_backend" }));
     on("reset", "click", () => this.command({ action: "reset" }));
     on("speed", "change", (e) => {
       this.scene.speed = Number(e.target.value);
     });
-    on("step-mode", "change", (e) => this.setStepMode(e.target.checked));
+    on("step-mode", "change", async (e) => {
+      const answer = await this.command({ action: "set_step", on: e.target.checked });
+      if (!answer.ok && this.store.classroom) e.target.checked = this.store.classroom.step;
+    });
     on("message-close", "click", () => this.hideMessage());
   }
 
@@ -203,31 +212,43 @@ export class Controls {
     });
   }
 
-  async setStepMode(on) {
+  /** Show step mode as the lab has it: the Step button, the decision box, a slower speed. */
+  renderStep(on) {
     const step = this.step;
+    this.part("step-mode").checked = on;
+    if (on === step.on) return;
     step.on = on;
-    step.sent = 0;
     this.part("step").dataset.off = String(!on);
     this.part("step").tabIndex = on ? 0 : -1;
     this.part("step-reason").hidden = !on;
-    const speed = this.part("speed");
+    const speed = this.part("speed"); // the speed is this page's own: it comes back after
+    step.armed = false;
     if (on) {
       step.speedBefore = speed.value;
-      step.pausedBefore = Boolean(this.store.state && this.store.state.traffic.paused);
       speed.value = "0.25";
       this.part("step-route").textContent = "Press “Step: send one” to send one request";
       this.part("step-why").textContent = "";
-      if (!step.pausedBefore) await this.command({ action: "pause" });
     } else {
       speed.value = step.speedBefore;
-      if (!step.pausedBefore) await this.command({ action: "resume" });
     }
     this.scene.speed = Number(speed.value);
   }
 
-  /** Step mode shows the decision for the request Step sent, never a background one. */
+  /** Another page pressed Step: show its decision (it may have come a moment ago). */
+  noteSteps(steps) {
+    const step = this.step;
+    const more = step.steps !== null && steps > step.steps;
+    step.steps = steps;
+    if (!more || !step.on || step.armed) return;
+    step.armed = true;
+    if (step.last && performance.now() - step.last.at < 1000) this.showStep(step.last.events);
+  }
+
+  /** Step mode shows the decision of a Step, never one of the traffic before it held. */
   showStep(events) {
-    if (!this.step.sent) return;
+    const step = this.step;
+    if (events.some((e) => e.type === "route")) step.last = { events, at: performance.now() };
+    if (!step.armed) return;
     const last = [...events].reverse().find((e) => e.type === "route" || (e.type === "error" && e.status != null));
     if (!last) return;
     const where = last.type === "route" ? `${last.id}: ${last.method || "connection"} ${last.path || ""} → ${last.backend}` : `${last.id}: answered ${last.status}`;

@@ -12,6 +12,8 @@ const NO_ANSWER = { ok: false, error: "the lab did not answer (is it still runni
 export function deliver(store, name, data) {
   if (name === "state") store.applyState(data);
   else if (name === "batch") store.applyBatch(data);
+  else if (name === "classroom") store.applyClassroom(data);
+  else if (name === "you") store.setYou(data); // this page's role, from its web front
   else store.emit(name, data); // e.g. `recording` (the Record button's progress)
 }
 

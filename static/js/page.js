@@ -13,6 +13,7 @@ import { Controls } from "./controls.js";
 import { RunHistory } from "./history.js";
 import { LessonPanel } from "./lessons/panel.js";
 import { Moves } from "./moves.js";
+import { Classroom } from "./classroom.js";
 import { RecordButton } from "./recorder.js";
 
 // Numbers, the log and the charts change together, five times a second, not with each
@@ -36,6 +37,7 @@ export class LabPage {
     this.moves = new Moves(root, store, this.scene);
     this.lessons = new LessonPanel(root, store, { history: this.history, onToggle: () => this.relayout() });
     this.recorder = new RecordButton(root, store);
+    this.classroom = new Classroom(root, store, { lessons: this.lessons, page: this });
     store.on("batch", (batch) => this.scene.ingest(batch.events));
     store.on("counters", () => {
       this.countersDirty = true;

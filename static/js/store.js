@@ -2,8 +2,10 @@
 // or a recording later), read by every component of that page.
 //
 // It holds the latest `state` (a full snapshot), the newest exact counters, the latency
-// history, and sends commands through the source it was given. Components subscribe to
-// "state", "batch", "counters", "answer" and "connection"; nothing here touches the DOM.
+// history, the classroom (lab/web/room.py: one for the lab, seen alike by every page) and
+// who this page is (`you`: presenter, viewer or user, as the server decided), and sends
+// commands through the source it was given. Components subscribe to "state", "batch",
+// "counters", "answer", "connection", "classroom" and "you"; nothing here touches the DOM.
 // Shapes: see lab/web/app.py.
 
 const HISTORY_S = 60;
@@ -18,7 +20,36 @@ export class Store {
     this.latencyNow = null; // the second still running
     this.omitted = 0; // requests the server left out of the batches (all counted)
     this.connection = "connecting";
+    this.classroom = null;
+    this.you = null; // {role, classroom, ...}: null until the server said
     this.listeners = new Map();
+  }
+
+  /** The page's role: "presenter", "viewer" or "user" (the one user of a lab, no classroom). */
+  get role() {
+    return this.you ? this.you.role : "user";
+  }
+
+  setYou(you) {
+    this.you = you;
+    this.emit("you", you);
+  }
+
+  /** Resolve once the server has said who this page is (at once if it has). */
+  known() {
+    if (this.you) return Promise.resolve(this.you);
+    return new Promise((resolve) => {
+      const off = this.on("you", (you) => {
+        off();
+        resolve(you);
+      });
+    });
+  }
+
+  applyClassroom(classroom) {
+    const before = this.classroom;
+    this.classroom = classroom;
+    this.emit("classroom", { classroom, before });
   }
 
   on(kind, listener) {
@@ -58,6 +89,7 @@ export class Store {
     this.history = state.latency_history.slice();
     this.takeCounters(state.counters);
     this.emit("state", { state, before });
+    if (state.classroom) this.applyClassroom(state.classroom);
   }
 
   applyBatch(batch) {

@@ -5,6 +5,8 @@
 // lab/web/lesson_checks.py with the CI lesson runner's own measurements), so the page and
 // the test suite can never disagree about what a claim means.
 
+import { ClassQuestion } from "./class_question.js";
+
 const QUIET_TIMEOUT_MS = 20000;
 const PREDICT_TIMEOUT_MS = 10000;
 
@@ -26,6 +28,13 @@ export class Directives {
     this.lab = lab;
     this.store = lab.store;
     this.expects = new Map(); // index -> {check(), shown}
+    this.questions = []; // class questions (a classroom), which listen to the store
+  }
+
+  /** Stop listening to the store (the lesson is rendered anew or left). */
+  dispose() {
+    for (const question of this.questions) question.dispose();
+    this.questions = [];
   }
 
   build(index, directive) {
@@ -105,6 +114,15 @@ export class Directives {
   }
 
   buildPredict(index, directive) {
+    if (this.store.you && this.store.you.classroom) {
+      const done = () => {
+        this.lab.used(index);
+        this.checkAfter(index);
+      };
+      const question = new ClassQuestion({ slug: this.lesson.slug, index, directive, store: this.store, done });
+      this.questions.push(question);
+      return question.nodes();
+    }
     const question = element("p", "predict-question", directive.question);
     const choices = element("div", "predict-choices");
     choices.setAttribute("role", "group");
@@ -121,8 +139,6 @@ export class Directives {
       return button;
     });
     choices.append(...buttons);
-    const store = this.store;
-
     const ask = async (choice) => {
       for (const button of buttons) {
         button.disabled = true;
@@ -130,28 +146,55 @@ export class Directives {
       }
       result.dataset.verdict = "";
       result.textContent = `You said ${choice}. Sending the request…`;
-      const traffic = store.state && store.state.traffic;
-      if (traffic && traffic.available && !traffic.paused) await store.command({ action: "pause" }); // the next request must be this one
-      const decision = store.next("batch", (batch) => batch.events.find((e) => e.type === "route"), PREDICT_TIMEOUT_MS);
-      const ok = await this.runSteps(directive.run);
-      const route = ok ? await decision : null;
+      const outcome = await this.askLab(index);
       for (const button of buttons) {
         button.disabled = false;
-        button.classList.toggle("actual", Boolean(route) && button.dataset.choice === route.backend);
+        button.classList.toggle("actual", Boolean(outcome) && button.dataset.choice === outcome.answer);
       }
-      if (!route) {
+      if (!outcome) {
         result.textContent = "No decision came back; is the lab still running?";
         return;
       }
-      const right = route.backend === choice;
+      const right = outcome.answer === choice;
       result.dataset.verdict = right ? "right" : "wrong";
-      result.textContent = `${right ? "✓ Right" : "✗ Not this time"}: the balancer chose ${route.backend}, because ${route.reason}.`;
+      result.textContent = `${right ? "✓ Right" : "✗ Not this time"}: the balancer chose ${outcome.answer}, because ${outcome.reason}.`;
       explain.hidden = !directive.explain;
       this.lab.used(index);
       this.checkAfter(index);
     };
 
     return [question, choices, result, explain];
+  }
+
+  /**
+   * Put a question to the lab as a class question of one (lab/web/room.py), so that the
+   * traffic holds while it is open as lab state every page sees, and runs again after it
+   * if it ran before: ask, reveal (the lab sends the request), close. Resolve with the
+   * outcome ({answer, reason}) or null.
+   */
+  async askLab(index) {
+    const store = this.store;
+    const slug = this.lesson.slug;
+    const ours = (classroom) => {
+      const round = classroom && classroom.round;
+      return round && round.slug === slug && round.index === index ? round : null;
+    };
+    const opened = store.next("classroom", ({ classroom }) => {
+      const round = ours(classroom);
+      return round && round.status === "open" ? round : null;
+    }, PREDICT_TIMEOUT_MS);
+    if (!(await store.command({ action: "ask_class", slug, index })).ok) return null;
+    const now = ours(store.classroom);
+    const round = now && now.status === "open" ? now : await opened;
+    if (!round) return null;
+    const revealed = store.next("classroom", ({ classroom }) => {
+      const seen = ours(classroom);
+      return seen && seen.id === round.id && seen.outcome ? seen.outcome : null;
+    }, PREDICT_TIMEOUT_MS);
+    const shown = await store.command({ action: "reveal" });
+    const outcome = shown.ok ? await revealed : null;
+    await store.command({ action: "end_question" });
+    return outcome;
   }
 
   buildExpect(index, directive) {

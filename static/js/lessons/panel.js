@@ -26,6 +26,7 @@ export class LessonPanel {
     this.lessons = [];
     this.current = null;
     this.directives = null;
+    this.started = new Promise((resolve) => (this.markStarted = resolve)); // list loaded, URL's lesson open
     this.wire();
     setInterval(() => {
       if (!this.part("lesson-panel").hidden && this.directives) this.directives.recheck();
@@ -95,7 +96,8 @@ export class LessonPanel {
     this.renderLesson(lesson);
     this.mark(slug, () => ({ visited: true }));
     this.part("lesson").scrollTop = 0;
-    if (apply) await this.applyLesson(slug, "open_lesson");
+    // A viewer reads; only the presenter (or the one user) changes the lab.
+    if (apply && this.store.role !== "viewer") await this.applyLesson(slug, "open_lesson");
   }
 
   async applyLesson(slug, action) {
@@ -113,6 +115,8 @@ export class LessonPanel {
     this.part("lesson-summary").textContent = lesson.summary;
     const body = this.part("lesson-body");
     body.innerHTML = lesson.html; // safe: rendered by the server with raw HTML off
+    if (this.directives) this.directives.dispose();
+    this.renderedInClass = Boolean(this.store.you && this.store.you.classroom);
     this.directives = new Directives(lesson, {
       store: this.store,
       used: (index) => this.mark(lesson.slug, (entry) => ({ used: entry.used.includes(index) ? entry.used : [...entry.used, index] })),
@@ -153,6 +157,27 @@ export class LessonPanel {
     if (!state || !state.config_snippets) return;
     this.part("config-nginx").textContent = state.config_snippets.nginx;
     this.part("config-haproxy").textContent = state.config_snippets.haproxy;
+  }
+
+  /** How many of the lesson's headings are above `line` px from the top of its view. */
+  section(line) {
+    const top = this.part("lesson").getBoundingClientRect().top + line;
+    return this.headings().filter((h) => h.getBoundingClientRect().top <= top).length;
+  }
+
+  /** Scroll the lesson so that section `n` (0: the top) starts at the top of its view. */
+  showSection(n) {
+    const lesson = this.part("lesson");
+    const heading = this.headings()[n - 1];
+    if (!heading) {
+      lesson.scrollTop = 0;
+      return;
+    }
+    lesson.scrollTop += heading.getBoundingClientRect().top - lesson.getBoundingClientRect().top - 8;
+  }
+
+  headings() {
+    return [...this.part("lesson-body").querySelectorAll("h2, h3")];
   }
 
   /** Leave the lesson: the lab goes back to its plain start (three backends, no pools). */
@@ -205,6 +230,10 @@ export class LessonPanel {
       else this.setPanelOpen(false);
     });
     this.store.on("state", ({ state }) => this.renderSnippets(state));
+    // A class question looks different once the page knows it is in a classroom.
+    this.store.on("you", (you) => {
+      if (this.current && Boolean(you.classroom) !== this.renderedInClass) this.renderLesson(this.current);
+    });
     this.wireTabs();
   }
 
@@ -248,7 +277,10 @@ export class LessonPanel {
     this.renderIndex();
     this.part("lessons-toggle").hidden = this.lessons.length === 0;
     const slug = this.slugFromPath();
-    if (!slug) return;
+    if (!slug) {
+      this.markStarted();
+      return;
+    }
     const state = this.store.state || (await new Promise((resolve) => {
       const off = this.store.on("state", ({ state: first }) => {
         off();
@@ -257,7 +289,9 @@ export class LessonPanel {
     }));
     // A reload keeps the lab as the learner left it; a new lesson sets it up.
     const applied = state.lesson && state.lesson.slug === slug;
+    await this.store.known();
     await this.openLesson(slug, { push: false, apply: !applied });
     if (applied) this.part("lesson-applied").textContent = "The lab is as you left it. Reset lesson puts this lesson's settings back.";
+    this.markStarted();
   }
 }
