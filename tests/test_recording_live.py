@@ -65,12 +65,15 @@ def recording(served, tmp_path_factory) -> Path:
 
 def test_lb_lab_record_keeps_the_first_state_then_every_batch_with_its_time(recording):
     recorded = read(recording.read_bytes())
-    header, found = recorded.header, recorded.messages
+    header, everything = recorded.header, recorded.messages
+    # Every message of the stream is recorded; the classroom's own come and go with it.
+    assert {m["name"] for m in everything} <= {"state", "batch", "classroom"}
+    found = [m for m in everything if m["name"] in ("state", "batch")]
     assert header["made"]["by"] == "lb-lab record"
     assert "--seconds 5" in header["made"]["command"] and header["made"]["settings"]["rate"] == RATE
     assert SECONDS - 0.5 < header["duration_s"] <= SECONDS
     assert found[0]["name"] == "state" and {m["name"] for m in found[1:]} == {"batch"}
-    times = [m["t"] for m in found]
+    times = [m["t"] for m in everything]
     assert times == sorted(times) and times[0] == 0
     assert len(found) > SECONDS * 10  # about 20 batches a second
     # The first state may have read the counters after the first batch did: `read` orders them.
@@ -78,7 +81,8 @@ def test_lb_lab_record_keeps_the_first_state_then_every_batch_with_its_time(reco
     sent = [counters["traffic"]["sent"] for counters in readings]
     assert sent == sorted(sent) and sent[-1] - sent[0] > RATE * SECONDS / 2
     shapes = {"state": messages.state(), "batch": messages.batch()}
-    for message in found:  # recorded as the lab sent them, in the declared shapes
+    shapes["classroom"] = messages.classroom()
+    for message in everything:  # recorded as the lab sent them, in the declared shapes
         errors = Draft202012Validator(shapes[message["name"]]).iter_errors(message["data"])
         assert [e.message for e in errors] == []
 
@@ -156,7 +160,8 @@ def shown_totals(page) -> dict:
 def test_the_export_plays_from_file_with_the_network_blocked(chromium, recording, tmp_path):
     recorded = read(recording.read_bytes())
     last = recorded.last_batch["counters"]
-    assert last["read"] == max(m["data"]["counters"]["read"] for m in recorded.messages)
+    counted = [m for m in recorded.messages if m["name"] in ("state", "batch")]
+    assert last["read"] == max(m["data"]["counters"]["read"] for m in counted)
     with offline_page(chromium, "recording-player") as page:
         page.goto(exported(recording, tmp_path / "player"))
         page.wait_for_function("document.body.dataset.player === 'playing'", timeout=10000)
@@ -170,14 +175,14 @@ def test_the_export_plays_from_file_with_the_network_blocked(chromium, recording
 
         # Seek back to the middle: the picture is rebuilt as it was at that batch.
         middle = recorded.header["duration_s"] / 2
-        then = [m for m in recorded.messages if m["t"] <= middle][-1]["data"]["counters"]
+        then = [m for m in counted if m["t"] <= middle][-1]["data"]["counters"]
         assert then["total"] < last["total"]
         seek(page, middle)
         assert page.evaluate(f"{STORE}.counters") == then
         assert shown_totals(page) == {n: b["total"] for n, b in then["backends"].items()}
 
         # Step: the next batch, exactly.
-        following = [m for m in recorded.messages if m["t"] > middle][0]["data"]["counters"]
+        following = [m for m in counted if m["t"] > middle][0]["data"]["counters"]
         page.click("[data-part=player-step]")
         assert page.evaluate(f"{STORE}.counters") == following
 

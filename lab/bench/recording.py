@@ -72,7 +72,10 @@ def measure(options: argparse.Namespace, say) -> RecordingReport:
     finally:
         lab.stop()
     recording = read(data)
-    readings = sorted((m["data"]["counters"] for m in recording.messages), key=lambda c: c["read"])
+    readings = sorted(
+        (m["data"]["counters"] for m in recording.messages if "counters" in m["data"]),
+        key=lambda c: c["read"],
+    )
     sent = [c["traffic"]["sent"] for c in readings if c.get("traffic")]
     failed = [c["traffic"]["failed"] for c in readings if c.get("traffic")]
     seconds = recording.header["duration_s"]

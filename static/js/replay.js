@@ -4,6 +4,7 @@
 // batch before it; only the last moments' events are drawn (the rest are counted as sampled).
 
 const DRAWN_BEFORE_S = 1.5;
+const PICTURES = new Set(["state", "batch"]); // what a step waits for (the classroom's come between)
 
 function undrawn(batch) {
   const routes = batch.events.filter((event) => event.type === "route" && !event.retry).length;
@@ -55,9 +56,12 @@ export class Replay {
     this.position = target;
   }
 
-  /** One message on (with any sent at the same instant). */
+  /** On to the next state or batch (with any other message before it or at the same instant). */
   step() {
-    if (!this.ended) this.advanceTo(this.messages[this.next].t);
+    const { messages } = this;
+    let i = this.next;
+    while (i < messages.length - 1 && !PICTURES.has(messages[i].name)) i += 1;
+    if (i < messages.length) this.advanceTo(messages[i].t);
   }
 
   /** Back to the message before the last one handed over. */
