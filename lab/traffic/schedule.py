@@ -1,4 +1,4 @@
-"""The whole schedule of the traffic: when each request falls due, which client sends it, what it asks.
+"""The traffic's whole schedule: when each request falls due, which client sends it, what it asks.
 
 One `Schedule` answers all three, from one seeded rng and the caller's clock,
 so the same seed gives the same arrivals, the same clients and the same paths

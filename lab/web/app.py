@@ -23,6 +23,11 @@ Browser -> server, event `command`, with an acknowledgement:
     configure {settings}   (a partial balancer config, as PUT /config: health, passive,
                            retries, sticky, timeouts, pools, rules, panic_threshold, ...;
                            backends and mode belong to the lab's own commands)
+    compare {left?, right?, seed?}   (a second balancer with its own backends, alike, on
+                           the same traffic; left/right: each side's balancer settings;
+                           lab.web.compare)   end_compare {}   (stop the right side)
+    During a comparison set_algorithm, set_hash_key, set_mode and configure take
+    side: "left" (the default) or "right"; knob and backend commands act on both.
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend, or not exactly one argument) changes nothing and is
