@@ -75,7 +75,7 @@ class LabController:
         self._progress = threading.local()  # did the command on this thread change anything?
         self.checks: Any = None  # live lesson checks (lab.web.lesson_checks), once asked for
         self._checks_lock = threading.Lock()
-        self.right: LabController | None = None  # a comparison's right side (lab.web.compare)
+        self.right: Any = None  # a comparison's right side while one is open (lab.web.compare)
         self.compare_seed: int | None = None
         self.start_task: Callable[..., object] | None = None  # set by `attach`
 
@@ -232,6 +232,8 @@ class LabController:
         self.relay = EventRelay(self.addresses["admin"], self._publish_batch, self.counters, sleep)
         start_task(self.relay.run)
         start_task(self._watch, sleep)
+        if self.right is not None:  # a comparison opened before (lb-lab serve --compare)
+            self.right.attach_to(self)
 
     def _publish_batch(self, name: str, data: Any) -> None:
         """The relay's batches, marked as the left side's while a comparison is open."""
