@@ -11,11 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from lab.web.api import ApiError
-from lab.web.compare import on_side
 from lab.web.fields import CommandError
 from lab.web.records import KILLED, RUNNING
 
 MAX_BACKENDS = 12
+
+
+def on_side(lab: Any, side: str | None) -> Any:
+    """The controller of a comparison's `side`: the lab itself for the left (or no side)."""
+    if side in (None, "left"):
+        return lab
+    if lab.right is None:
+        raise CommandError('no comparison is open: start one with {"action": "compare", ...}')
+    return lab.right
 
 
 def set_algorithm(lab: Any, algorithm: str, side: str | None = None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from lab.web import actions
 from lab.web.fields import CommandError
 from lab.web.records import BackendProcess
 
@@ -57,6 +58,7 @@ def start(lab: Any, left: dict | None = None, right: dict | None = None, seed: i
     lab.compare_seed = seed
     lab.restart_traffic(seed)
     side.attach_to(lab)
+    actions.reset(lab)  # both sides count from the same zero
 
 
 def stop(lab: Any, restart_traffic: bool = True) -> None:
@@ -73,15 +75,6 @@ def stop(lab: Any, restart_traffic: bool = True) -> None:
 
 def end_compare(lab: Any) -> None:
     stop(lab)
-
-
-def on_side(lab: Any, side: str | None) -> Any:
-    """The controller of `side`: the lab itself for the left (or no side given)."""
-    if side in (None, "left"):
-        return lab
-    if lab.right is None:
-        raise CommandError('no comparison is open: start one with {"action": "compare", ...}')
-    return lab.right
 
 
 def traffic_side(traffic: dict | None, index: int) -> dict | None:
