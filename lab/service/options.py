@@ -34,7 +34,7 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     add("--rate", type=_rate, default=2.0, help=f"requests per second, 0-{MAX_RATE:g} (default 2)")
     add("--clients", type=_clients, default=4, help=f"simulated clients, 1-{MAX_CLIENTS} (4)")
     add("--paused", action="store_true", help="start with traffic paused")
-    add("--compare", type=_pair, default=None, metavar="LEFT,RIGHT",
+    add("--compare", type=algorithm_pair, default=None, metavar="LEFT,RIGHT",
         help="open a comparison: two balancers (these algorithms, e.g. round-robin,"
         "least-connections), each with its own backends, on the same traffic")  # fmt: skip
 
@@ -74,7 +74,7 @@ def compare_command(options: argparse.Namespace) -> dict | None:
     return {"action": "compare", "left": {"algorithm": left}, "right": {"algorithm": right}}
 
 
-def _pair(text: str) -> tuple[str, str]:
+def algorithm_pair(text: str) -> tuple[str, str]:
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 2 or not all(parts):
         raise argparse.ArgumentTypeError(
