@@ -210,6 +210,14 @@ def test_leaving_the_comparison_stops_the_right_sides_processes(service):
     assert answer == {"ok": False, "error": "no comparison is open"}
     answer = post(api, {"action": "set_algorithm", "algorithm": "random", "side": "right"})
     assert not answer["ok"] and "no comparison is open" in answer["error"]
+    # A new comparison's numbers are read after the last one's: a page keeps the newer counters
+    # by their reading number (`read`), so the new right side's must not start again from 1.
+    last_read = state["compare"]["right"]["counters"]["read"]
+    command(api, action="compare", right={"algorithm": "random"})
+    again = api.json("GET", "/state")[1]["compare"]["right"]
+    assert again["algorithm"] == "random"
+    assert again["counters"]["read"] > last_read
+    command(api, action="end_compare")
     # The traffic goes on, to the one side left.
     command(api, action="send", count=5)
     wait_for(

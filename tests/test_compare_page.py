@@ -127,3 +127,11 @@ def test_a_knob_on_the_left_slows_both_and_the_comparison_says_who_won(chromium,
         page.get_by_role("button", name="Compare").click()
         page.wait_for_function(f"() => {LAB}.store.state.compare !== null")
         assert page.locator("[data-part=compare-pane]").is_visible()
+        # A new comparison counts from zero on both sides, and the page follows the new
+        # right side's numbers (not the last comparison's).
+        page.evaluate(f"() => {LAB}.command({{action: 'send', count: 5}})")
+        page.wait_for_function(
+            f"() => [{LAB}.store, {LAB}.right.store].every((s) => s.counters &&"
+            " s.counters.traffic.completed === 5 && s.counters.total === 5)",
+            timeout=15_000,
+        )

@@ -24,6 +24,10 @@ class RightSide(LabController):
         super().__init__(settings, left._lessons)
         self.left = left
         self.lesson = left.lesson
+        # One numbering of readings for the lab and every right side it opens: a page keeps
+        # counters only if they were read later (`read`), so a new comparison's must not
+        # start again from 1 below the last one's.
+        self._reads = left._reads
 
     def start_side(self, settings: dict) -> None:
         """The left's backends (names, knobs), a balancer with its settings, then ours."""
