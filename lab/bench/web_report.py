@@ -49,7 +49,7 @@ COMPARE = {"fps": 50}
 COMPARE_GOALS = (
     WebGoal("compare_within_in_flight", "sides apart by at most the requests in flight", "",
             "==", True),
-    WebGoal("compare_final_equal", "both sides routed every request, once the traffic stops",
+    WebGoal("compare_final_equal", "both sides end with every request routed",
             "", "==", True),
 )  # fmt: skip
 

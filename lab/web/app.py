@@ -60,7 +60,9 @@ Server -> browser, event `state` (on connect, and to everyone after every change
      "latency_history": [<latency point>, ...],      # the last minute, oldest first
      "problem": "",                                  # or why the lab is broken
      "lesson": {"slug": "round-robin", "title": "..."} | null,   # the lesson applied last
-     "config_snippets": {"nginx": "upstream lab {...}", "haproxy": "backend lab ..."}}
+     "config_snippets": {"nginx": "upstream lab {...}", "haproxy": "backend lab ..."},
+     "compare": null | {"seed": 13, "sides": ["left", "right"],   # a comparison (this state
+                        "right": <the right side's state, without "compare">}}  # is its left)
 
     `state` "killed" = SIGKILLed by kill_backend; "down" = the process exited by
     itself, or the balancer's health checks took it out (`reason` says which check);
@@ -73,6 +75,7 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
                                           # route, done, error, config, health,
                                           # check, drain, queue, dropped
      "omitted": 0,                        # requests left out of "events" (sampling)
+     "side": "left" | "right",            # only during a comparison: whose balancer
      "latency": [<latency point>, ...],   # seconds that closed since the last batch
      "latency_now": <latency point> | null,  # the second still running, so far
      "counters": {"total": 12, "active": 0, "failures": 0,   # sums over the backends
