@@ -41,6 +41,13 @@ def test_every_command_has_help(command):
         (["serve", "--backends", "40"], "--backends must be 1-12"),
         (["serve", "--algorithm", "fastest"], "unknown algorithm 'fastest'"),
         (["service", "--algorithm", "fastest"], "unknown algorithm 'fastest'"),
+        (["serve", "--compare", "round-robin"], "expected two algorithms, LEFT,RIGHT"),
+        (["service", "--compare", "random,fastest"], "--compare: unknown algorithm 'fastest'"),
+        (
+            ["traffic", "--target", "http://127.0.0.1:1/", "--target", "http://127.0.0.1:2/"]
+            + ["--target", "http://127.0.0.1:3/"],
+            "at most two targets",
+        ),
         (["service", "--api", "localhost"], "--api: expected HOST:PORT"),
         (["service", "--api", "0.0.0.0:0"], "--api: the lab service listens on loopback only"),
         (["web"], "the following arguments are required: --lab"),

@@ -147,6 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     web.add_argument(
         "--chromium", default=None, metavar="PATH", help="the browser (default /usr/bin/chromium)"
     )
+    web.add_argument(
+        "--web-compare",
+        type=_pair,
+        default=None,
+        metavar="LEFT,RIGHT",
+        help="benchmark a comparison (lb-lab serve --compare): --web-rate is then each side's "
+        "rate; reports frames/s and how far the two sides' counts ever differ",
+    )
     recording = parser.add_argument_group(
         "recording",
         "--recording records a busy lab (at --web-rate) and reports the file's size against "
@@ -161,6 +169,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to record (default 60)",
     )
     parser.set_defaults(run=run)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    from lab.service.options import algorithm_pair  # the lab's own reading of LEFT,RIGHT
+
+    return algorithm_pair(text)
 
 
 def run(options: argparse.Namespace) -> int:

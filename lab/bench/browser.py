@@ -65,7 +65,8 @@ HEALTHY_BACKENDS = """(count) => {
   const store = root && root.lab && root.lab.store;
   const state = store && store.state;
   const counters = store && store.counters;
-  const badges = [...document.querySelectorAll(".card .badge")].map((b) => b.textContent);
+  // The lab's own cards (#backends): a comparison's right side has cards of its own.
+  const badges = [...document.querySelectorAll("#backends .card .badge")].map((b) => b.textContent);
   const healthy = counters && Object.values(counters.backends).filter((b) => b.healthy).length;
   const up = badges.length === count && badges.every((t) => t === "up");
   return state && up && healthy === count ? Date.now() / 1000 : false;
@@ -76,7 +77,7 @@ HEALTHY_BACKENDS = """(count) => {
 SHOWN_COUNTERS = """() => {
   const number = (el) => (el ? Number(el.textContent.replace(/[^0-9]/g, "")) : null);
   const backends = {};
-  for (const card of document.querySelectorAll(".card[data-backend]")) {
+  for (const card of document.querySelectorAll("#backends .card[data-backend]")) {
     backends[card.dataset.backend] = {
       total: number(card.querySelector('[data-k="total"]')),
       failures: number(card.querySelector('[data-k="failures"]')),

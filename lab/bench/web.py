@@ -50,6 +50,10 @@ POLL_S = 0.1
 STOP_TIMEOUT_S = 10.0
 
 
+# The right side's balancer admin address, from the page's state (a comparison's).
+RIGHT_ADMIN = 'document.querySelector("[data-lab]").lab.store.state.compare.right.balancer.admin'
+
+
 class WebBenchError(RuntimeError):
     """The lab or the page did not do what the benchmark needs; the message says what."""
 
@@ -60,14 +64,17 @@ class WebPlan:
     seconds: float
     backends: int
     chromium: str
+    compare: tuple[str, str] | None = None  # a comparison: the rate is each side's
 
 
 class LabProcess:
     """One `lb-lab serve` on free ports, tied to this process's life; its addresses as printed."""
 
-    def __init__(self, backends: int) -> None:
+    def __init__(self, backends: int, compare: tuple[str, str] | None = None) -> None:
         argv = [sys.executable, "-m", "lab", "serve", "--port", "0", "--balancer-port", "0"]
         argv += ["--backend-port", "0", "--backends", str(backends)]
+        if compare:
+            argv += ["--compare", ",".join(compare)]
         self.process = subprocess.Popen(
             tethered(argv),  # the same pid once it execs; SIGTERMed if we die
             stdin=subprocess.DEVNULL,
@@ -158,6 +165,7 @@ class WebBench:
                 "browser": plan.chromium,
                 "cpus": os.cpu_count(),
                 "viewport": f"{VIEWPORT['width']}x{VIEWPORT['height']}",
+                **({"compare": ",".join(plan.compare)} if plan.compare else {}),
             }
         )
         self.problems: list[str] = []  # console errors of the page
@@ -175,7 +183,11 @@ class WebBench:
                     self._start_up(page, lab)
                     started = descendants(os.getpid())  # lab, its children, Chromium, driver
                     self._under_load(page, lab)
+                    if self.plan.compare:
+                        self._sides_apart(page, lab)
                     self._settle(page, lab)
+                    if self.plan.compare:
+                        self._sides_settled(page, lab)
             finally:
                 context.close()
         still = [pid for pid in sorted(started) if alive(pid)]
@@ -193,7 +205,7 @@ class WebBench:
     @contextlib.contextmanager
     def _lab(self) -> Iterator[LabProcess]:
         self.launched = time.time()
-        lab = LabProcess(self.plan.backends)
+        lab = LabProcess(self.plan.backends, self.plan.compare)
         try:
             lab.wait_for(lab.printed_url, "its URL", START_TIMEOUT_S)
             yield lab
@@ -285,6 +297,58 @@ class WebBench:
             "delay_min_ms": round(ordered[0], 1),
         }
 
+    def _right_admin(self, page) -> str:
+        return page.evaluate(f"() => {RIGHT_ADMIN}")
+
+    def _sides_apart(self, page, lab: LabProcess, reads: int = 20) -> None:
+        """How far apart the two sides' routed counts are while the traffic runs.
+
+        Each reading takes the generator's in-flight counts, then both balancers' totals,
+        then the in-flight counts again: a request routed on one side and not yet on the
+        other is one the generator has sent and not seen answered, so the gap is at most
+        what is in flight (the larger of the two readings, as the totals are read between).
+        """
+        right = split_address(self._right_admin(page))
+        worst_gap, worst_in_flight, within = 0, 0, True
+        for _ in range(reads):
+            before = get_json(*split_address(lab.traffic), "/state")
+            left_total = balancer_totals(lab.balancer_state())["routed"]
+            right_total = balancer_totals(get_json(*right, "/state"))["routed"]
+            after = get_json(*split_address(lab.traffic), "/state")
+            in_flight = max(
+                sum(side["counters"]["in_flight"] for side in reading["sides"])
+                for reading in (before, after)
+            )
+            gap = abs(left_total - right_total)
+            within = within and gap <= in_flight
+            if gap >= worst_gap:
+                worst_gap, worst_in_flight = gap, in_flight
+            time.sleep(POLL_S)
+        self.report.figures.update(
+            compare_reads=reads,
+            compare_worst_gap=worst_gap,
+            compare_in_flight_then=worst_in_flight,
+            compare_within_in_flight=within,
+        )
+        self.say(f"sides apart by at most {worst_gap} routed ({worst_in_flight} in flight then)")
+
+    def _sides_settled(self, page, lab: LabProcess) -> None:
+        """Once the traffic stopped and every answer is in, both sides routed exactly as many."""
+        right = split_address(self._right_admin(page))
+
+        def equal() -> dict | None:
+            left_total = balancer_totals(lab.balancer_state())["routed"]
+            right_total = balancer_totals(get_json(*right, "/state"))["routed"]
+            traffic = get_json(*split_address(lab.traffic), "/state")
+            sent = [side["counters"]["sent"] for side in traffic["sides"]]
+            same = left_total == right_total == sent[0] == sent[-1]
+            return {"left": left_total, "right": right_total, "sent": sent[0]} if same else None
+
+        totals = wait_until(equal, SETTLE_TIMEOUT_S)
+        self.report.figures["compare_final_equal"] = totals is not None
+        if totals is not None:
+            self.report.figures.update(compare_final_requests=totals["left"])
+
     def _settle(self, page, lab: LabProcess) -> None:
         """Stop the traffic, wait for the balancer to be still, then compare with the page."""
         self._command(page, action="pause")
@@ -324,6 +388,10 @@ def plans(options: argparse.Namespace) -> list[WebPlan]:
     """The runs asked for: the standard pair, or the one run the options describe."""
     chromium_path = find_chromium(options.chromium)
     standard = options.web_rate == DEFAULT_RATE and options.backends == DEFAULT_BACKENDS
+    compare = getattr(options, "web_compare", None)
+    if compare:
+        return [WebPlan(options.web_rate, options.web_seconds, options.backends, chromium_path,
+                        tuple(compare))]  # fmt: skip
     runs = STANDARD_RUNS if standard else ((options.backends, options.web_rate),)
     return [WebPlan(rate, options.web_seconds, backends, chromium_path) for backends, rate in runs]
 

@@ -43,8 +43,24 @@ HEAVY_BACKENDS, HEAVY_RATE = 12, 5000
 HEAVY = {"fps": 50, "startup_s": 5}
 
 
+# A comparison (issue 16): two scenes at 1,000 req/s each keep at least 50 frames a second,
+# and the sides' counts differ by at most the requests in flight, and not at all at the end.
+COMPARE = {"fps": 50}
+COMPARE_GOALS = (
+    WebGoal("compare_within_in_flight", "sides apart by at most the requests in flight", "",
+            "==", True),
+    WebGoal("compare_final_equal", "both sides end with every request routed",
+            "", "==", True),
+)  # fmt: skip
+
+
 def web_goals(settings: dict) -> tuple[WebGoal, ...]:
     """The goals for a run with these settings (the heavy run has its own limits)."""
+    if settings.get("compare"):
+        goals = tuple(
+            WebGoal(g.key, g.name, g.unit, g.sign, COMPARE.get(g.key, g.limit)) for g in WEB_GOALS
+        )
+        return goals + COMPARE_GOALS
     heavy = settings.get("backends", 0) >= HEAVY_BACKENDS and settings.get("rate", 0) >= HEAVY_RATE
     if not heavy:
         return WEB_GOALS
@@ -102,6 +118,15 @@ def format_web(report: WebReport) -> str:
         f"{s['cpus']} CPUs",
         "",
     ]
+    if s.get("compare"):
+        lines[0] += f"; a comparison ({s['compare']}): the rate is each side's"
+    if "compare_worst_gap" in f:
+        lines.append(
+            f"  sides apart: at most {f['compare_worst_gap']} routed in {f['compare_reads']} "
+            f"readings under load ({f['compare_in_flight_then']} in flight then)"
+        )
+    if "compare_final_requests" in f:
+        lines.append(f"  both sides routed {f['compare_final_requests']:,} requests in all")
     if "achieved_rps" in f:
         lines.append(
             f"  through the balancer: {f['achieved_rps']:,.0f} req/s "

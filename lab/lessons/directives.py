@@ -1,7 +1,7 @@
 """Directives: the fenced blocks in a lesson that act on the lab or check it.
 
-A directive is a fenced code block whose info string is `do`, `predict` or
-`expect`, with a small YAML mapping inside:
+A directive is a fenced code block whose info string is `do`, `predict`,
+`expect` or `compare`, with a small YAML mapping inside:
 
     ```do
     label: Kill b2
@@ -27,6 +27,26 @@ A directive is a fenced code block whose info string is `do`, `predict` or
       - routed.b1 == 2
     ```
 
+    ```compare
+    label: Round robin vs least connections      # optional
+    left: {algorithm: round-robin}               # each side's balancer settings
+    right: {algorithm: least-connections}
+    seed: 7                                      # optional: the traffic's seed
+    traffic: true                                # optional: resume the traffic after
+    ```
+
+    ```expect
+    say: Least connections keeps the slow tail off most requests.
+    when: right.completed >= 300
+    check:
+      - right.p95 < left.p95 / 3
+    ```
+
+A `compare` block is a button that opens a comparison (lab.web.compare): the
+lab as it is on the left, a second balancer with its own backends, alike, on
+the right, both on the same traffic. Checks read either side with `left.` or
+`right.` in front of any measurement.
+
 `run` holds the same `command`s the page sends (lab.web.commands checks them).
 Everything is data; nothing in a directive is ever rendered as HTML.
 """
@@ -43,13 +63,13 @@ from lab.lessons.errors import LessonError
 from lab.lessons.measure import known
 from lab.web.commands import CommandError, parse_command
 
-KINDS = ("do", "predict", "expect")
+KINDS = ("do", "predict", "expect", "compare")
 MAX_REPEAT = 50
 MAX_WAIT_S = 60.0
 DEFAULT_WAIT_S = 15.0
 SEND_ONE = {"action": "send", "count": 1}
 # Steps that zero the counters, so a new counting window begins after them.
-WINDOW_STARTS = ("reset", "reset_lesson")
+WINDOW_STARTS = ("reset", "reset_lesson", "compare")
 NOT_IN_LESSONS = ("open_lesson",)  # a lesson may start itself over, not open another
 
 
@@ -164,7 +184,8 @@ def parse_directive(kind: str, body: str, slug: str, backends: Backends) -> Dire
         raise LessonError(f"the {kind} block is not valid YAML ({_first_line(exc)})") from None
     if not isinstance(data, dict):
         raise LessonError(f"a {kind} block holds a mapping, like 'label: ...'")
-    return {"do": _do, "predict": _predict, "expect": _expect}[kind](data, slug, backends)
+    parse = {"do": _do, "predict": _predict, "expect": _expect, "compare": _compare}[kind]
+    return parse(data, slug, backends)
 
 
 def _do(data: dict, slug: str, backends: Backends) -> Do:
@@ -186,6 +207,25 @@ def _do(data: dict, slug: str, backends: Backends) -> Do:
         raise LessonError("a button that is refused cannot repeat")
     label = _text(data, "label", "do")
     return Do(label, steps, repeat, wait, refused.strip() if refused is not None else None)
+
+
+def _compare(data: dict, slug: str, backends: Backends) -> Do:
+    """A button that opens a comparison: the page shows it as any other button."""
+    _only(data, "compare", ("label", "left", "right", "seed", "traffic"))
+    traffic = data.get("traffic", True)
+    if not isinstance(traffic, bool):
+        raise LessonError(f"traffic must be true or false, got {traffic!r}")
+    if "right" not in data:
+        raise LessonError("a compare block needs right: the right side's balancer settings")
+    fields = {key: data[key] for key in ("left", "right", "seed") if key in data}
+    run = [{"action": "pause"}, {"action": "compare", **fields}]
+    if traffic:
+        run.append({"action": "resume"})
+    steps = _steps(run, slug, backends, required=True)
+    label = data.get("label", "Compare them side by side")
+    if not isinstance(label, str) or not label.strip():
+        raise LessonError("label must be some text")
+    return Do(label.strip(), steps, wait=not traffic)
 
 
 def _predict(data: dict, slug: str, backends: Backends) -> Predict:

@@ -27,6 +27,12 @@ Every number comes from a process of the lab, read when the check runs:
                            back: .b1 per backend, .active (by the active checks) or
                            .passive (by passive health, on real traffic)
 
+    p50, p95, p99, max_ms  every answer's response time since the last reset, to 1%
+                           (during a comparison: the comparison's numbers)
+
+During a comparison, `left.` or `right.` in front of any name reads that side
+(`right.p95 < left.p95 / 3`); without one, a name reads the left side (the lab).
+
 All of them count from the last counter reset (opening a lesson resets too).
 """
 
@@ -62,7 +68,12 @@ SCALARS = (
     "clients_split",
     "moved",
     "sticky",
+    "p50",
+    "p95",
+    "p99",
+    "max_ms",
 )
+SIDES = ("left", "right")  # a comparison's sides, as a name's first part
 FAMILY_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?P<part>b[1-9][0-9]?|max|min))?$")
 BACKEND_ONLY = ("moved_to",)  # families with only per-backend members
 NAMED_NAME = re.compile(r"^(?P<family>[a-z_]+)\.(?P<part>[a-z0-9_]+)$")
@@ -71,6 +82,9 @@ NAMED_NAME = re.compile(r"^(?P<family>[a-z_]+)\.(?P<part>[a-z0-9_]+)$")
 def known(name: str) -> bool:
     """True if `name` is a measurement a check may use (backend, rule and pool names are
     not checked here: a lesson's own settings and steps decide which exist)."""
+    side, _, rest = name.partition(".")
+    if side in SIDES and rest:
+        return known(rest)
     if name in SCALARS:
         return True
     named = NAMED_NAME.match(name)
@@ -148,6 +162,10 @@ def _traffic(metrics: dict[str, float], traffic: dict[str, Any]) -> None:
         value = traffic["latency_ms"].get(key)
         if value is not None:  # no answers yet: a check that reads it says so
             metrics[f"{key}_ms"] = value
+    spread = traffic.get("distribution") or {}
+    for key, name in (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("max", "max_ms")):
+        if spread.get(key) is not None:
+            metrics[name] = spread[key]
 
 
 def _events(metrics: dict[str, float], events: list[dict], before: list[dict] | None) -> None:

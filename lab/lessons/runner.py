@@ -27,6 +27,7 @@ from lab.lessons.claims import ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Do, Expect, Predict
 from lab.lessons.measure import measure, routes
 from lab.web.api import ApiError, JsonApi
+from lab.web.compare import traffic_side
 from lab.web.relay import REQUEST, LineReader
 
 POLL_S = 0.02
@@ -109,14 +110,49 @@ class Runner:
         self.command = command
         self.tap = EventTap(controller.addresses["admin"])
         self.balancer = JsonApi(controller.addresses["admin"], "the balancer")
-        self.traffic = JsonApi(controller.addresses["traffic"], "the traffic generator")
+        self._traffic = JsonApi(controller.addresses["traffic"], "the traffic generator")
         self.windows: list[int] = [0]  # where each counting window begins in tap.events
         self._backends: dict[tuple[str, str], JsonApi] = {}
+        self.right: Side | None = None  # a comparison's right side, followed once one opens
+
+    @property
+    def traffic(self) -> JsonApi:
+        """The traffic generator's API (a comparison starts a new generator: follow it)."""
+        address = self.controller.addresses.get("traffic", self._traffic.address)
+        if address != self._traffic.address:
+            self._traffic.close()
+            self._traffic = JsonApi(address, "the traffic generator")
+        return self._traffic
 
     def close(self) -> None:
         self.tap.close()
-        for api in [self.balancer, self.traffic, *self._backends.values()]:
+        if self.right is not None:
+            self.right.close()
+        for api in [self.balancer, self._traffic, *self._backends.values()]:
             api.close()
+
+    def followed_right(self) -> Side | None:
+        """The right side followed, while it is the comparison open now (else let it go)."""
+        side, right = self.controller.right, self.right
+        if right is not None and (side is None or right.admin != side.addresses["admin"]):
+            right.close()
+            self.right = right = None
+        return right
+
+    def mark_window(self) -> None:
+        """A counting window begins now (the counters were just zeroed), on each side."""
+        self.windows.append(len(self.tap))
+        side = self.controller.right
+        if side is None:
+            if self.right is not None:
+                self.right.close()
+                self.right = None
+        elif self.right is None or self.right.admin != side.addresses["admin"]:
+            if self.right is not None:
+                self.right.close()
+            self.right = Side(side)  # a new comparison: its events from here
+        else:
+            self.right.windows.append(len(self.right.tap))
 
     # -- a whole lesson
 
@@ -229,18 +265,26 @@ class Runner:
 
     def window(self, back: int = 0) -> list[dict]:
         """The events of the current counting window (back=1: the one before it)."""
-        starts = self.windows
-        at = len(starts) - 1 - back
-        if at < 0:
-            return []
-        end = starts[at + 1] if at + 1 < len(starts) else None
-        return self.tap.since(starts[at], end)
+        return _window(self.tap, self.windows, back)
 
     def measurements(self) -> dict[str, float]:
-        balancer = self.balancer.get("/state")
+        """Every measurement; during a comparison each side's too, as left.NAME and right.NAME."""
         traffic = self.traffic.get("/state")
+        left = self._measure(self.controller, self.balancer, traffic_side(traffic, 0), self)
+        right = self.followed_right()
+        if right is None:
+            return left
+        side = self.controller.right
+        numbers = self._measure(side, right.balancer, traffic_side(traffic, 1), right)
+        return {
+            **left,
+            **{f"left.{name}": value for name, value in left.items()},
+            **{f"right.{name}": value for name, value in numbers.items()},
+        }
+
+    def _measure(self, lab: Any, balancer: JsonApi, traffic: dict | None, events: Any) -> dict:
         served = {}
-        for name, record in list(self.controller.backends.items()):
+        for name, record in list(lab.backends.items()):
             if record.process == "running":
                 key = (name, record.address)
                 api = self._backends.get(key) or self._backends.setdefault(
@@ -251,14 +295,19 @@ class Runner:
                 except ApiError:
                     continue
                 served[name] = state["counters"]["served"]
-        windows = [self.window(1), self.window()] if len(self.windows) > 1 else [self.window()]
-        return measure(balancer, traffic, served, windows)
+        windows = [events.window(1), events.window()] if len(events.windows) > 1 else [
+            events.window()
+        ]  # fmt: skip
+        return measure(balancer.get("/state"), traffic, served, windows)
 
     def caught_up(self, balancer: dict | None = None) -> bool:
-        """Every decision the balancer counted is in the events read so far."""
+        """Every decision the balancer counted is in the events read so far (on each side)."""
         balancer = balancer or self.balancer.get("/state")
         routed = sum(b["total"] for b in balancer["backends"])
-        return len(routes(self.window())) >= routed
+        if len(routes(self.window())) < routed:
+            return False
+        right = self.followed_right()
+        return right is None or right.caught_up()
 
     def all_routed(self) -> bool:
         """Every request in flight has been routed, and its decision seen (Layer 7)."""
@@ -270,15 +319,18 @@ class Runner:
         return self.caught_up(balancer)
 
     def quiet(self) -> bool:
-        """Every request answered, and every decision on the balancer seen in the events."""
-        traffic = self.traffic.get("/state")["counters"]
-        if traffic["in_flight"]:
+        """Every request answered, and every decision on the balancer seen in the events
+        (on both sides of a comparison)."""
+        traffic = self.traffic.get("/state")
+        if any(side["counters"]["in_flight"] for side in traffic.get("sides", [traffic])):
             return False
         balancer = self.balancer.get("/state")
         if not self.caught_up(balancer):
             return False
-        # At Layer 4 an open keep-alive connection stays active, and that is quiet too.
-        return balancer["mode"] == "tcp" or not any(b["active"] for b in balancer["backends"])
+        right = self.followed_right()
+        if right is not None and not idle(right.balancer.get("/state")):
+            return False
+        return idle(balancer)
 
     # -- helpers
 
@@ -314,7 +366,7 @@ class Runner:
                 f"{data['action']} left the traffic running, so its count has no exact start; "
                 "start the lesson paused and resume the traffic with a button"
             )
-        self.windows.append(len(self.tap))
+        self.mark_window()
 
     def _wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
@@ -327,6 +379,40 @@ class Runner:
             if time.monotonic() > deadline:
                 raise LessonRunError(f"waited {timeout:g} s for {what}")
             time.sleep(POLL_S)
+
+
+class Side:
+    """A comparison's right side as the runner follows it: its balancer and its events."""
+
+    def __init__(self, lab: Any) -> None:
+        self.admin = lab.addresses["admin"]
+        self.tap = EventTap(self.admin)
+        self.balancer = JsonApi(self.admin, "the right side's balancer")
+        self.windows: list[int] = [0]
+
+    def window(self, back: int = 0) -> list[dict]:
+        return _window(self.tap, self.windows, back)
+
+    def caught_up(self) -> bool:
+        routed = sum(b["total"] for b in self.balancer.get("/state")["backends"])
+        return len(routes(self.window())) >= routed
+
+    def close(self) -> None:
+        self.tap.close()
+        self.balancer.close()
+
+
+def _window(tap: EventTap, starts: list[int], back: int) -> list[dict]:
+    at = len(starts) - 1 - back
+    if at < 0:
+        return []
+    end = starts[at + 1] if at + 1 < len(starts) else None
+    return tap.since(starts[at], end)
+
+
+def idle(balancer: dict) -> bool:
+    """No request in flight (at Layer 4 an open keep-alive connection stays active: idle too)."""
+    return balancer["mode"] == "tcp" or not any(b["active"] for b in balancer["backends"])
 
 
 class LessonRunError(RuntimeError):

@@ -19,7 +19,7 @@ from lab.address import join_address, split_address
 from lab.lifecycle import report_ready, run_daemon
 from lab.recording.service import ServiceRecorder
 from lab.service.api import ServiceConnection
-from lab.service.options import settings_from
+from lab.service.options import compare_command, settings_from
 from lab.service.stream import Stream
 from lab.supervisor import StartError
 from lab.web.access import is_loopback
@@ -54,6 +54,13 @@ def run(options: argparse.Namespace) -> int:
     except StartError as exc:
         print(f"error: could not start the lab: {exc}", file=sys.stderr, flush=True)
         return 1
+    comparison = compare_command(options)
+    if comparison is not None:
+        answer = lab.handle(comparison)
+        if not answer["ok"]:
+            lab.close()
+            print(f"error: could not open the comparison: {answer['error']}", file=sys.stderr)
+            return 1
     broken: list[str] = []
     try:
         code = run_daemon(lambda stop: serve(lab, host, port, stop, broken))

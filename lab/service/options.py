@@ -34,14 +34,20 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     add("--rate", type=_rate, default=2.0, help=f"requests per second, 0-{MAX_RATE:g} (default 2)")
     add("--clients", type=_clients, default=4, help=f"simulated clients, 1-{MAX_CLIENTS} (4)")
     add("--paused", action="store_true", help="start with traffic paused")
+    add("--compare", type=algorithm_pair, default=None, metavar="LEFT,RIGHT",
+        help="open a comparison: two balancers (these algorithms, e.g. round-robin,"
+        "least-connections), each with its own backends, on the same traffic")  # fmt: skip
 
 
 def check_algorithm(options: argparse.Namespace) -> None:
     """Refuse an unknown algorithm with one clear line (exit 2), before anything starts."""
-    if options.algorithm not in ALGORITHM_NAMES:
-        options.parser.error(
-            f"unknown algorithm {options.algorithm!r}; choose one of: {', '.join(ALGORITHM_NAMES)}"
-        )
+    named = [("", options.algorithm)] + [("--compare: ", a) for a in options.compare or ()]
+    for flag, algorithm in named:
+        if algorithm not in ALGORITHM_NAMES:
+            options.parser.error(
+                f"{flag}unknown algorithm {algorithm!r}; "
+                f"choose one of: {', '.join(ALGORITHM_NAMES)}"
+            )
 
 
 def settings_from(options: argparse.Namespace) -> LabSettings:
@@ -55,7 +61,27 @@ def passed_on(options: argparse.Namespace) -> list[str]:
     args: list[str] = []
     for flag, field in PASSED_ON.items():
         args += [flag, str(getattr(options, field.replace("first_backend", "backend")))]
+    if options.compare:
+        args += ["--compare", ",".join(options.compare)]
     return args + (["--paused"] if options.paused else [])
+
+
+def compare_command(options: argparse.Namespace) -> dict | None:
+    """The `compare` command --compare LEFT,RIGHT asks for (None: no comparison)."""
+    if not options.compare:
+        return None
+    left, right = options.compare
+    return {"action": "compare", "left": {"algorithm": left}, "right": {"algorithm": right}}
+
+
+def algorithm_pair(text: str) -> tuple[str, str]:
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            "expected two algorithms, LEFT,RIGHT (e.g. round-robin,least-connections), "
+            f"got {text!r}"
+        )
+    return parts[0], parts[1]
 
 
 def port(text: str) -> int:

@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "it runs: GET /state, PUT /config, POST /send, POST /reset on the control address."
     )
     add = parser.add_argument
-    add("--target", required=True, type=_target, metavar="URL",
-        help="where to send it: http://HOST:PORT[/path], usually the balancer")  # fmt: skip
+    add("--target", required=True, type=_target, metavar="URL", action="append",
+        help="where to send it: http://HOST:PORT[/path], usually the balancer; give it twice "
+        "to compare two balancers: every arrival then goes to both at once")  # fmt: skip
     add("--rate", type=_rate, default=5.0, metavar="R",
         help=f"requests per second on average, 0-{MAX_RATE:g} (default 5)")  # fmt: skip
     add("--clients", type=_clients, default=4, metavar="N",
@@ -48,11 +49,17 @@ def run(options: argparse.Namespace) -> int:
     from lab.traffic.generator import resolve
     from lab.traffic.generator import run as run_generator
 
-    try:
-        address, bind_source = resolve(options.target)
-    except SettingError as exc:
-        options.parser.error(exc.message)
-    return run_generator(options, address, bind_source)
+    if len(options.target) > 2:
+        options.parser.error("--target: at most two targets (the two sides of a comparison)")
+    targets, bind_source = [], True
+    for target in options.target:
+        try:
+            address, can_bind = resolve(target)
+        except SettingError as exc:
+            options.parser.error(exc.message)
+        targets.append((target, address))
+        bind_source = bind_source and can_bind
+    return run_generator(options, targets, bind_source)
 
 
 def _checked(parse):

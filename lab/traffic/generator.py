@@ -15,9 +15,9 @@ import socket
 import sys
 
 from lab.lifecycle import report_ready, run_daemon
-from lab.traffic.arrivals import PathMix, PoissonArrivals
 from lab.traffic.clients import Client, Job, source_address
 from lab.traffic.control import ControlConnection
+from lab.traffic.schedule import Arrival, Schedule
 from lab.traffic.settings import SettingError, Settings, Target, is_loopback
 from lab.traffic.stats import TrafficStats
 
@@ -25,32 +25,67 @@ TICK_S = 1.0  # how often waiting requests are checked for their timeout
 DRAIN_S = 2.0  # at the end of --duration, how long answers still on their way are waited for
 
 
+class Side:
+    """One target of the traffic, with its own clients: their connections, cookie jars and counts.
+
+    A comparison has two sides. Client k sends from the same source address on
+    both, and gets the same requests at the same instants; only the answers (and
+    so the cookies each balancer sets, and the waits) can differ.
+    """
+
+    def __init__(self, target: Target, address: tuple[str, int]) -> None:
+        self.target = target
+        self.address = address
+        self.stats = TrafficStats()
+        self.clients: list[Client] = []
+        self.retired: list[Client] = []  # removed, finishing what they had in flight
+
+    def state(self, now: float) -> dict:
+        return {
+            "target": self.target.url,
+            "counters": self.stats.as_json(),
+            "latency_ms": self.stats.percentiles(now),
+            "distribution": self.stats.distribution.as_json(),
+        }
+
+
 class TrafficGenerator:
-    """Sends open-loop traffic to one target; steered by `update`, `send` and `reset`."""
+    """Sends one open-loop schedule to each target at once; steered by `update`, `send`, `reset`.
+
+    `targets` pairs each target with its resolved address. With two (a
+    comparison) every arrival is sent to both, at the same instant, by the same
+    client: one arrival, two sends.
+    """
 
     def __init__(
         self,
-        target: Target,
-        address: tuple[str, int],
+        targets: list[tuple[Target, tuple[str, int]]],
         settings: Settings,
         rng: random.Random,
         bind_source: bool = True,
     ) -> None:
         self.loop = asyncio.get_running_loop()
-        self.target = target
-        self.address = address
+        self.sides = [Side(target, address) for target, address in targets]
         self.settings = settings
         self.bind_source = bind_source
-        self.stats = TrafficStats()
-        self.arrivals = PoissonArrivals(rng)
-        self.mix = PathMix(rng)
-        self.clients: list[Client] = []
-        self.retired: list[Client] = []  # removed, finishing what they had in flight
-        self._turn = 0  # round-robin cursor over clients
+        self.schedule = Schedule(rng, settings.clients)
         self._timer: asyncio.TimerHandle | None = None
         self._ticker = self.loop.call_later(TICK_S, self._tick)
         self._resize(settings.clients)
         self._reschedule()
+
+    @property
+    def target(self) -> Target:
+        return self.sides[0].target
+
+    @property
+    def stats(self) -> TrafficStats:
+        """The first side's counts (the only side's, unless comparing)."""
+        return self.sides[0].stats
+
+    @property
+    def clients(self) -> list[Client]:
+        return self.sides[0].clients
 
     # -- steering
 
@@ -60,8 +95,9 @@ class TrafficGenerator:
         old, self.settings = self.settings, new
         diff = {k: v for k, v in new.as_json().items() if getattr(old, k) != v}
         if "keep_alive" in diff:
-            for client in self.clients:
-                client.set_keep_alive(new.keep_alive)
+            for side in self.sides:
+                for client in side.clients:
+                    client.set_keep_alive(new.keep_alive)
         if "clients" in diff:
             self._resize(new.clients)
         if "rate" in diff or "paused" in diff:
@@ -72,20 +108,21 @@ class TrafficGenerator:
 
     def send(self, count: int) -> None:
         """A burst of `count` requests now, spread over the clients, paused or not."""
-        now = self.loop.time()
-        for _ in range(count):
-            self._submit(now)
+        for arrival in self.schedule.burst(count, self.loop.time()):
+            self._submit(arrival)
 
     def reset(self) -> None:
         """Zero the counters and start the clients afresh: empty cookie jars (new visitors,
         with no session or sticky cookie), and the next request from c1 again."""
-        self.stats.reset()
-        for client in self.clients:
-            client.jar.clear()
-        self._turn = 0
+        for side in self.sides:
+            side.stats.reset()
+            for client in side.clients:
+                client.jar.clear()
+        self.schedule.restart_turns()
 
     def state(self) -> dict:
         settings = self.settings
+        now = self.loop.time()
         return {
             "target": self.target.url,
             "rate": settings.rate,
@@ -93,7 +130,7 @@ class TrafficGenerator:
             "keep_alive": settings.keep_alive,
             "paused": settings.paused,
             "counters": self.stats.as_json(),
-            "latency_ms": self.stats.percentiles(self.loop.time()),
+            "latency_ms": self.stats.percentiles(now),
             "client_list": [
                 {
                     "name": client.name,
@@ -104,22 +141,28 @@ class TrafficGenerator:
                 }
                 for client in self.clients
             ],
+            "sides": [side.state(now) for side in self.sides],
         }
 
     def stop(self) -> None:
         """Stop sending and drop every connection."""
-        self.arrivals.stop()
+        self.schedule.stop()
         for handle in (self._timer, self._ticker):
             if handle is not None:
                 handle.cancel()
-        for client in self.clients + self.retired:
-            client.abort()
+        for side in self.sides:
+            for client in side.clients + side.retired:
+                client.abort()
 
     def stop_arrivals(self) -> None:
-        self.arrivals.stop()
+        self.schedule.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    @property
+    def in_flight(self) -> int:
+        return sum(side.stats.in_flight for side in self.sides)
 
     # -- the schedule
 
@@ -127,50 +170,51 @@ class TrafficGenerator:
         self.stop_arrivals()
         if self.settings.paused or self.settings.rate == 0:
             return
-        due = self.arrivals.start(self.settings.rate, self.loop.time())
+        due = self.schedule.start(self.settings.rate, self.loop.time())
         self._timer = self.loop.call_at(due, self._arrive)
 
     def _arrive(self) -> None:
         self._timer = None
-        for due in self.arrivals.due(self.loop.time()):
-            self._submit(due)
-        if self.arrivals.next_due is not None:
-            self._timer = self.loop.call_at(self.arrivals.next_due, self._arrive)
+        for arrival in self.schedule.due(self.loop.time()):
+            self._submit(arrival)
+        if self.schedule.next_due is not None:
+            self._timer = self.loop.call_at(self.schedule.next_due, self._arrive)
 
-    def _submit(self, due: float) -> None:
-        self._turn %= len(self.clients)
-        client = self.clients[self._turn]
-        self._turn += 1
-        client.submit(Job(self.mix.pick(), due))
+    def _submit(self, arrival: Arrival) -> None:
+        for side in self.sides:  # one arrival, one send per side, in the same callback
+            side.clients[arrival.client].submit(Job(arrival.page, arrival.due))
 
     def _resize(self, count: int) -> None:
-        while len(self.clients) > count:
-            client = self.clients.pop()
-            client.retire()
-            self.retired.append(client)
-        while len(self.clients) < count:
-            self.clients.append(
-                Client(
-                    len(self.clients) + 1,
-                    self.target,
-                    self.address,
-                    self.stats,
-                    keep_alive=self.settings.keep_alive,
-                    bind_source=self.bind_source,
+        self.schedule.resize(count)
+        for side in self.sides:
+            while len(side.clients) > count:
+                client = side.clients.pop()
+                client.retire()
+                side.retired.append(client)
+            while len(side.clients) < count:
+                side.clients.append(
+                    Client(
+                        len(side.clients) + 1,
+                        side.target,
+                        side.address,
+                        side.stats,
+                        keep_alive=self.settings.keep_alive,
+                        bind_source=self.bind_source,
+                    )
                 )
-            )
 
     def _tick(self) -> None:
         now = self.loop.time()
-        for client in self.clients + self.retired:
-            client.expire(now)
-        self.retired = [client for client in self.retired if client.connections]
+        for side in self.sides:
+            for client in side.clients + side.retired:
+                client.expire(now)
+            side.retired = [client for client in side.retired if client.connections]
         self._ticker = self.loop.call_later(TICK_S, self._tick)
 
 
 async def serve(
     options: argparse.Namespace,
-    address: tuple[str, int],
+    targets: list[tuple[Target, tuple[str, int]]],
     bind_source: bool,
     stop: asyncio.Event,
 ) -> None:
@@ -181,17 +225,16 @@ async def serve(
     # connect before `generator` exists: no await comes between the two.
     server = await loop.create_server(lambda: ControlConnection(generator), host, port)
     settings = Settings(options.rate, options.clients, options.keep_alive, options.paused)
-    generator = TrafficGenerator(
-        options.target, address, settings, random.Random(options.seed), bind_source
-    )
+    generator = TrafficGenerator(targets, settings, random.Random(options.seed), bind_source)
     try:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         control = (
             f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
         )
         paused = " (paused)" if settings.paused else ""
+        where = " and ".join(target.url for target, _ in targets)
         report_ready(
-            f"traffic -> {options.target.url} at {settings.rate:g} req/s from "
+            f"traffic -> {where} at {settings.rate:g} req/s from "
             f"{settings.clients} clients{paused}; control on http://{control}",
             control=control,
         )
@@ -202,7 +245,8 @@ async def serve(
     finally:
         server.close()
         generator.stop()
-        print(generator.stats.summary(loop.time()), flush=True)
+        for side in generator.sides:
+            print(side.stats.summary(loop.time()), flush=True)
 
 
 async def _stopped_or_timed_out(stop: asyncio.Event, duration: float | None) -> bool:
@@ -216,7 +260,7 @@ async def _stopped_or_timed_out(stop: asyncio.Event, duration: float | None) -> 
 async def _drain(generator: TrafficGenerator, stop: asyncio.Event) -> None:
     """Give the answers still on their way a moment to arrive, so the summary counts them."""
     deadline = generator.loop.time() + DRAIN_S
-    while generator.stats.in_flight > 0 and not stop.is_set():
+    while generator.in_flight > 0 and not stop.is_set():
         if generator.loop.time() >= deadline:
             return
         await asyncio.sleep(0.02)
@@ -242,11 +286,15 @@ def _can_bind(host: str) -> bool:
     return False
 
 
-def run(options: argparse.Namespace, address: tuple[str, int], bind_source: bool) -> int:
+def run(
+    options: argparse.Namespace,
+    targets: list[tuple[Target, tuple[str, int]]],
+    bind_source: bool,
+) -> int:
     if not bind_source:
         print(
             "lb-lab traffic: note: every client sends from the same address "
             "(127.0.0.2 and up are not usable here, or the target is not on loopback)",
             file=sys.stderr,
         )
-    return run_daemon(lambda stop: serve(options, address, bind_source, stop))
+    return run_daemon(lambda stop: serve(options, targets, bind_source, stop))

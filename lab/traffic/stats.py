@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 
+from lab.traffic.distribution import Distribution
+
 WINDOW_S = 10.0  # p50/p95 describe the last ten seconds: recent enough to follow a knob
 MAX_SAMPLES = 50_000  # at the top rate the window holds this many; older ones go first
 FAILURE_KINDS = ("connect", "reset", "timeout", "bad_response")
@@ -26,6 +28,7 @@ class TrafficStats:
         self.status: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self._latencies: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
+        self.distribution = Distribution()  # every answer since the reset (a comparison's)
 
     @property
     def failed(self) -> int:
@@ -40,6 +43,7 @@ class TrafficStats:
         self.completed += 1
         self.status[f"{status // 100}xx"] += 1
         self._latencies.append((now, ms))
+        self.distribution.add(ms)
 
     def failed_with(self, kind: str) -> None:
         self.in_flight -= 1

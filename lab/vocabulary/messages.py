@@ -48,6 +48,28 @@ def backend_counters() -> Schema:
     )
 
 
+SIDES = ("left", "right")
+
+
+def distribution() -> Schema:
+    return record(
+        "every response time this side's clients saw since the comparison opened (or the last "
+        "reset), to 1%: the comparison's numbers",
+        {
+            "n": whole("answers counted", 0),
+            "p50": maybe(number("median, ms; null before any answer")),
+            "p95": maybe(number("95th percentile, ms")),
+            "p99": maybe(number("99th percentile, ms")),
+            "max": maybe(number("the slowest answer, ms (exact)")),
+            "cdf": listing(
+                number("ms", 0),
+                "the response time at 1%, 2%, ... 99%, 99.5% and 99.9% of the answers "
+                "(empty before any): the distribution to draw",
+            ),
+        },
+    )
+
+
 def traffic_counters() -> Schema:
     percentiles = record(
         "the traffic generator's response times, ms",
@@ -63,7 +85,9 @@ def traffic_counters() -> Schema:
                 "in_flight": whole("requests waiting for an answer now", 0),
                 "status": mapping(whole("answers", 0), "answers by class: 2xx, 4xx, 5xx"),
                 "latency_ms": percentiles,
+                "distribution": distribution(),
             },
+            optional=("distribution",),  # during a comparison
         )
     )
 
@@ -175,7 +199,21 @@ def backend_card() -> Schema:
     return record("one backend, for its card", fields)
 
 
-def state() -> Schema:
+def comparison() -> Schema:
+    return maybe(
+        record(
+            "a comparison (null: none is open). This state is its left side; the right side "
+            "has its own backends (alike) and balancer, and gets the same traffic",
+            {
+                "seed": whole("the traffic's seed: the same seed repeats the same arrivals", 0),
+                "sides": listing(text("a side", SIDES), "the sides, in order: left, right"),
+                "right": state(with_compare=False),
+            },
+        )
+    )
+
+
+def state(with_compare: bool = True) -> Schema:
     traffic = {
         "anyOf": [
             record(
@@ -243,6 +281,7 @@ def state() -> Schema:
                 text("a configuration"), "the same balancer as nginx and HAProxy would write it"
             ),
             "classroom": classroom(),
+            **({"compare": comparison()} if with_compare else {}),
         },
     )
 
@@ -259,7 +298,13 @@ def batch() -> Schema:
             "latency": listing(latency_point(), "the seconds that ended since the last batch"),
             "latency_now": maybe(latency_point()),
             "counters": counters(),
+            "side": text(
+                "during a comparison, the side whose balancer this batch is from (absent: "
+                "the lab's only side)",
+                SIDES,
+            ),
         },
+        optional=("side",),
     )
 
 

@@ -17,16 +17,25 @@ from lab.web.records import KILLED, RUNNING
 MAX_BACKENDS = 12
 
 
-def set_algorithm(lab: Any, algorithm: str) -> None:
-    lab.put_config({"algorithm": algorithm})
+def on_side(lab: Any, side: str | None) -> Any:
+    """The controller of a comparison's `side`: the lab itself for the left (or no side)."""
+    if side in (None, "left"):
+        return lab
+    if lab.right is None:
+        raise CommandError('no comparison is open: start one with {"action": "compare", ...}')
+    return lab.right
 
 
-def set_hash_key(lab: Any, hash_key: str) -> None:
-    lab.put_config({"hash_key": hash_key})
+def set_algorithm(lab: Any, algorithm: str, side: str | None = None) -> None:
+    on_side(lab, side).put_config({"algorithm": algorithm})
 
 
-def set_mode(lab: Any, mode: str) -> None:
-    lab.put_config({"mode": mode})
+def set_hash_key(lab: Any, hash_key: str, side: str | None = None) -> None:
+    on_side(lab, side).put_config({"hash_key": hash_key})
+
+
+def set_mode(lab: Any, mode: str, side: str | None = None) -> None:
+    on_side(lab, side).put_config({"mode": mode})
     reconnect_traffic(lab)
 
 
@@ -108,12 +117,12 @@ def drain_backend(lab: Any, name: str, draining: bool) -> None:
     lab.balancer_api().call("PUT", f"/backends/{name}", {"draining": draining})
 
 
-def configure(lab: Any, settings: dict) -> None:
+def configure(lab: Any, settings: dict, side: str | None = None) -> None:
     lab_owned = sorted(set(settings) & {"backends", "mode"})
     if lab_owned:
         use = "add_backend and remove_backend" if lab_owned[0] == "backends" else "set_mode"
         raise CommandError(f"{lab_owned[0]} belongs to the lab: use {use}")
-    lab.put_config(settings)
+    on_side(lab, side).put_config(settings)
 
 
 def running(lab: Any, name: str) -> Any:

@@ -32,6 +32,11 @@ Browser -> server, event `command`, with an acknowledgement:
     step {}            (send one request; every page shows its decision)
     ask_class {slug, index}   (open a lesson's predict block to the class; traffic holds)
     reveal {}          (send its request: everyone sees the decision)   end_question {}
+    compare {left?, right?, seed?}   (a second balancer with its own backends, alike, on
+                           the same traffic; left/right: each side's balancer settings;
+                           lab.web.compare)   end_compare {}   (stop the right side)
+    During a comparison set_algorithm, set_hash_key, set_mode and configure take
+    side: "left" (the default) or "right"; knob and backend commands act on both.
 
     A bad command (unknown action, missing, extra or mistyped field, value out of
     range, unknown backend, or not exactly one argument) changes nothing and is
@@ -64,7 +69,9 @@ Server -> browser, event `state` (on connect, and to everyone after every change
      "latency_history": [<latency point>, ...],      # the last minute, oldest first
      "problem": "",                                  # or why the lab is broken
      "lesson": {"slug": "round-robin", "title": "..."} | null,   # the lesson applied last
-     "config_snippets": {"nginx": "upstream lab {...}", "haproxy": "backend lab ..."}}
+     "config_snippets": {"nginx": "upstream lab {...}", "haproxy": "backend lab ..."},
+     "compare": null | {"seed": 13, "sides": ["left", "right"],   # a comparison (this state
+                        "right": <the right side's state, without "compare">}}  # is its left)
 
     `state` "killed" = SIGKILLed by kill_backend; "down" = the process exited by
     itself, or the balancer's health checks took it out (`reason` says which check);
@@ -77,6 +84,7 @@ Server -> browser, event `batch` (to everyone, about every 50 ms while anything 
                                           # route, done, error, config, health,
                                           # check, drain, queue, dropped
      "omitted": 0,                        # requests left out of "events" (sampling)
+     "side": "left" | "right",            # only during a comparison: whose balancer
      "latency": [<latency point>, ...],   # seconds that closed since the last batch
      "latency_now": <latency point> | null,  # the second still running, so far
      "counters": {"total": 12, "active": 0, "failures": 0,   # sums over the backends

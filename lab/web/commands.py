@@ -21,7 +21,7 @@ from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.recording import service as recording
 from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
-from lab.web import actions, class_actions, lesson_setup
+from lab.web import actions, class_actions, compare, lesson_setup
 from lab.web.fields import CommandError, Field
 
 __all__ = ["COMMANDS", "Action", "Command", "CommandError", "Field", "parse_command"]
@@ -33,6 +33,9 @@ MAX_SECTION = 1000  # a lesson's sections and blocks, counted from 0
 # The parts of the lab an action needs to itself while it runs (see lab.web.turns).
 BACKENDS, BALANCER, TRAFFIC = ("backends",), ("balancer",), ("traffic",)
 ALL = BACKENDS + BALANCER + TRAFFIC
+# Which side of a comparison a balancer command is for (the left, the lab itself, if not said).
+SIDE = Field("text", False, choices=compare.SIDES)
+SETTINGS = Field("object", False)
 
 
 @dataclass(frozen=True)
@@ -46,68 +49,80 @@ class Action:
     # False: it changes only the classroom (lab.web.room), which sends its own message;
     # no full `state` for a presenter's scroll.
     announces: bool = True
+    # During a comparison it runs on both sides (lab.web.compare): the backends stay alike.
+    both_sides: bool = False
 
 
 # The contract with the page and the lessons (see DESIGN.md); `lb-lab schema` prints it.
 COMMANDS: dict[str, Action] = {
     "set_algorithm": Action(
         "choose how the balancer picks a backend", BALANCER, actions.set_algorithm,
-        {"algorithm": Field("text", choices=ALGORITHM_NAMES)},
+        {"algorithm": Field("text", choices=ALGORITHM_NAMES), "side": SIDE},
     ),
     "set_hash_key": Action(
         "choose what the hashing algorithms hash (client-ip, path, header:NAME, ...)",
-        BALANCER, actions.set_hash_key, {"hash_key": Field("text")},
+        BALANCER, actions.set_hash_key, {"hash_key": Field("text"), "side": SIDE},
     ),
     "set_mode": Action(  # then the traffic reconnects, so the change shows at once
         "switch the balancer between Layer 7 (http) and Layer 4 (tcp)", BALANCER + TRAFFIC,
-        actions.set_mode, {"mode": Field("text", choices=MODES)},
+        actions.set_mode, {"mode": Field("text", choices=MODES), "side": SIDE},
     ),
     "add_backend": Action(
         "start one more toy backend and add it to the balancer", BACKENDS + BALANCER,
         actions.add_backend,
+        both_sides=True,
     ),
     "remove_backend": Action(
         "take a backend out of the balancer and stop its process", BACKENDS + BALANCER,
         actions.remove_backend, {"name": NAME},
+        both_sides=True,
     ),
     "kill_backend": Action(
         "SIGKILL a backend's process, as a crash would", BACKENDS, actions.kill_backend,
         {"name": NAME},
+        both_sides=True,
     ),
     "restart_backend": Action(  # the balancer hears if the port changed
         "start a backend's process afresh, on its port, with its knobs", BACKENDS + BALANCER,
         actions.restart_backend, {"name": NAME},
+        both_sides=True,
     ),
     "set_weight": Action(
         "give a backend a larger or smaller share", BALANCER, actions.set_weight,
         {"name": NAME, "weight": Field("int", low=1, high=MAX_WEIGHT)},
+        both_sides=True,
     ),
     "set_latency": Action(
         "make a backend answer slower (jitter: +/- that much at random)", BACKENDS,
         actions.set_latency,
         {"name": NAME, "latency_ms": MS, "jitter_ms": Field("number", False, 0, MAX_MS)},
+        both_sides=True,
     ),
     "set_error_rate": Action(
         "make a backend answer 500 to this fraction of requests", BACKENDS,
         actions.set_error_rate, {"name": NAME, "error_rate": Field("number", low=0, high=1)},
+        both_sides=True,
     ),
     "set_healthy": Action(  # /health answers 503 while the backend still serves everything else
         "make a backend's /health fail (or pass) while it still serves requests", BACKENDS,
         actions.set_healthy, {"name": NAME, "healthy": Field("bool")},
+        both_sides=True,
     ),
     "drain_backend": Action(
         "stop sending a backend new requests; the ones in flight finish", BALANCER,
         actions.drain_backend, {"name": NAME, "draining": Field("bool")},
+        both_sides=True,
     ),
     # The balancer validates these whole, as PUT /config does.
     "configure": Action(
         "change any balancer settings the page has no control for (health, sticky, rules, ...)",
-        BALANCER, actions.configure, {"settings": Field("object")},
+        BALANCER, actions.configure, {"settings": Field("object"), "side": SIDE},
     ),
     "set_max_concurrency": Action(
         "let a backend work on at most this many requests at once; the rest wait in line",
         BACKENDS, actions.set_max_concurrency,
         {"name": NAME, "max_concurrency": Field("int", low=0, high=MAX_CONCURRENCY)},
+        both_sides=True,
     ),
     "set_traffic": Action(
         "change the traffic: requests per second, clients, keep-alive (at least one)", TRAFFIC,
@@ -124,7 +139,19 @@ COMMANDS: dict[str, Action] = {
     ),
     "pause": Action("pause the steady traffic", TRAFFIC, actions.pause),
     "resume": Action("resume the steady traffic", TRAFFIC, actions.resume),
-    "reset": Action("zero every counter and the latency chart", ALL, actions.reset),
+    "reset": Action(
+        "zero every counter and the latency chart", ALL, actions.reset, both_sides=True
+    ),
+    "compare": Action(
+        "open a comparison: a second balancer with its own backends, alike, on the same traffic; "
+        "left and right are each side's balancer settings (algorithm, mode, hash_key, health, "
+        "sticky, ...) and seed the traffic's (repeat it with the same seed)",
+        ALL, compare.start,
+        {"left": SETTINGS, "right": SETTINGS, "seed": Field("int", False, 0, compare.MAX_SEED)},
+    ),
+    "end_compare": Action(
+        "close the comparison: stop the right side's processes", ALL, compare.end_compare,
+    ),
     "open_lesson": Action(
         "make the lab what a lesson needs: its backends, knobs, balancer and traffic", ALL,
         lesson_setup.open_lesson, {"slug": Field("text")},

@@ -25,7 +25,7 @@ from lab.balancer.config import BalancerConfig
 from lab.lessons.settings import balancer_defaults
 from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
-from lab.web import actions, snapshot
+from lab.web import actions, compare, snapshot
 from lab.web.api import ApiError, JsonApi
 from lab.web.commands import COMMANDS, CommandError, parse_command
 from lab.web.ports import port_or_any
@@ -77,6 +77,9 @@ class LabController:
         self.checks: Any = None  # live lesson checks (lab.web.lesson_checks), once asked for
         self.room = Room()  # the classroom: lab state, so every page on every front agrees
         self._checks_lock = threading.Lock()
+        self.right: Any = None  # a comparison's right side while one is open (lab.web.compare)
+        self.compare_seed: int | None = None
+        self.start_task: Callable[..., object] | None = None  # set by `attach`
 
     @property
     def lessons(self) -> Catalog:
@@ -156,15 +159,25 @@ class LabController:
         if lab:
             self.put_config(lab)
 
-    def _start_traffic(self) -> None:
+    def _start_traffic(self, seed: int | None = None, now: dict | None = None) -> None:
+        """Start the traffic generator: at the lab's settings, or at `now` (its last state).
+
+        During a comparison it sends every arrival to both balancers (lab.web.compare).
+        """
         settings = self.settings
+        seed = settings.seed if now is None else seed
         args = ["traffic", "--target", f"http://{self.addresses['listen']}/"]
-        args += ["--rate", str(settings.rate), "--clients", str(settings.clients)]
+        if self.right is not None:
+            args += ["--target", f"http://{self.right.addresses['listen']}/"]
+        rate, clients = (now["rate"], now["clients"]) if now else (settings.rate, settings.clients)
+        args += ["--rate", str(rate), "--clients", str(clients)]
         args += ["--control", f"{settings.host}:0"]
-        if settings.paused:
+        if now["paused"] if now else settings.paused:
             args.append("--paused")
-        if settings.seed is not None:
-            args += ["--seed", str(settings.seed)]
+        if now is not None and not now["keep_alive"]:
+            args += ["--keep-alive", "off"]
+        if seed is not None:
+            args += ["--seed", str(seed)]
         try:
             child = self.supervisor.start("traffic", args)
         except StartError as exc:
@@ -174,6 +187,24 @@ class LabController:
             return
         self.addresses["traffic"] = child.addresses["control"]
         self.traffic = self._api(self.addresses["traffic"], "the traffic generator")
+
+    def restart_traffic(self, seed: int | None) -> None:
+        """Start the traffic generator afresh, at its settings now, with `seed` (a comparison's)."""
+        now = self.traffic_state()
+        traffic, self.traffic = self.traffic, None  # so the watchdog does not mourn it
+        if traffic is not None:
+            traffic.close()
+        self.changing()
+        self.supervisor.stop("traffic")
+        self.addresses.pop("traffic", None)
+        self._start_traffic(seed, now or self.settings_traffic())
+        if self.traffic is None:
+            raise CommandError(self.traffic_error)
+
+    def settings_traffic(self) -> dict:
+        settings = self.settings
+        return {"rate": settings.rate, "clients": settings.clients,
+                "paused": settings.paused, "keep_alive": True}  # fmt: skip
 
     def _start_child(self, name: str, args: list[str], port: int, flag: str = "--port"):
         """Start a child on `port` if it is free now, else (or if that fails) on any free port."""
@@ -199,15 +230,27 @@ class LabController:
         """Publish to browsers from now on, and start the relay and the watchdog tasks."""
         self.publish = publish
         self.sleep = sleep
-        self.relay = EventRelay(self.addresses["admin"], publish, self.counters, sleep)
+        self.start_task = start_task
+        self.relay = EventRelay(self.addresses["admin"], self._publish_batch, self.counters, sleep)
         self.relay.watch = self.room.saw  # a reveal waits for its request's decision
         start_task(self.relay.run)
         start_task(self._watch, sleep)
         start_task(self._broadcast_room, sleep)
+        if self.right is not None:  # a comparison opened before (lb-lab serve --compare)
+            self.right.attach_to(self)
+
+    def _publish_batch(self, name: str, data: Any) -> None:
+        """The relay's batches, marked as the left side's while a comparison is open."""
+        if self.right is not None:
+            data = {**data, "side": "left"}
+        self.publish(name, data)
 
     def close(self) -> None:
         """Stop the relay and every process (safe to call twice)."""
         self.stopped = True
+        right, self.right = self.right, None
+        if right is not None:
+            right.close()
         if self.checks is not None:
             self.checks.close()
             self.checks = None
@@ -298,6 +341,8 @@ class LabController:
             self._progress.changed = False
             try:
                 action.run(self, **command.fields)
+                if action.both_sides and self.right is not None:
+                    action.run(self.right, **command.fields)  # knobs are the same on both sides
                 turn.changed = action.announces
             except (CommandError, ApiError, StartError) as exc:
                 answer = {"ok": False, "error": str(exc)}
@@ -372,14 +417,16 @@ class LabController:
         return state
 
     def traffic_state(self, poll: bool = False) -> dict | None:
+        """The traffic generator's state: what it sends here (the left side's, if comparing)."""
         traffic = self.traffic
         if traffic is None:
             return None
         api = self._poller("traffic", traffic.address, "traffic") if poll else traffic
         try:
-            return api.get("/state")
+            state = api.get("/state")
         except ApiError:
             return None
+        return compare.traffic_side(state, 0) if self.right is not None else state
 
     def snapshot(self) -> dict:
         """The full `state` every browser gets on connect and after every change."""
@@ -397,6 +444,7 @@ class LabController:
         state["lesson"] = {"slug": lesson.slug, "title": lesson.title} if lesson else None
         state["config_snippets"] = snippets(from_state(balancer))
         state["classroom"] = self.room.public()
+        state["compare"] = compare.describe(self)
         return state
 
     def describe(self) -> dict | None:
@@ -406,6 +454,10 @@ class LabController:
         except (ApiError, CommandError) as exc:
             log.warning("could not describe the lab: %s", exc)
             return None
+
+    def publish_state(self) -> None:
+        """Send every browser the lab's state now (a comparison's right side calls this)."""
+        self._publish_state()
 
     def _publish_state(self) -> None:
         state = self.describe()

@@ -52,7 +52,7 @@ class LiveChecks:
 
     def after_command(self, data: Any, answer: dict) -> None:
         if answer.get("ok") and isinstance(data, dict) and data.get("action") in STARTS_A_WINDOW:
-            self.runner.windows.append(len(self.runner.tap))
+            self.runner.mark_window()
 
     def check(self, data: Any) -> dict:
         """Evaluate one `expect` of a lesson now; the answer documented above."""

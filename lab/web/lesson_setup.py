@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from lab.lessons.settings import DEFAULT_KNOBS, LabSetup
-from lab.web import actions
+from lab.web import actions, compare
 from lab.web.default_lab import default_setup
 from lab.web.fields import CommandError
 from lab.web.records import KNOB_FLAGS, RUNNING, BackendProcess
@@ -36,6 +36,8 @@ def default_lab(lab: Any) -> None:
 
 def open_setup(lab: Any, setup: LabSetup) -> None:
     """Make the lab exactly this: backends, knobs, balancer, traffic (counters zeroed)."""
+    if getattr(lab, "right", None) is not None:  # a lesson starts from one lab
+        compare.stop(lab)
     quiet_traffic(lab)
     started = [name for name in setup.names if name not in lab.backends]
     try:

@@ -42,6 +42,8 @@ def counters(balancer: dict, traffic: dict | None) -> dict:
             "status": numbers["status"],
             "latency_ms": traffic["latency_ms"],
         }
+        if "distribution" in traffic:  # a comparison's side: every answer since it opened
+            result["traffic"]["distribution"] = traffic["distribution"]
     return result
 
 

@@ -1,17 +1,21 @@
 // A live lab as a store's source: one Socket.IO connection. Commands go out on it, and its
-// `state` and `batch` events come in. A recording (player.js) is another feed: both hand
-// each message of the lab's stream to `deliver`, so a replay updates the page as the live
-// lab did.
+// `state` and `batch` events come in, for the lab and for a comparison's right side
+// (`store.right`). A recording (player.js) is another feed: both hand each message of the
+// lab's stream to `deliver`, so a replay updates the page as the live lab did.
 
 import { Store } from "./store.js";
 
 const ANSWER_TIMEOUT_MS = 15000;
+const RIGHT_SIDE = new Set(["set_algorithm", "set_hash_key", "set_mode", "configure"]);
 const NO_ANSWER = { ok: false, error: "the lab did not answer (is it still running?)" };
 
 /** One message of the lab's stream into the store, by its name (the stream's own names). */
 export function deliver(store, name, data) {
-  if (name === "state") store.applyState(data);
-  else if (name === "batch") store.applyBatch(data);
+  if (name === "state") {
+    store.applyState(data);
+    // A comparison's right side: its state comes inside the lab's, its batches say "right".
+    if (data.compare && store.right) store.right.applyState(data.compare.right);
+  } else if (name === "batch") (data.side === "right" && store.right ? store.right : store).applyBatch(data);
   else if (name === "classroom") store.applyClassroom(data);
   else if (name === "you") store.setYou(data); // this page's role, from its web front
   else store.emit(name, data); // e.g. `recording` (the Record button's progress)
@@ -25,6 +29,9 @@ export function liveStore(io, url = undefined) {
       socket.timeout(ANSWER_TIMEOUT_MS).emit("command", data, (err, ack) => resolve(err ? NO_ANSWER : ack));
     });
   const store = new Store(send);
+  // A comparison's right side (fed by `deliver`). Its balancer commands say "right";
+  // its knob and backend commands act on both sides.
+  store.right = new Store((data) => send(RIGHT_SIDE.has(data.action) ? { ...data, side: "right" } : data));
   socket.on("connect", () => store.setConnection("connected"));
   socket.on("disconnect", () => store.setConnection("disconnected"));
   socket.onAny((name, data) => deliver(store, name, data));

@@ -3,7 +3,10 @@
 
 import { liveStore } from "./feed.js";
 import { LabPage } from "./page.js";
+import { Comparison } from "./compare.js";
 
 for (const root of document.querySelectorAll("[data-lab]")) {
-  new LabPage(root, liveStore(window.io)).start();
+  const store = liveStore(window.io);
+  new LabPage(root, store).start();
+  new Comparison(root, store, store.right).start();
 }

@@ -4,6 +4,7 @@
 // run, and when and how it was made. A bad recording gets one clear message and no lab.
 
 import { LabPage } from "./page.js";
+import { Comparison } from "./compare.js";
 import { Store } from "./store.js";
 import { deliver } from "./feed.js";
 import { readRecording } from "./recording.js";
@@ -44,7 +45,7 @@ function describeMade(header) {
 }
 
 class Player {
-  constructor(bar, recording, page, store) {
+  constructor(bar, recording, page, store, comparison) {
     this.part = (name) => bar.querySelector(`[data-part="${name}"]`);
     this.page = page;
     this.speed = 1;
@@ -55,8 +56,10 @@ class Player {
       (name, data) => deliver(store, name, data),
       () => {
         store.clear();
+        store.right.clear();
         page.log.clear();
         page.scene.clear();
+        comparison.right.scene.clear();
       },
     );
     const [line, how] = describeMade(recording.header);
@@ -150,13 +153,16 @@ async function main() {
     return;
   }
   const store = new Store(async () => NOT_LIVE);
+  store.right = new Store(async () => NOT_LIVE); // a recorded comparison's right side
   const page = new LabPage(root, store);
+  const comparison = new Comparison(root, store, store.right);
   store.setConnection("recording");
-  const player = new Player(bar, recording, page, store);
+  const player = new Player(bar, recording, page, store, comparison);
   root.lab.player = player;
   root.lab.recording = recording;
   document.body.classList.add("replay-ready");
   page.start({ lessons: false });
+  comparison.start();
   player.play();
 }
 

@@ -82,7 +82,7 @@ export class Directives {
   /** Run the steps `repeat` times; between turns wait until every answer is in. */
   async runSteps(steps, repeat = 1, onTurn = () => {}) {
     const sends = steps.filter((s) => s.action === "send").reduce((sum, s) => sum + s.count, 0);
-    const resets = steps.some((s) => s.action === "reset" || s.action === "reset_lesson");
+    const resets = steps.some((s) => ["reset", "reset_lesson", "compare"].includes(s.action));
     for (let turn = 1; turn <= repeat; turn += 1) {
       if (repeat > 1) onTurn(turn);
       const before = resets ? 0 : this.store.counters?.traffic?.sent ?? 0;
