@@ -1,4 +1,5 @@
-"""Wire the balancer together: the traffic listener (http or tcp) and the admin listener."""
+"""Wire the balancer together: the traffic listeners (TCP, and UDP on the same port) and
+the admin listener."""
 
 from __future__ import annotations
 
@@ -11,13 +12,28 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.config import BalancerConfig, format_address
 from lab.balancer.http_proxy import HttpClientConnection
 from lab.balancer.tcp_proxy import TcpClientConnection
+from lab.balancer.udp_proxy import UdpProxy
 from lab.lifecycle import report_ready
 
 BACKLOG = 1024
 # Housekeeping: response times fade, passive ejections end, slow start ramps,
 # queued requests time out. Often enough for a learner to see it happen on time.
 TICK_S = 0.25
-PROTOCOLS = {"http": HttpClientConnection, "tcp": TcpClientConnection}
+LAYERS = {"http": "Layer 7, HTTP", "tcp": "Layer 4, TCP", "udp": "Layer 4, UDP"}
+
+
+class NotAtThisLayer(asyncio.Protocol):
+    """A TCP connection while the balancer is in mode udp: closed at once, unrouted."""
+
+    def __init__(self, balancer: Balancer) -> None:
+        self.balancer = balancer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.balancer.errors["not_udp"] += 1
+        transport.close()
+
+
+PROTOCOLS = {"http": HttpClientConnection, "tcp": TcpClientConnection, "udp": NotAtThisLayer}
 
 
 class Daemon:
@@ -25,6 +41,8 @@ class Daemon:
         self.balancer = Balancer(config)
         self.listener: asyncio.Server | None = None
         self.admin: asyncio.Server | None = None
+        self.udp: UdpProxy | None = None
+        self.udp_transport: asyncio.BaseTransport | None = None
 
     def accept(self) -> asyncio.Protocol:
         # The mode is read per connection, so a live switch needs no new listener:
@@ -42,13 +60,29 @@ class Daemon:
         self.admin = await loop.create_server(
             lambda: AdminConnection(balancer), *balancer.config.admin, backlog=128
         )
-        balancer.listen_address = format_address(self.listener.sockets[0].getsockname()[:2])
+        host, port = self.listener.sockets[0].getsockname()[:2]
+        # Datagrams arrive on the same port number, so a live switch to mode udp needs
+        # no new address (TCP and UDP ports are separate: both are ours).
+        udp = UdpProxy(balancer)
+        try:
+            self.udp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: udp, local_addr=(host, port)
+            )
+        except OSError as exc:
+            if balancer.config.mode == "udp":
+                raise
+            # Not needed yet: run without it, and refuse a switch to mode udp with this.
+            balancer.udp_unavailable = f"UDP port {port} could not be bound ({exc.strerror})"
+        else:
+            self.udp = udp
+            balancer.end_flows = udp.end_all
+        balancer.listen_address = format_address((host, port))
         balancer.admin_address = format_address(self.admin.sockets[0].getsockname()[:2])
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
         config = self.balancer.config
-        layer = "Layer 7, HTTP" if config.mode == "http" else "Layer 4, TCP"
+        layer = LAYERS[config.mode]
         report_ready(
             f"lb-lab balancer ({layer}, {config.algorithm}; {compiled.describe()}) "
             f"listening on {self.balancer.listen_address}, "
@@ -60,6 +94,12 @@ class Daemon:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
             self.balancer.tick()
+            if self.udp is not None:
+                self.udp.tick()
         self.balancer.health.stop()
+        if self.udp is not None:
+            self.udp.end_all()
+        if self.udp_transport is not None:
+            self.udp_transport.close()
         self.listener.close()
         self.admin.close()

@@ -33,7 +33,9 @@ QUEUE = "queue"
 DROPPED = "dropped"
 
 BACKEND_STATES = ("up", "warming", "down", "draining", "drained")
-MODES = ("http", "tcp")
+MODES = ("http", "tcp", "udp")
+# How a UDP flow ended (lab.balancer.flows.ENDS).
+FLOW_ENDS = ("idle", "evicted", "backend-down", "refused", "answered", "reset")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def _t() -> Schema:
 
 
 def _id() -> Schema:
-    return text("the request's id (r1, r2, ...); at Layer 4, the connection's")
+    return text("the request's id (r1, r2, ...); at Layer 4, the connection's or UDP flow's")
 
 
 def _backend(what: str = "the backend") -> Schema:
@@ -67,12 +69,13 @@ def _reason(what: str) -> Schema:
 KINDS: tuple[EventKind, ...] = (
     EventKind(
         ROUTE,
-        "a routing decision: this request (or, at Layer 4, connection) goes to this backend",
+        "a routing decision: this request (or, at Layer 4, connection or UDP flow; per "
+        "datagram with udp.per_datagram) goes to this backend",
         {
             "id": _id(),
             "t": _t(),
             "mode": text("the layer the decision was made at", MODES),
-            "client": text("the client's address"),
+            "client": text("the client's address (mode udp: address:port, the flow's key)"),
             "backend": _backend("the backend chosen"),
             "algorithm": text("the algorithm that chose (the pool's)"),
             "reason": _reason("why this backend"),
@@ -87,7 +90,7 @@ KINDS: tuple[EventKind, ...] = (
     ),
     EventKind(
         DONE,
-        "a request (or Layer 4 connection) finished on its backend",
+        "a request (or Layer 4 connection, or UDP flow) finished on its backend",
         {
             "id": _id(),
             "t": _t(),
@@ -98,7 +101,17 @@ KINDS: tuple[EventKind, ...] = (
             "ms": number("milliseconds from routing to the end of the answer", 0),
             "bytes": whole("bytes sent to the client", 0),
             "bytes_up": whole("bytes received from the client", 0),
+            "datagrams": whole("mode udp: datagrams sent back to the client", 0),
+            "datagrams_up": whole("mode udp: datagrams received from the client", 0),
+            "end": text(
+                "mode udp: why the flow ended: idle (no datagram for udp.idle_timeout_ms), "
+                "evicted (the table was full at udp.max_flows), backend-down (its backend "
+                "left service), refused (ICMP port unreachable), answered (per datagram: the "
+                "reply came), reset (a fresh start)",
+                FLOW_ENDS,
+            ),
         },
+        optional=("datagrams", "datagrams_up", "end"),
     ),
     EventKind(
         ERROR,
