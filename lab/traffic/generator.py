@@ -62,6 +62,10 @@ class TrafficGenerator:
         if "keep_alive" in diff:
             for client in self.clients:
                 client.set_keep_alive(new.keep_alive)
+        if "protocol" in diff or "udp_session" in diff:
+            for client in self.clients:
+                client.protocol = new.protocol
+                client.datagrams.set_session(new.udp_session)
         if "clients" in diff:
             self._resize(new.clients)
         if "rate" in diff or "paused" in diff:
@@ -92,6 +96,8 @@ class TrafficGenerator:
             "clients": settings.clients,
             "keep_alive": settings.keep_alive,
             "paused": settings.paused,
+            "protocol": settings.protocol,
+            "udp_session": settings.udp_session,
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(self.loop.time()),
             "client_list": [
@@ -101,6 +107,7 @@ class TrafficGenerator:
                     "connections": len(client.connections),
                     "waiting": len(client.waiting),
                     "cookies": sorted(client.jar.as_dict()),
+                    "udp_ports": client.datagrams.ports,
                 }
                 for client in self.clients
             ],
@@ -157,6 +164,8 @@ class TrafficGenerator:
                     self.stats,
                     keep_alive=self.settings.keep_alive,
                     bind_source=self.bind_source,
+                    protocol=self.settings.protocol,
+                    udp_session=self.settings.udp_session,
                 )
             )
 
@@ -180,7 +189,14 @@ async def serve(
     # Bound first, so a busy control port stops us before any traffic leaves. Nothing can
     # connect before `generator` exists: no await comes between the two.
     server = await loop.create_server(lambda: ControlConnection(generator), host, port)
-    settings = Settings(options.rate, options.clients, options.keep_alive, options.paused)
+    settings = Settings(
+        options.rate,
+        options.clients,
+        options.keep_alive,
+        options.paused,
+        options.protocol,
+        options.udp_session,
+    )
     generator = TrafficGenerator(
         options.target, address, settings, random.Random(options.seed), bind_source
     )
@@ -191,7 +207,8 @@ async def serve(
         )
         paused = " (paused)" if settings.paused else ""
         report_ready(
-            f"traffic -> {options.target.url} at {settings.rate:g} req/s from "
+            f"traffic -> {options.target.url} at {settings.rate:g} "
+            f"{'datagrams' if settings.protocol == 'udp' else 'req'}/s from "
             f"{settings.clients} clients{paused}; control on http://{control}",
             control=control,
         )
