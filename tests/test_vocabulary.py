@@ -18,7 +18,7 @@ from test_events import FakeSink
 
 from lab.balancer import events
 from lab.balancer.events import EventBus
-from lab.vocabulary.events import BY_NAME, DROPPED, KINDS
+from lab.vocabulary.events import BY_NAME, DATAGRAM, DROPPED, KINDS
 
 VALIDATORS = {kind.name: Draft202012Validator(kind.schema()) for kind in KINDS}
 FAST_CHECKS = {"enabled": True, "interval_ms": 100, "timeout_ms": 80, "rise": 1, "fall": 1}
@@ -95,7 +95,7 @@ def test_every_feature_sends_only_declared_events(lab):
 
     seen = list(reader.events)
     assert [p for event in seen for p in problems(event)] == []
-    assert {e["type"] for e in seen} == set(BY_NAME) - {DROPPED}
+    assert {e["type"] for e in seen} == set(BY_NAME) - {DROPPED, DATAGRAM}  # UDP: below
     routes = reader.of("route")
     for field in ("sticky", "pool", "rule", "retry", "method"):
         assert any(field in route for route in routes), f"no route event showed {field}"
@@ -124,6 +124,8 @@ def test_udp_flows_send_only_declared_events(lab):
     seen = list(reader.events)
     assert [p for event in seen for p in problems(event)] == []
     assert {e["end"] for e in reader.of("done")} >= {"evicted", "idle", "answered"}
+    assert {e["way"] for e in reader.of("datagram")} == {"up", "down"}
+    assert all(e["ms"] > 0 for e in reader.of("datagram", way="down"))
     assert all(route["mode"] == "udp" for route in reader.of("route"))
 
 

@@ -143,8 +143,11 @@ class UdpProxy(asyncio.DatagramProtocol):
         self.table.touch(flow)
         flow.datagrams_up += 1
         flow.bytes_up += len(data)
+        flow.backend.datagrams += 1
         self.counts["datagrams_up"] += 1
         flow.sent_at = perf_counter()
+        if self.balancer.events.listening:
+            self.publish_datagram(flow, "up", len(data), "")
         upstream = flow.upstream
         if upstream is not None:
             upstream.sendto(data)
@@ -159,12 +162,17 @@ class UdpProxy(asyncio.DatagramProtocol):
         if flow.ended:
             return
         now = perf_counter()
+        rtt = ""
         if flow.sent_at:  # the round trip of the datagram this answers
-            flow.backend.observe_latency((now - flow.sent_at) * 1000.0, self.balancer.monotonic())
+            ms = (now - flow.sent_at) * 1000.0
+            flow.backend.observe_latency(ms, self.balancer.monotonic())
             flow.sent_at = 0.0
+            rtt = f',"ms":{millis_text(ms)}'
         flow.datagrams_down += 1
         flow.bytes_down += len(data)
         self.counts["datagrams_down"] += 1
+        if self.balancer.events.listening:
+            self.publish_datagram(flow, "down", len(data), rtt)
         assert self.transport is not None
         self.transport.sendto(data, flow.peer)
         if flow.single:
@@ -183,6 +191,15 @@ class UdpProxy(asyncio.DatagramProtocol):
         backend = flow.backend
         backend.failures += 1
         self.balancer.health.saw_failure(backend, "ICMP port unreachable")
+
+    def publish_datagram(self, flow: Flow, way: str, size: int, rtt: str) -> None:
+        """One datagram through a flow, for the page to draw; a reply carries its round trip."""
+        balancer = self.balancer
+        balancer.events.publish_encoded(
+            f'{{"type":"datagram","id":"{flow.id}","t":{balancer.event_time()},'
+            f'"client":"{flow.client}","backend":"{flow.backend.name}","way":"{way}",'
+            f'"bytes":{size}{rtt}}}'
+        )
 
     # -- ending flows --------------------------------------------------------------------
 

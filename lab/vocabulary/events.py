@@ -31,6 +31,7 @@ CHECK = "check"
 DRAIN = "drain"
 QUEUE = "queue"
 DROPPED = "dropped"
+DATAGRAM = "datagram"
 
 BACKEND_STATES = ("up", "warming", "down", "draining", "drained")
 MODES = ("http", "tcp", "udp")
@@ -177,6 +178,21 @@ KINDS: tuple[EventKind, ...] = (
             "position": whole("its place in the queue, 1 = next", 1),
             "reason": _reason("why it waits"),
         },
+    ),
+    EventKind(
+        DATAGRAM,
+        "mode udp: one datagram through a flow, from its client (up) or back from its "
+        "backend (down)",
+        {
+            "id": _id(),
+            "t": _t(),
+            "client": text("the flow's client, address:port"),
+            "backend": _backend("the flow's backend"),
+            "way": text("up: client to backend; down: the backend's reply", ("up", "down")),
+            "bytes": whole("the datagram's size", 0),
+            "ms": number("a reply's round trip: from the datagram it answers, ms", 0),
+        },
+        optional=("ms",),
     ),
     EventKind(
         DROPPED,

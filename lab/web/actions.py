@@ -27,7 +27,13 @@ def set_hash_key(lab: Any, hash_key: str) -> None:
 
 def set_mode(lab: Any, mode: str) -> None:
     lab.put_config({"mode": mode})
+    if lab.traffic is not None:  # at udp the clients send datagrams; else requests
+        set_traffic(lab, protocol=traffic_protocol(mode))
     reconnect_traffic(lab)
+
+
+def traffic_protocol(mode: str) -> str:
+    return "udp" if mode == "udp" else "http"
 
 
 def reconnect_traffic(lab: Any) -> None:

@@ -53,7 +53,8 @@ COMMANDS: dict[str, Action] = {
         BALANCER, actions.set_hash_key, {"hash_key": Field("text")},
     ),
     "set_mode": Action(  # then the traffic reconnects, so the change shows at once
-        "switch the balancer between Layer 7 (http) and Layer 4 (tcp)", BALANCER + TRAFFIC,
+        "switch the balancer between Layer 7 (http) and Layer 4 (tcp connections or udp "
+        "flows)", BALANCER + TRAFFIC,
         actions.set_mode, {"mode": Field("text", choices=MODES)},
     ),
     "add_backend": Action(

@@ -159,6 +159,8 @@ class LabController:
         args = ["traffic", "--target", f"http://{self.addresses['listen']}/"]
         args += ["--rate", str(settings.rate), "--clients", str(settings.clients)]
         args += ["--control", f"{settings.host}:0"]
+        if settings.mode == "udp":
+            args += ["--protocol", "udp"]
         if settings.paused:
             args.append("--paused")
         if settings.seed is not None:
