@@ -50,8 +50,9 @@ def test_datagrams_and_flows_are_drawn_at_udp(chromium, lab_url):
         cards = page.locator(".card.udp")
         expect(cards).to_have_count(3)
         wait_for(
-            lambda: sum(int(n) for n in cards.locator('[data-k="datagrams"]').all_text_contents())
-            == 8,
+            lambda: (
+                sum(int(n) for n in cards.locator('[data-k="datagrams"]').all_text_contents()) == 8
+            ),
             what="the cards to count eight datagrams",
         )
         expect(page.locator('[data-total="flows"] b')).to_have_text("4")
