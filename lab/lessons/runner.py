@@ -277,8 +277,9 @@ class Runner:
         balancer = self.balancer.get("/state")
         if not self.caught_up(balancer):
             return False
-        # At Layer 4 an open keep-alive connection stays active, and that is quiet too.
-        return balancer["mode"] == "tcp" or not any(b["active"] for b in balancer["backends"])
+        # At Layer 4 an open keep-alive connection (or a UDP flow, until its idle timeout)
+        # stays active, and that is quiet too.
+        return balancer["mode"] != "http" or not any(b["active"] for b in balancer["backends"])
 
     # -- helpers
 

@@ -18,7 +18,7 @@ from typing import Any
 from lab.backend.knobs import MAX_MS
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
-from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
+from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND, MAX_SESSION
 from lab.web import actions, lesson_setup
 from lab.web.fields import CommandError, Field
 
@@ -105,12 +105,14 @@ COMMANDS: dict[str, Action] = {
         {"name": NAME, "max_concurrency": Field("int", low=0, high=MAX_CONCURRENCY)},
     ),
     "set_traffic": Action(
-        "change the traffic: requests per second, clients, keep-alive (at least one)", TRAFFIC,
+        "change the traffic: requests per second, clients, keep-alive, or (udp) datagrams per "
+        "source port, 0 for one port throughout (at least one)", TRAFFIC,
         actions.set_traffic,
         {
             "rate": Field("number", False, 0, MAX_RATE),
             "clients": Field("int", False, 1, MAX_CLIENTS),
             "keep_alive": Field("bool", False),
+            "udp_session": Field("int", False, 0, MAX_SESSION),
         },
     ),
     "send": Action(
