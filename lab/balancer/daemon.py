@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 from lab.balancer import compiled
 from lab.balancer.admin import AdminConnection
@@ -19,6 +20,8 @@ BACKLOG = 1024
 # Housekeeping: response times fade, passive ejections end, slow start ramps,
 # queued requests time out. Often enough for a learner to see it happen on time.
 TICK_S = 0.25
+# Bytes of datagrams the kernel may hold for the UDP listener (capped by net.core.rmem_max).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 LAYERS = {"http": "Layer 7, HTTP", "tcp": "Layer 4, TCP", "udp": "Layer 4, UDP"}
 
 
@@ -31,6 +34,21 @@ class NotAtThisLayer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.balancer.errors["not_udp"] += 1
         transport.close()
+
+
+def udp_socket(host: str, port: int) -> socket.socket:
+    """The datagram listener, with a deep receive buffer: a burst of datagrams (a flood of
+    new flows) waits there for the event loop instead of being dropped by the kernel."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 PROTOCOLS = {"http": HttpClientConnection, "tcp": TcpClientConnection, "udp": NotAtThisLayer}
@@ -66,7 +84,7 @@ class Daemon:
         udp = UdpProxy(balancer)
         try:
             self.udp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: udp, local_addr=(host, port)
+                lambda: udp, sock=udp_socket(host, port)
             )
         except OSError as exc:
             if balancer.config.mode == "udp":
