@@ -12,7 +12,7 @@ import os
 import socket
 
 import pytest
-from conftest import split, wait_for
+from conftest import Http, split, wait_for
 
 FAST_CHECKS = {"enabled": True, "interval_ms": 100, "timeout_ms": 80, "rise": 1, "fall": 1}
 
@@ -356,3 +356,19 @@ def _rss_kib(pid: int) -> int:
 def test_the_balancer_process_is_still_ours(lab):
     lab.start_balancer("--mode", "udp")
     assert os.path.exists(f"/proc/{lab.supervisor.children['balancer'].pid}")
+
+
+def test_metrics_count_flows_and_datagrams(lab, clients):
+    lab.start_balancer("--mode", "udp")
+    client = clients(lab.listen, "127.0.0.18")
+    client.ask()
+    client.ask()
+    http = Http(lab.admin_address)
+    try:
+        _, _, body = http.request("GET", "/metrics")
+    finally:
+        http.close()
+    text = body.decode()
+    assert "lb_udp_flows 1\n" in text
+    assert 'lb_udp_datagrams_total{way="up"} 2\n' in text
+    assert 'lb_backend_datagrams_total{backend="b1"} 2\n' in text
