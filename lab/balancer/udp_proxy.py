@@ -126,10 +126,12 @@ class UdpProxy(asyncio.DatagramProtocol):
                 lambda: UdpUpstream(self, flow), remote_addr=(backend.host, backend.port)
             )
         except OSError as exc:  # out of file descriptors, an address that cannot resolve
+            # Our trouble, not the backend's: the flow ends, and passive health is not told.
             self.counts["upstream_errors"] += 1
             if not flow.ended:
+                flow.broken = f"no socket could be opened to it ({exc.strerror or exc})"
                 self.table.remove(flow, REFUSED)
-                self.finish(flow, f"could not open a socket to it ({exc.strerror or exc})")
+                self.finish(flow)
             return
         if flow.ended:  # evicted or ended while the socket opened
             transport.close()
