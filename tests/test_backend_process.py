@@ -44,7 +44,8 @@ def put_knobs(address, **knobs):
 def test_start_up_says_where_it_listens(process):
     address = process.addresses["listen"]
     assert split(address)[1] > 0
-    assert f"backend b1 listening on http://{address}\n" in process.output
+    assert f"backend b1 listening on http://{address} and udp://{address}\n" in process.output
+    assert process.addresses["udp"] == address  # one port number for every mode
 
 
 def test_every_answer_says_who_served_it(b1):

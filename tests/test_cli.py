@@ -34,7 +34,7 @@ def test_every_command_has_help(command):
         (["balancer", "--backend", "b1"], "expected NAME=HOST:PORT"),
         (["balancer", "--backend", "b1=127.0.0.1:9001,weight=0"], "weight must be 1-256"),
         (["balancer", "--listen", "127.0.0.1:http"], "port must be 0-65535"),
-        (["balancer", "--mode", "udp"], "invalid choice: 'udp'"),
+        (["balancer", "--mode", "sctp"], "invalid choice: 'sctp'"),
         (["balancer", "--hash-key", "header:"], "hash_key"),
         (["balancer", "--config", "/nonexistent.toml"], "cannot read /nonexistent.toml"),
         (["balancer", "--colour", "blue"], "unrecognized arguments: --colour"),

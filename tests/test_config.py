@@ -1,5 +1,6 @@
 """The balancer's settings: flags, TOML and live updates share one validated schema."""
 
+import argparse
 import re
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_toml_errors_are_clear(tmp_path):
     ("update", "field"),
     [
         ({"algorithm": "fastest"}, "algorithm"),
-        ({"mode": "udp"}, "mode"),
+        ({"mode": "sctp"}, "mode"),
         ({"weights": {"b9": 2}}, "weights.b9"),
         ({"weights": {"b1": 0}}, "weights.b1"),
         ({"weights": {"b1": True}}, "weights.b1"),
@@ -225,3 +226,29 @@ def test_the_readme_examples_are_valid_configs(tmp_path):
         path = tmp_path / f"example{i}.toml"
         path.write_text(block)
         load_toml(str(path))  # raises ConfigError naming the field if the README is wrong
+
+
+def test_udp_refuses_what_needs_layer_7_and_checks_that_cannot_see_udp():
+    with pytest.raises(ConfigError) as err:
+        from_dict({"mode": "udp", "sticky": {"mode": "cookie"}})
+    assert err.value.field == "sticky.mode" and "cannot read or set cookies" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict({"mode": "udp", "rules": [{"path_prefix": "/api", "pool": "default"}]})
+    assert err.value.field == "rules" and "addresses and datagrams" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict({"mode": "udp", "health": {"type": "http"}})
+    assert err.value.field == "health.type" and 'use "udp"' in str(err.value)
+
+
+def test_udp_settings_come_from_toml_and_flags(tmp_path):
+    from lab.balancer.options import add_arguments, config_from_options
+
+    path = tmp_path / "lb.toml"
+    path.write_text('mode = "udp"\n[udp]\nidle_timeout_ms = 500\nmax_flows = 20\n')
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_options(parser.parse_args(["--config", str(path), "--udp-per-datagram"]))
+    assert (config.mode, config.udp.idle_timeout_ms, config.udp.max_flows) == ("udp", 500, 20)
+    assert config.udp.per_datagram is True
+    config = config_from_options(parser.parse_args(["--udp-max-flows", "7"]))
+    assert (config.udp.max_flows, config.udp.idle_timeout_ms) == (7, 10_000)

@@ -130,7 +130,10 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
     assert setup.backends[0].balancer == {"weight": 5}
     assert setup.backends[0].knobs["latency_ms"] == 300
     assert setup.backends[1].knobs["max_concurrency"] == 2
-    assert setup.traffic == {"rate": 0.0, "clients": 2, "keep_alive": True, "paused": True}
+    assert setup.traffic == {
+        "rate": 0.0, "clients": 2, "keep_alive": True, "paused": True,
+        "protocol": "http", "udp_session": 5,  # the clients speak the balancer's layer
+    }  # fmt: skip
     document = setup.balancer_document({"b1": "127.0.0.1:1", "b2": "127.0.0.1:2"})
     assert document["algorithm"] == "least-connections" and document["mode"] == "tcp"
     assert document["hash_key"] == "client-ip"  # what the lesson left out is the default
@@ -178,7 +181,7 @@ BAD_SETTINGS = [
     ("settings: {backends: [{name: b1, weight: 0}]}", "weight must be 1-256"),
     ("settings: {backends: [{name: b1, colour: red}]}", "colour"),
     ("settings: {balancer: {algorithm: fastest}}", "unknown algorithm 'fastest'"),
-    ("settings: {balancer: {mode: udp}}", "mode must be"),
+    ("settings: {balancer: {mode: sctp}}", "mode must be"),
     ("settings: {balancer: {hash_key: moon}}", "bad hash_key"),
     ("settings: {balancer: {weights: {b1: 2}}}", "set weights in settings.backends"),
     ("settings: {balancer: {listen: '127.0.0.1:1'}}", "cannot change while running"),

@@ -140,3 +140,27 @@ def test_health_sticky_and_rule_measurements_count_the_events():
     assert (metrics["rule.api"], metrics["rule.canary"]) == (1, 0)  # named, if never matched
     assert (metrics["pool.api"], metrics["pool.default"], metrics["pool.canary"]) == (1, 2, 0)
     assert metrics["draining.b3"] == 1 and metrics["draining"] == 1
+
+
+def test_udp_measurements_count_flows_datagrams_and_how_flows_ended():
+    for name in ("datagrams", "datagrams.b2", "flows", "ended.idle", "ended.backend_down"):
+        assert known(name), name
+    assert not known("ended.sideways")
+    balancer = {
+        "backends": [
+            {"name": "b1", "total": 2, "active": 1, "failures": 0, "healthy": True, "weight": 1,
+             "datagrams": 7},
+            {"name": "b2", "total": 1, "active": 0, "failures": 0, "healthy": True, "weight": 1,
+             "datagrams": 2},
+        ],
+        "udp": {"flows": 1},
+    }  # fmt: skip
+    events = [
+        {"type": "done", "backend": "b1", "end": "idle"},
+        {"type": "done", "backend": "b2", "end": "backend-down"},
+        {"type": "done", "backend": "b1", "status": 200},  # Layer 7: not a flow
+    ]
+    metrics = measure(balancer, None, {}, [events])
+    assert (metrics["datagrams"], metrics["datagrams.b1"], metrics["flows"]) == (9, 7, 1)
+    assert (metrics["ended.idle"], metrics["ended.backend_down"]) == (1, 1)
+    assert metrics["ended.evicted"] == 0

@@ -61,6 +61,11 @@ def configs() -> list[tuple[str, dict]]:
     for mode, sticky in (("http", "cookie"), ("tcp", "source")):
         config = {"mode": mode, "algorithm": "round-robin", "backends": BACKENDS, **extras}
         cases.append((f"{mode}-checks-{sticky}", config | {"sticky": {"mode": sticky}}))
+    for algorithm in ALGORITHM_NAMES:
+        config = {"mode": "udp", "algorithm": algorithm, "backends": BACKENDS}
+        cases.append((f"udp-{algorithm}", config))
+    cases.append(("udp-per-datagram", {"mode": "udp", "backends": BACKENDS, **extras,
+                  "udp": {"idle_timeout_ms": 2500, "per_datagram": True}}))  # fmt: skip
     cases.append(("http-everything", EVERYTHING))
     cases.append(("tcp-everything", TCP_EVERYTHING))
     return cases
@@ -224,6 +229,22 @@ def test_websockets_pass_as_nginx_and_haproxy_are_told_to_pass_them():
     assert "upgrade" not in tcp["nginx"].lower() and "tunnel" not in tcp["haproxy"]
 
 
+def test_udp_reads_as_an_nginx_stream_server_and_haproxy_says_it_cannot():
+    flows = snippets({"mode": "udp", "algorithm": "consistent-hash", "backends": BACKENDS})
+    nginx = flows["nginx"]
+    assert nginx.startswith("# inside stream { } (Layer 4, UDP)")
+    assert "hash $remote_addr:$remote_port consistent;" in nginx  # address and port, as the lab
+    assert "listen 127.0.0.1:8080 udp;" in nginx and "proxy_timeout 10s;" in nginx
+    assert "proxy_responses" not in nginx.replace("# no proxy_responses", "")
+    assert "keepalive" not in nginx and "proxy_next_upstream" not in nginx
+    per = snippets({"mode": "udp", "backends": BACKENDS, "udp": {"per_datagram": True}})
+    assert "    proxy_responses 1;" in per["nginx"]
+    assert "backend " not in flows["haproxy"] and "does not load-balance UDP" in flows["haproxy"]
+    state = {"mode": "udp", "algorithm": "round-robin", "backends": BACKENDS,
+             "settings": {"udp": {"idle_timeout_ms": 500, "per_datagram": False}}}  # fmt: skip
+    assert "proxy_timeout 500ms;" in snippets(from_state(state))["nginx"]
+
+
 def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():
     nginx, haproxy = snippets(EVERYTHING).values()
     for pool in ("lab_api", "lab_static", "lab_canary"):
@@ -328,6 +349,8 @@ def stream_module() -> str | None:
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 @pytest.mark.parametrize("name, config", CASES, ids=[name for name, _ in CASES])
 def test_nginx_accepts_the_upstream_block(tmp_path, name, config):
+    if config["mode"] == "udp" and stream_module() is None:
+        pytest.skip("a UDP listener needs nginx's stream module (libnginx-mod-stream)")
     # Only what the installed nginx knows: newer directives (marked) become comments.
     snippet = for_nginx_version(snippets(config)["nginx"], installed_nginx())
     conf = tmp_path / "nginx.conf"
@@ -345,6 +368,9 @@ def test_nginx_accepts_the_upstream_block(tmp_path, name, config):
 @pytest.mark.parametrize("name, config", CASES, ids=[name for name, _ in CASES])
 def test_haproxy_accepts_the_backend_section(tmp_path, name, config):
     snippet = snippets(config)["haproxy"]
+    if config["mode"] == "udp":  # nothing to accept: it says why instead (see below)
+        assert snippet.startswith("# Open-source HAProxy does not load-balance UDP.")
+        return
     conf = tmp_path / "haproxy.cfg"
     conf.write_text(haproxy_config(snippet, config["mode"]))
     result = subprocess.run(

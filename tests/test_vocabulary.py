@@ -8,16 +8,17 @@ request, Layer 4), and every line of the real /events stream is checked.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 
 import pytest
-from conftest import Http, raw_exchange, wait_for
+from conftest import Http, raw_exchange, split, wait_for
 from jsonschema import Draft202012Validator
 from test_events import FakeSink
 
 from lab.balancer import events
 from lab.balancer.events import EventBus
-from lab.vocabulary.events import BY_NAME, DROPPED, KINDS
+from lab.vocabulary.events import BY_NAME, DATAGRAM, DROPPED, KINDS
 
 VALIDATORS = {kind.name: Draft202012Validator(kind.schema()) for kind in KINDS}
 FAST_CHECKS = {"enabled": True, "interval_ms": 100, "timeout_ms": 80, "rise": 1, "fall": 1}
@@ -94,11 +95,38 @@ def test_every_feature_sends_only_declared_events(lab):
 
     seen = list(reader.events)
     assert [p for event in seen for p in problems(event)] == []
-    assert {e["type"] for e in seen} == set(BY_NAME) - {DROPPED}
+    assert {e["type"] for e in seen} == set(BY_NAME) - {DROPPED, DATAGRAM}  # UDP: below
     routes = reader.of("route")
     for field in ("sticky", "pool", "rule", "retry", "method"):
         assert any(field in route for route in routes), f"no route event showed {field}"
     assert any(route["mode"] == "tcp" for route in routes)
+
+
+def test_udp_flows_send_only_declared_events(lab):
+    lab.start_balancer("--mode", "udp", "--udp-idle-timeout-ms", "200", "--udp-max-flows", "2")
+    reader = lab.events()
+    lab.configure(health=FAST_CHECKS)
+    target = split(lab.listen)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.settimeout(2)
+            sock.sendto(b"hello", target)  # the third evicts the first
+            sock.recvfrom(1000)
+        wait_for(lambda: reader.of("done", end="idle"), what="a flow ending idle")
+        lab.configure(udp={"per_datagram": True})
+        socks[0].sendto(b"again", target)
+        socks[0].recvfrom(1000)
+        wait_for(lambda: reader.of("done", end="answered"), what="an answered exchange")
+    finally:
+        for sock in socks:
+            sock.close()
+    seen = list(reader.events)
+    assert [p for event in seen for p in problems(event)] == []
+    assert {e["end"] for e in reader.of("done")} >= {"evicted", "idle", "answered"}
+    assert {e["way"] for e in reader.of("datagram")} == {"up", "down"}
+    assert all(e["ms"] > 0 for e in reader.of("datagram", way="down"))
+    assert all(route["mode"] == "udp" for route in reader.of("route"))
 
 
 def test_the_dropped_report_matches_its_declaration():

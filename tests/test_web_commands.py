@@ -40,7 +40,7 @@ def test_optional_fields_appear_only_when_given():
         ({"action": "pause", "now": True}, "pause takes no fields; unexpected field 'now'"),
         ({"action": "set_algorithm", "algorithm": "fastest"}, "algorithm must be one of"),
         ({"action": "set_algorithm", "algorithm": ""}, "algorithm must be text"),
-        ({"action": "set_mode", "mode": "udp"}, "mode must be one of: http, tcp"),
+        ({"action": "set_mode", "mode": "sctp"}, "mode must be one of: http, tcp, udp"),
         ({"action": "set_weight", "name": "b1", "weight": 0}, "weight must be 1 to 256"),
         ({"action": "set_weight", "name": 1, "weight": 2}, "name must be text"),
         ({"action": "set_latency", "name": "b1", "latency_ms": -1}, "latency_ms must be 0 to"),

@@ -118,3 +118,18 @@ def test_a_websocket_tunnel_is_always_drawn_and_its_lifetime_is_no_response_time
     builder.add(done("r0", ms=4.0), now=1.2)
     assert [e["id"] for e in builder.take(COUNTERS, now=1.3)["events"]] == [sampled_out, "r0"]
     assert builder.take(COUNTERS, now=2.0)["latency"] == [{"t": 1, "n": 1, "p50": 4.0, "p95": 4.0}]
+
+
+def test_udp_datagrams_follow_their_drawn_flow_and_their_round_trips_make_the_chart():
+    builder = BatchBuilder(max_new_routes=1)
+    builder.add(route("r1") | {"mode": "udp"}, now=5.0)
+    builder.add(route("r2") | {"mode": "udp"}, now=5.0)  # not drawn: its datagrams are not
+    for rid in ("r1", "r2"):
+        builder.add({"type": "datagram", "id": rid, "way": "up", "bytes": 6}, now=5.0)
+        builder.add({"type": "datagram", "id": rid, "way": "down", "bytes": 80, "ms": 2.0}, now=5.1)
+    builder.add(done("r1") | {"ms": 9000.0, "end": "idle"}, now=5.2)  # a flow's life: not a latency
+    batch = builder.take(COUNTERS, now=5.3)
+    assert [(e["type"], e["id"]) for e in batch["events"]] == [
+        ("route", "r1"), ("datagram", "r1"), ("datagram", "r1"), ("done", "r1"),
+    ]  # fmt: skip
+    assert batch["latency_now"]["n"] == 2 and batch["latency_now"]["p95"] == 2.0

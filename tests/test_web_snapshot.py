@@ -21,7 +21,7 @@ BALANCER = {
 }  # fmt: skip
 TRAFFIC = {
     "target": "http://127.0.0.1:8080/", "rate": 5.0, "clients": 4, "keep_alive": True,
-    "paused": False, "latency_ms": {"p50": 1.0, "p95": 3.0},
+    "paused": False, "protocol": "http", "udp_session": 5, "latency_ms": {"p50": 1.0, "p95": 3.0},
     "counters": {"sent": 14, "completed": 13, "failed": 0, "in_flight": 1,
                  "status": {"2xx": 13, "4xx": 0, "5xx": 0}, "failures": {}},
 }  # fmt: skip
@@ -32,13 +32,27 @@ def test_counters_add_up_the_balancers_own_numbers():
     assert (result["total"], result["active"], result["failures"]) == (14, 1, 2)
     assert result["backends"]["b2"] == {
         "active": 0, "total": 4, "failures": 2, "ewma_ms": 0.0, "healthy": True,
-        "state": "up", "reason": "",
+        "state": "up", "reason": "", "datagrams": 0,
     }  # fmt: skip
+    assert result["udp"]["flows"] == 0  # no flow table reported: nothing live
     assert result["traffic"] == {
         "sent": 14, "completed": 13, "failed": 0, "in_flight": 1,
         "status": {"2xx": 13, "4xx": 0, "5xx": 0}, "latency_ms": {"p50": 1.0, "p95": 3.0},
     }  # fmt: skip
     assert counters(BALANCER, None)["traffic"] is None
+
+
+def test_udp_counters_come_from_the_flow_table():
+    udp = {"flows": 3, "flows_started": 9, "evicted": 2, "expired": 4, "datagrams_up": 30,
+           "datagrams_down": 28, "refused": 1}  # fmt: skip
+    balancer = BALANCER | {"mode": "udp", "udp": udp}
+    balancer["backends"] = [b | {"datagrams": 15} for b in BALANCER["backends"]]
+    result = counters(balancer, None)
+    assert result["udp"] == {k: v for k, v in udp.items() if k != "refused"}
+    assert result["backends"]["b1"]["datagrams"] == 15
+    settings = {"udp": {"idle_timeout_ms": 500, "per_datagram": True, "max_flows": 9}}
+    state = snapshot(balancer | {"settings": settings}, None, [])
+    assert state["udp"] == {"idle_timeout_ms": 500, "per_datagram": True}
 
 
 def test_readings_are_numbered_so_the_page_keeps_the_newer_counters():
@@ -64,7 +78,8 @@ def test_a_state_joins_the_controllers_backends_with_the_balancers_numbers():
         "killed", 2, 300.0, 0.0,
     )  # fmt: skip
     assert state["traffic"] == {"available": True, **{k: TRAFFIC[k] for k in (
-        "target", "rate", "clients", "keep_alive", "paused")}}  # fmt: skip
+        "target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
+    )}}  # fmt: skip
     assert state["algorithm"] == "least-connections"
     assert "consistent-hash" in state["algorithms"]
     assert state["latency_history"] == [{"t": 1, "n": 0}]

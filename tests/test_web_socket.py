@@ -162,7 +162,7 @@ def test_a_browser_gets_the_whole_picture_when_it_connects(lab):
     assert "least-connections" in state["algorithms"]
     assert state["traffic"] | {"target": ""} == {
         "available": True, "target": "", "rate": 5.0, "clients": 4,
-        "keep_alive": True, "paused": True,
+        "keep_alive": True, "paused": True, "protocol": "http", "udp_session": 5,
     }  # fmt: skip
     assert state["traffic"]["target"] == f"http://{state['balancer']['listen']}/"
     assert state["counters"]["total"] == 0
@@ -353,7 +353,7 @@ BAD = [
     ({"action": "set_algorithm", "algorithm": "fastest"}, "algorithm must be one of"),
     ({"action": "set_algorithm"}, "set_algorithm needs algorithm"),
     ({"action": "set_algorithm", "algorithm": "random", "why": 1}, "unexpected field 'why'"),
-    ({"action": "set_mode", "mode": "udp"}, "mode must be one of: http, tcp"),
+    ({"action": "set_mode", "mode": "sctp"}, "mode must be one of: http, tcp, udp"),
     ({"action": "set_hash_key", "hash_key": "moon-phase"}, "bad hash_key 'moon-phase'"),
     ({"action": "set_weight", "name": "b9", "weight": 2}, "no backend named 'b9'"),
     ({"action": "set_weight", "name": "b1", "weight": 0}, "weight must be 1 to 256"),

@@ -14,12 +14,19 @@ from lab.backend.knobs import argparse_type, count, fraction, milliseconds, name
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the backend's flags on its subcommand parser."""
     parser.description = (
-        "One toy backend: an HTTP/1.1 server whose answers say which backend served them. "
+        "One toy backend: an HTTP/1.1 server (and a UDP service on the same port) whose "
+        "answers say which backend served them. "
         "Knobs can also be changed at run time: PUT /_lab/knobs, GET /_lab/state."
     )
     parser.add_argument("--name", required=True, type=name_type, help="backend name, e.g. b1")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--udp-port",
+        type=_port,
+        default=None,
+        help="UDP port to answer datagrams on (default: the same number as --port; 0: any free)",
+    )
     add = parser.add_argument
     add("--latency-ms", type=argparse_type(milliseconds, "latency-ms"), default=0.0, metavar="MS",
         help="added to every request (default 0)")  # fmt: skip

@@ -72,6 +72,7 @@ class ToyBackend:
         self.errors = 0
         self.health_checks = 0
         self.connections = 0
+        self.datagrams = 0  # UDP datagrams answered or dropped (lab.backend.datagrams)
 
     def set_knobs(self, knobs: Knobs) -> None:
         self.knobs = knobs
@@ -79,7 +80,7 @@ class ToyBackend:
         self._may_wait = bool(knobs.latency_ms or knobs.jitter_ms or knobs.max_concurrency)
 
     def reset(self) -> None:
-        self.served = self.errors = self.health_checks = 0
+        self.served = self.errors = self.health_checks = self.datagrams = 0
 
     def counters(self) -> dict[str, int]:
         return {
@@ -89,6 +90,7 @@ class ToyBackend:
             "in_flight": self.limit.in_flight,
             "waiting": self.limit.waiting,
             "connections": self.connections,
+            "datagrams": self.datagrams,
         }
 
     # -- answering

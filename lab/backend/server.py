@@ -10,6 +10,7 @@ import random
 from lab.address import join_address
 from lab.backend.app import ToyBackend
 from lab.backend.connection import HttpConnection
+from lab.backend.datagrams import DatagramService
 from lab.backend.knobs import Knobs
 from lab.lifecycle import report_ready, run_daemon
 
@@ -36,13 +37,24 @@ async def serve(options: argparse.Namespace, stop: asyncio.Event) -> None:
     )
     host, port = server.sockets[0].getsockname()[:2]
     backend.listen = join_address(host, port)
+    # UDP on the same port number by default, so one backend address serves every mode.
+    udp_port = port if options.udp_port is None else options.udp_port
+    try:
+        datagrams, _ = await loop.create_datagram_endpoint(
+            lambda: DatagramService(backend), local_addr=(options.host, udp_port)
+        )
+    except OSError as exc:
+        server.close()
+        raise OSError(exc.errno, f"cannot bind UDP port {udp_port}: {exc.strerror}") from None
+    udp = join_address(*datagrams.get_extra_info("sockname")[:2])
     gc.freeze()  # start-up objects never die; keep the collector from rescanning them
-    human = f"backend {backend.name} listening on http://{backend.listen}"
-    report_ready(human, listen=backend.listen)
+    human = f"backend {backend.name} listening on http://{backend.listen} and udp://{udp}"
+    report_ready(human, listen=backend.listen, udp=udp)
     try:
         await stop.wait()
     finally:
         server.close()
+        datagrams.close()
 
 
 def run(options: argparse.Namespace) -> int:

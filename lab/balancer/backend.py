@@ -47,6 +47,7 @@ class Backend:
     active: int = 0  # requests (L7) or connections (L4) in flight now
     total: int = 0  # requests or connections routed here since start or reset
     failures: int = 0  # connect errors, resets and 5xx answers seen on real traffic
+    datagrams: int = 0  # mode udp: datagrams from clients forwarded here
     ewma_ms: float = 0.0  # peak EWMA of response time; 0 until the first response
     ewma_at: float = 0.0  # clock time of the last EWMA update
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
@@ -89,6 +90,7 @@ class Backend:
     def reset_counters(self) -> None:
         self.total = 0
         self.failures = 0
+        self.datagrams = 0
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.latency_sum_ms = 0.0
 
@@ -116,5 +118,6 @@ class Backend:
             "active": self.active,
             "total": self.total,
             "failures": self.failures,
+            "datagrams": self.datagrams,
             "ewma_ms": round(self.ewma_ms, 3),
         }

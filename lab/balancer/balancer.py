@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from lab.balancer import compiled
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.clock import Clock
-from lab.balancer.config import BalancerConfig, apply_update, format_address
+from lab.balancer.config import BalancerConfig, ConfigError, apply_update, format_address
 from lab.balancer.event_text import micros_text, millis_text, route_extras
 from lab.balancer.events import EventBus, JsonTexts
+from lab.balancer.flows import FlowTable, udp_state
 from lab.balancer.health import Health
 from lab.balancer.pool import Pool, Refusal
 from lab.balancer.queue import RequestQueue
@@ -57,6 +58,14 @@ class Balancer:
         )
         self.queue = RequestQueue(lambda: self.pools.values(), self.events.publish, clock)
         self.sticky = Sticky(clock)
+        # mode udp: the flow table and its counters (datagrams, drops, how flows ended).
+        # The datagram shell (lab.balancer.udp_proxy) ends flows; `end_flows` is its hook
+        # for a fresh start, when every live flow belongs to backends that are gone.
+        self.flows = FlowTable(clock)
+        self.udp_counts: Counter[str] = Counter()
+        self.end_flows: Callable[[], None] = _nothing
+        self.udp_per_datagram = False
+        self.udp_unavailable = ""  # why the daemon could not open its UDP port, if it could not
         self._apply(config, changes=None)
 
     # -- routing -------------------------------------------------------------------------
@@ -286,8 +295,10 @@ class Balancer:
                     "panic_threshold",
                     "slow_start_s",
                     "max_queue",
+                    "udp",
                 )
             },  # fmt: skip
+            "udp": udp_state(self.flows, self.udp_counts),
             "errors": dict(self.errors),
             "events": {
                 "subscribers": len(self.events.subscribers),
@@ -304,6 +315,8 @@ class Balancer:
         health verdicts carried over (a lesson's start), in one change and one event.
         """
         new, changes = apply_update(self.config, update)
+        if new.mode == "udp" and self.udp_unavailable:
+            raise ConfigError("mode", f"mode udp is unavailable: {self.udp_unavailable}")
         if fresh:
             changes["fresh"] = True
         if changes:
@@ -323,6 +336,8 @@ class Balancer:
         self.proxy_accept = new.proxy_protocol.accept  # read once per new connection
         self.proxy_trusted = TrustedSources(trusted_networks(new.proxy_protocol.trusted))
         self.proxy_send = new.proxy_protocol.send
+        self.udp_per_datagram = new.udp.per_datagram
+        self.flows.configure(new.udp.idle_timeout_ms / 1000, new.udp.max_flows)
         self.health.use_settings(new)  # slow start applies to backends added just below
         self.queue.configure(new.max_queue, new.timeouts.queue_ms)
         if changes is None or fresh or "backends" in changes:
@@ -332,6 +347,7 @@ class Balancer:
             self._build_pools(new, fresh)
         if fresh:
             self.sticky.table.clear()
+            self.end_flows()
         self.rules = new.rules
         self.sticky.configure(new.sticky)
         self.reads_headers = (
@@ -401,3 +417,8 @@ class Balancer:
         for backend in self.backends.values():
             backend.reset_counters()
         self.errors.clear()
+        self.udp_counts.clear()
+
+
+def _nothing() -> None:
+    pass

@@ -52,6 +52,8 @@ COMPILED_MODULES = (
     "lab.balancer.http_exchange",
     "lab.balancer.http_proxy",
     "lab.balancer.tcp_proxy",
+    "lab.balancer.flows",
+    "lab.balancer.udp_proxy",
 )
 PURE_ENV = "LB_LAB_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parents[2]  # the directory that holds lab/

@@ -23,6 +23,7 @@ from lab.balancer.settings import (
     RetrySettings,
     StickySettings,
     TimeoutSettings,
+    UdpSettings,
     parse_section,
     section_json,
     shown,
@@ -30,7 +31,7 @@ from lab.balancer.settings import (
     whole_number,
 )
 
-MODES = ("http", "tcp")
+MODES = ("http", "tcp", "udp")
 MAX_WEIGHT = 256  # HAProxy's ceiling; plenty for a lab
 MAX_CONNS = 100_000
 BACKEND_KEYS = ("name", "address", "weight", "backup", "max_conns")
@@ -86,6 +87,7 @@ class BalancerConfig:
     sticky: StickySettings = field(default_factory=StickySettings)
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     proxy_protocol: ProxyProtocolSettings = field(default_factory=ProxyProtocolSettings)
+    udp: UdpSettings = field(default_factory=UdpSettings)
     # Envoy's panic mode: below this percentage of healthy backends in a pool, route to
     # all of them, healthy or not. 0 (the default) means never: answer 503 instead.
     panic_threshold: int = 0
@@ -193,7 +195,8 @@ def _algorithm(value: object) -> str:
 def _mode(value: object) -> str:
     if value not in MODES:
         raise ConfigError(
-            "mode", f"mode must be 'http' (Layer 7) or 'tcp' (Layer 4), got {shown(value)}"
+            "mode",
+            f"mode must be 'http' (Layer 7), 'tcp' or 'udp' (Layer 4), got {shown(value)}",
         )
     return value  # type: ignore[return-value]
 
@@ -288,12 +291,13 @@ def check_whole(config: BalancerConfig) -> None:
     for i, rule in enumerate(config.rules):
         if rule.pool not in pool_names:
             raise ConfigError(f"rules[{i}].pool", f"no pool named {rule.pool!r}")
-    if config.mode == "tcp":
+    if config.mode in ("tcp", "udp"):
+        what = "bytes" if config.mode == "tcp" else "datagrams"
         if config.rules:
             raise ConfigError(
                 "rules",
                 "routing rules need Layer 7 (mode http): at Layer 4 the balancer sees only "
-                "addresses and bytes, never a path, host, header, cookie or method",
+                f"addresses and {what}, never a path, host, header, cookie or method",
             )
         if config.sticky.mode == "cookie":
             raise ConfigError(
@@ -301,6 +305,12 @@ def check_whole(config: BalancerConfig) -> None:
                 "a sticky cookie needs Layer 7 (mode http): at Layer 4 the balancer cannot "
                 'read or set cookies; use "source" to pin by client address',
             )
+    if config.mode == "udp" and config.health.type in ("http", "tcp"):
+        raise ConfigError(
+            "health.type",
+            f"a {config.health.type} check cannot tell whether a UDP service answers: "
+            'use "udp" (a probe datagram and its reply) or "" to follow the mode',
+        )
 
 
 def load_toml(path: str) -> BalancerConfig:

@@ -1,9 +1,10 @@
 """Health: who is fit for traffic. Active checks probe, passive health watches real traffic.
 
 Active checks (HAProxy's `check inter rise fall`): every interval each backend
-gets a real probe, an HTTP GET of a path (2xx or 3xx passes) or a bare TCP
-connect. `fall` failures in a row take it down, `rise` passes in a row bring
-it back. The streaks are the hysteresis: one lost probe does not flap a backend.
+gets a real probe: an HTTP GET of a path (2xx or 3xx passes), a bare TCP
+connect, or (mode udp) a probe datagram that must be answered in time. `fall`
+failures in a row take it down, `rise` passes in a row bring it back. The
+streaks are the hysteresis: one lost probe does not flap a backend.
 
 Passive health (nginx's `max_fails` and `fail_timeout`): `max_fails` failures
 seen on real requests within `fail_timeout_s` take a backend out for
@@ -24,6 +25,7 @@ from lab.balancer.backend import Backend
 from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig
 from lab.balancer.settings import HealthSettings, PassiveSettings
+from lab.balancer.udp_check import udp_probe
 from lab.vocabulary.events import CHECK, HEALTH
 
 SLOW_START_FLOOR = 0.05  # a warming backend takes at least this share of its picks
@@ -132,6 +134,11 @@ class Health:
         writer = None
         try:
             async with asyncio.timeout(timeout):
+                if self.check_type == "udp":
+                    ok, detail = await udp_probe(
+                        backend.host, backend.port, settings.udp_send, settings.udp_expect
+                    )
+                    return ok, detail, (time.perf_counter() - started) * 1000
                 reader, writer = await asyncio.open_connection(backend.host, backend.port)
                 if self.check_type == "tcp":
                     ok, detail = True, "connected"
@@ -145,7 +152,10 @@ class Health:
         except TimeoutError:
             ok, detail = False, f"no answer within {limit_ms} ms"
         except ConnectionRefusedError:
-            ok, detail = False, "connection refused"
+            refused = (
+                "port unreachable (ICMP)" if self.check_type == "udp" else "connection refused"
+            )
+            ok, detail = False, refused
         except OSError as exc:
             ok, detail = False, exc.strerror or type(exc).__name__
         finally:

@@ -86,6 +86,35 @@ def render(balancer: Balancer) -> str:
         "Requests waiting for a max_conns slot, per pool.",
         [(f'{{pool="{_label(p.name)}"}}', len(p.queue)) for p in balancer.pools.values()],
     )
+    udp = balancer.udp_counts
+    family(
+        "lb_udp_flows",
+        "gauge",
+        "UDP flows the balancer holds now (mode udp).",
+        [("", len(balancer.flows))],
+    )
+    family(
+        "lb_udp_flows_ended_total",
+        "counter",
+        "UDP flows that ended, by why: idle, evicted, backend-down, refused, answered, reset.",
+        [
+            (f'{{end="{_label(key[6:])}"}}', n)
+            for key, n in sorted(udp.items())
+            if key.startswith("ended_")
+        ],
+    )
+    family(
+        "lb_udp_datagrams_total",
+        "counter",
+        "UDP datagrams forwarded: up (client to backend) and down (replies).",
+        [('{way="up"}', udp["datagrams_up"]), ('{way="down"}', udp["datagrams_down"])],
+    )
+    family(
+        "lb_backend_datagrams_total",
+        "counter",
+        "UDP datagrams from clients forwarded to each backend.",
+        [(labels, b.datagrams) for labels, b in per],
+    )
     family(
         "lb_events_published_total",
         "counter",

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE.toml", help="settings file (same keys as PUT /config)"
     )
     parser.add_argument(
-        "--mode", choices=("http", "tcp"), help="http = Layer 7 (default), tcp = Layer 4"
+        "--mode",
+        choices=("http", "tcp", "udp"),
+        help="http = Layer 7 (default), tcp = Layer 4 connections, udp = Layer 4 flows",
     )
     parser.add_argument(
         "--listen", metavar="HOST:PORT", help=f"traffic address (default {DEFAULT_LISTEN})"
@@ -55,6 +57,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("v1", "v2"),
         help="at Layer 4, start each backend connection with a PROXY header naming the client",
     )
+    parser.add_argument(
+        "--udp-idle-timeout-ms",
+        type=int,
+        metavar="MS",
+        help="mode udp: a flow ends after this long with no datagram either way (default 10000)",
+    )
+    parser.add_argument(
+        "--udp-per-datagram",
+        action="store_true",
+        default=None,
+        help="mode udp: balance every datagram on its own, over at its first reply",
+    )
+    parser.add_argument(
+        "--udp-max-flows",
+        type=int,
+        metavar="N",
+        help="mode udp: live flows kept; past it the flow idle longest is evicted (default 10000)",
+    )
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -80,6 +100,17 @@ def config_from_options(options: argparse.Namespace):
         data["proxy_protocol"] = proxy
     if options.backend:
         data["backends"] = [parse_backend_flag(text) for text in options.backend]
+    udp = {
+        key: value
+        for key, value in (
+            ("idle_timeout_ms", options.udp_idle_timeout_ms),
+            ("per_datagram", options.udp_per_datagram),
+            ("max_flows", options.udp_max_flows),
+        )
+        if value is not None
+    }
+    if udp:
+        data["udp"] = udp  # a partial table: the file's other udp settings stay
     return from_dict(data, base=base)
 
 

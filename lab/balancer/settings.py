@@ -80,9 +80,12 @@ class HealthSettings:
     """Active health checks: a real probe of every backend, every interval."""
 
     enabled: bool = setting(False)
-    # "http" sends GET path and wants 2xx or 3xx; "tcp" only connects. "" follows the mode.
-    type: str = setting("", choices=("", "http", "tcp"))
+    # "http" sends GET path and wants 2xx or 3xx; "tcp" only connects; "udp" sends
+    # udp_send as one datagram and wants a reply holding udp_expect. "" follows the mode.
+    type: str = setting("", choices=("", "http", "tcp", "udp"))
     path: str = setting("/health")
+    udp_send: str = setting("health")  # the toy backends answer this with their health
+    udp_expect: str = setting('"healthy":true')  # "" passes any reply
     interval_ms: int = setting(2000, 50, 600_000)
     timeout_ms: int = setting(1000, 10, 60_000)  # capped at interval_ms, as HAProxy does
     rise: int = setting(2, 1, 100)  # good checks in a row to come back
@@ -143,6 +146,22 @@ class ProxyProtocolSettings:
     send: str = setting("off", choices=("off", "v1", "v2"))
 
 
+@dataclass(frozen=True)
+class UdpSettings:
+    """Layer 4 UDP (mode udp): flows keyed by the client's address and port.
+
+    A flow lives until idle_timeout_ms pass with no datagram either way (nginx's
+    proxy_timeout, 10 min by default; AWS NLB's 120 s); the lab's default is short so a
+    learner sees flows end. per_datagram balances every datagram on its own and ends its
+    exchange at the first reply (nginx's `proxy_responses 1`, as for DNS). Past max_flows
+    the flow idle the longest is evicted to make room.
+    """
+
+    idle_timeout_ms: int = setting(10_000, 10, 3_600_000)
+    per_datagram: bool = setting(False)
+    max_flows: int = setting(10_000, 1, 100_000)
+
+
 SECTIONS: dict[str, type] = {
     "health": HealthSettings,
     "passive": PassiveSettings,
@@ -150,6 +169,7 @@ SECTIONS: dict[str, type] = {
     "sticky": StickySettings,
     "timeouts": TimeoutSettings,
     "proxy_protocol": ProxyProtocolSettings,
+    "udp": UdpSettings,
 }
 COOKIE_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 

@@ -168,6 +168,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds to record (default 60)",
     )
+    udp = parser.add_argument_group(
+        "UDP",
+        "--udp benchmarks mode udp instead: request/response datagrams per second through "
+        "lb-lab and through nginx's stream UDP proxy (1 worker) on the same backends, and "
+        "memory per 10,000 live flows (uses --duration, --rounds, --backends, --json)",
+    )
+    udp.add_argument("--udp", action="store_true", help="run the UDP benchmark")
+    udp.add_argument(
+        "--udp-flows",
+        type=_positive(int),
+        default=64,
+        metavar="N",
+        help="concurrent flows, each one datagram in flight at a time (default 64)",
+    )
+    udp.add_argument(
+        "--udp-memory-flows",
+        type=_positive(int),
+        default=10_000,
+        metavar="N",
+        help="live flows opened to measure memory, reported per 10,000 (default 10000)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -182,6 +203,10 @@ def run(options: argparse.Namespace) -> int:
         from lab.bench.recording import main as recording_main
 
         return recording_main(options)
+    if options.udp:
+        from lab.bench.udp import main as udp_main
+
+        return udp_main(options)
     if options.web:
         from lab.bench.web import main as web_main
 

@@ -26,6 +26,10 @@ Every number comes from a process of the lab, read when the check runs:
     marked_down, marked_up health events taking a backend out of service / putting it
                            back: .b1 per backend, .active (by the active checks) or
                            .passive (by passive health, on real traffic)
+    datagrams, datagrams.b1  mode udp: datagrams from clients forwarded to each backend
+    flows                  mode udp: flows the balancer holds now
+    ended.idle, ...        mode udp: flows that ended, by why (done events' `end`, with _
+                           for -): idle, evicted, backend_down, refused, answered, reset
 
     p50, p95, p99, max_ms  every answer's response time since the last reset, to 1%
                            (during a comparison: the comparison's numbers)
@@ -42,14 +46,17 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lab.vocabulary.events import CHECK, HEALTH, ROUTE
+from lab.vocabulary.events import CHECK, DONE, FLOW_ENDS, HEALTH, ROUTE
 
-PER_BACKEND = ("routed", "served", "active", "failures", "healthy", "draining", "weight")
+PER_BACKEND = (
+    "routed", "served", "active", "failures", "healthy", "draining", "weight", "datagrams",
+)  # fmt: skip
 # Counted from the events, per backend; the health verdicts also by who gave them.
 EVENT_FAMILIES = ("checks", "checks_failed")
 HEALTH_FAMILIES = ("marked_down", "marked_up")
 SOURCES = ("active", "passive")
 NAMED = ("rule", "pool")  # families whose parts are the names of rules and pools
+ENDED = tuple(end.replace("-", "_") for end in FLOW_ENDS)  # ended.idle, ended.backend_down...
 SCALARS = (
     "backends",
     "sent",
@@ -72,6 +79,8 @@ SCALARS = (
     "p95",
     "p99",
     "max_ms",
+    "flows",
+    *(f"ended.{end}" for end in ENDED),
 )
 SIDES = ("left", "right")  # a comparison's sides, as a name's first part
 FAMILY_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?P<part>b[1-9][0-9]?|max|min))?$")
@@ -121,6 +130,7 @@ def measure(
     metrics: dict[str, float] = {}
     backends = balancer["backends"]
     metrics["backends"] = len(backends)
+    metrics["flows"] = balancer.get("udp", {}).get("flows", 0)
     per: dict[str, dict[str, float]] = {family: {} for family in PER_BACKEND}
     for backend in backends:
         name = backend["name"]
@@ -131,6 +141,7 @@ def measure(
         per["healthy"][name] = 1 if backend["healthy"] else 0
         per["draining"][name] = 1 if backend.get("draining") else 0
         per["weight"][name] = backend["weight"]
+        per["datagrams"][name] = backend.get("datagrams", 0)
     for family, values in per.items():
         _family(metrics, family, values)
     if traffic is not None:
@@ -140,7 +151,18 @@ def measure(
     names = [b["name"] for b in backends]
     _health(metrics, current, names)
     _routing(metrics, current, balancer)
+    _flows(metrics, current)
     return metrics
+
+
+def _flows(metrics: dict[str, float], events: list[dict]) -> None:
+    """UDP flows that ended in this window, by why."""
+    for end in ENDED:
+        metrics[f"ended.{end}"] = 0
+    for event in events:
+        if event.get("type") == DONE and "end" in event:
+            key = f"ended.{str(event['end']).replace('-', '_')}"
+            metrics[key] = metrics.get(key, 0) + 1
 
 
 def _family(metrics: dict[str, float], family: str, values: dict[str, float]) -> None:

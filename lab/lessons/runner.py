@@ -411,8 +411,9 @@ def _window(tap: EventTap, starts: list[int], back: int) -> list[dict]:
 
 
 def idle(balancer: dict) -> bool:
-    """No request in flight (at Layer 4 an open keep-alive connection stays active: idle too)."""
-    return balancer["mode"] == "tcp" or not any(b["active"] for b in balancer["backends"])
+    """No request in flight. At Layer 4 an open keep-alive connection (or a UDP flow, until
+    its idle timeout) stays active, and that is quiet too."""
+    return balancer["mode"] != "http" or not any(b["active"] for b in balancer["backends"])
 
 
 class LessonRunError(RuntimeError):

@@ -118,7 +118,10 @@ def parse_setup(data: Any) -> LabSetup:
             "settings",
         )
     backends = _backends(data.get("backends", 3))
-    setup = LabSetup(backends, _balancer(data.get("balancer")), _traffic(data.get("traffic")))
+    balancer, traffic = _balancer(data.get("balancer")), _traffic(data.get("traffic"))
+    if "protocol" not in (data.get("traffic") or {}):  # the clients speak the balancer's layer
+        traffic["protocol"] = "udp" if balancer.get("mode") == "udp" else "http"
+    setup = LabSetup(backends, balancer, traffic)
     try:
         apply_update(BalancerConfig(), setup.balancer_document(setup.placeholder_addresses()))
     except ConfigError as exc:
@@ -176,7 +179,9 @@ def _traffic(value: Any) -> dict[str, Any]:
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise LessonError("expected a mapping of rate, clients, keep_alive, paused", where)
+        raise LessonError(
+            "expected a mapping of rate, clients, keep_alive, paused, protocol, udp_session", where
+        )
     try:
         settings = TrafficSettings(**LESSON_TRAFFIC).updated(value)
     except FieldError as exc:

@@ -70,6 +70,8 @@ HAPROXY_TIMEOUTS = {  # ... and HAProxy's (each may stand in a backend section)
 
 def _hash_source(hash_key: str, mode: str) -> tuple[str, str]:
     """(nginx variable, HAProxy balance expression) for a consistent-hash key."""
+    if mode == "udp":  # the lab hashes a flow's key: the client's address and port
+        return "$remote_addr:$remote_port", "source"
     if mode == "tcp" or hash_key == "client-ip":
         return "$remote_addr", "source"
     if hash_key == "path":
@@ -90,12 +92,14 @@ def _nginx_method(algorithm: str, hash_key: str, mode: str) -> list[str]:
     if algorithm == "power-of-two-choices":
         return ["random two least_conn;"]
     if algorithm == "ip-hash":
+        if mode == "udp":
+            return ["# the flow's address and port", "hash $remote_addr:$remote_port;"]
         return ["# not ip_hash: it hashes 3 octets", "hash $remote_addr;"]
     if algorithm == "consistent-hash":
         variable, _ = _hash_source(hash_key, mode)
         lines = [f"hash {variable} consistent;"]
-        if mode == "tcp" and hash_key != "client-ip":
-            lines.insert(0, "# Layer 4: only the address")
+        if mode in ("tcp", "udp") and hash_key != "client-ip":
+            lines.insert(0, "# Layer 4: only the address" + (" and port" if mode == "udp" else ""))
         return lines
     if algorithm == "least-response-time":
         # last_byte: the lab times the whole answer, as nginx does with last_byte
@@ -134,7 +138,8 @@ def _nginx_notes(config: dict) -> list[str]:
     """What the lab does here and open-source nginx cannot, said where it would go."""
     notes = []
     if (config.get("health") or {}).get("enabled"):
-        notes.append("# active health checks (health_check): NGINX Plus only;")
+        udp = " udp" if config.get("mode") == "udp" else ""
+        notes.append(f"# active health checks (health_check{udp}): NGINX Plus only;")
         notes.append("# open-source nginx sees failures on real traffic (max_fails)")
     sticky = (config.get("sticky") or {}).get("mode", "off")
     if sticky == "source":
@@ -148,7 +153,7 @@ def _nginx_notes(config: dict) -> list[str]:
 def _nginx_sticky(config: dict) -> list[str]:
     """The sticky cookie, after the method: `sticky` wraps the method set before it."""
     sticky = config.get("sticky") or {}
-    if sticky.get("mode") != "cookie" or config.get("mode", "http") == "tcp":
+    if sticky.get("mode") != "cookie" or config.get("mode", "http") != "http":
         return []
     return [f"sticky cookie {sticky.get('cookie', 'SERVERID')};  {NEEDS.format(STICKY_SINCE)}"]
 
@@ -164,7 +169,7 @@ def _nginx_upstream(config: dict, pool: Pool, notes: list[str]) -> list[str]:
         b.get("backup") for b in pool.backends
     )
     lines += [f"    {_nginx_server(b, passive, backup_allowed)}" for b in pool.backends]
-    if mode != "tcp":
+    if mode == "http":
         lines.append("    keepalive 16;")
     lines += [f"    {note}" for note in notes]
     return [*lines, "}"]
@@ -193,17 +198,38 @@ def _nginx_proxying(config: dict) -> list[str]:
     return lines
 
 
+def _nginx_udp(config: dict) -> list[str]:
+    """mode udp: the listener itself, since its flow settings live on the `server`."""
+    udp = config.get("udp") or {}
+    idle = udp.get("idle_timeout_ms", 10_000)
+    lines = [
+        "server {",
+        f"    listen {config.get('listen', '127.0.0.1:8080')} udp;",
+        f"    proxy_pass {UPSTREAM};",
+        f"    proxy_timeout {time_text(idle)};  # udp.idle_timeout_ms: an idle session ends",
+    ]
+    if udp.get("per_datagram"):
+        lines.append("    proxy_responses 1;  # per_datagram: one reply ends it; next is balanced")
+    else:
+        lines.append("    # no proxy_responses: a session (a flow) lasts until proxy_timeout")
+    lines.append("    # udp.max_flows: no such limit; each session takes a worker_connections slot")
+    return [*lines, "}"]
+
+
 def nginx_snippet(config: dict) -> str:
     """The upstream blocks (and, with rules, the routing) that do what the lab's balancer does."""
     mode = config.get("mode", "http")
-    context = "stream { } (Layer 4)" if mode == "tcp" else "http { } (Layer 7)"
-    lines = [f"# inside {context}"]
+    context = {"tcp": "stream { } (Layer 4)", "udp": "stream { } (Layer 4, UDP)"}
+    lines = [f"# inside {context.get(mode, 'http { } (Layer 7)')}"]
     pools = pools_of(config)
     for i, pool in enumerate(pools):
         if i:
             lines.append(f"# pool {pool.name}")
         lines += _nginx_upstream(config, pool, _nginx_notes(config) if i == 0 else [])
-    lines += _nginx_proxying(config)
+    if mode == "udp":
+        lines += _nginx_udp(config)
+    else:
+        lines += _nginx_proxying(config)
     rules = named_rules(config)
     if rules and mode != "tcp":
         lines += nginx_router(rules, pools, config.get("listen", "127.0.0.1:8080"))
@@ -316,9 +342,19 @@ def _haproxy_proxying(config: dict) -> list[str]:
     return lines + (haproxy_tunnels(config) if mode != "tcp" else [])
 
 
+HAPROXY_NO_UDP = """\
+# Open-source HAProxy does not load-balance UDP.
+# Its proxies (mode tcp, mode http) take TCP connections only: no backend
+# section written here could carry the lab's datagrams, so none is.
+# For UDP use nginx's stream { } (the nginx tab), LVS/IPVS, Envoy's UDP proxy
+# or a cloud network load balancer. (HAProxy Enterprise sells a UDP module.)"""
+
+
 def haproxy_snippet(config: dict) -> str:
     """The `backend` sections (and, with rules, the `frontend`) that do what the lab does."""
     mode = config.get("mode", "http")
+    if mode == "udp":
+        return HAPROXY_NO_UDP
     pools = pools_of(config)
     lines = []
     rules = named_rules(config)
@@ -336,7 +372,7 @@ def snippets(config: dict) -> dict[str, str]:
     return {"nginx": nginx_snippet(config), "haproxy": haproxy_snippet(config)}
 
 
-SETTINGS = ("health", "passive", "retries", "sticky", "timeouts", "slow_start_s")
+SETTINGS = ("health", "passive", "retries", "sticky", "timeouts", "slow_start_s", "udp")
 
 
 def from_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +400,8 @@ def nginx_config(snippet: str, mode: str, folder: str, stream_module: str | None
     its upstream block is checked inside http { }, where the same directives are valid.
     A snippet with routing rules brings its own server { }.
     """
-    head = f"load_module {stream_module};\n" if stream_module and mode == "tcp" else ""
+    layer4 = mode in ("tcp", "udp")
+    head = f"load_module {stream_module};\n" if stream_module and layer4 else ""
     head += (
         f"worker_processes 1;\nerror_log {folder}/error.log;\npid {folder}/nginx.pid;\n"
         "events { worker_connections 64; }\n"
@@ -373,8 +410,10 @@ def nginx_config(snippet: str, mode: str, folder: str, stream_module: str | None
         f"    {kind}_temp_path {folder}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    if mode == "tcp" and stream_module:
+    if layer4 and stream_module:
         server = f"    server {{ listen 127.0.0.1:8080; proxy_pass {UPSTREAM}; }}\n"
+        if "server {" in snippet:  # mode udp brings its own listener
+            server = ""
         return head + f"stream {{\n{snippet}\n{server}}}\n"
     server = (
         "    server {\n        listen 127.0.0.1:8080;\n        location / {\n"

@@ -24,7 +24,8 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare what the lab starts with: backends, mode, algorithm, ports, traffic."""
     add = parser.add_argument
     add("--backends", type=_backend_count, default=3, help="how many toy backends (1-12)")
-    add("--mode", choices=("http", "tcp"), default="http", help="http = L7 (default), tcp = L4")
+    add("--mode", choices=("http", "tcp", "udp"), default="http",
+        help="http = L7 (default), tcp = L4 connections, udp = L4 flows")  # fmt: skip
     add("--algorithm", default="round-robin", metavar="NAME", help="to start with (round-robin)")
     busy = "or any free one if it is busy"
     add("--balancer-port", type=port, default=8080,

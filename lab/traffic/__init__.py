@@ -16,6 +16,7 @@ from lab.traffic.settings import (
     parse_address,
     parse_target,
     rate,
+    session_length,
 )
 
 
@@ -40,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="control API address; port 0 picks a free one (default 127.0.0.1:0)")  # fmt: skip
     add("--keep-alive", type=_on_off, default=True, metavar="on|off",
         help="reuse connections (on, the default) or one connection per request (off)")  # fmt: skip
+    add("--protocol", choices=("http", "udp"), default="http",
+        help="http requests (default), or udp datagrams to the target's host and port")  # fmt: skip
+    add("--udp-session", type=_session, default=5, metavar="N",
+        help="udp: datagrams from one source port before a fresh one; 1 = a fresh port "
+        "every time, 0 = never (default 5)")  # fmt: skip
     add("--paused", action="store_true", help="start paused: only POST /send sends anything")
     add("--seed", type=int, default=None, metavar="N", help="seed arrivals and paths (replayable)")
     parser.set_defaults(run=run, parser=parser)
@@ -87,6 +93,11 @@ def _rate(text: str) -> float:
 @_checked
 def _clients(text: str) -> int:
     return client_count("clients", _whole(text))
+
+
+@_checked
+def _session(text: str) -> int:
+    return session_length("udp-session", _whole(text))
 
 
 @_checked

@@ -24,6 +24,7 @@ import httptools
 
 from lab.traffic.arrivals import Page
 from lab.traffic.cookies import CookieJar
+from lab.traffic.datagrams import DatagramSender
 from lab.traffic.settings import Target
 from lab.traffic.stats import TrafficStats
 
@@ -57,6 +58,8 @@ class Client:
         *,
         keep_alive: bool = True,
         bind_source: bool = True,
+        protocol: str = "http",
+        udp_session: int = 5,
     ) -> None:
         self.name = f"c{index}"
         self.source = source_address(index) if bind_source else None
@@ -69,6 +72,8 @@ class Client:
         self.idle: list[Connection] = []
         self.waiting: deque[Job] = deque()
         self.loop = asyncio.get_running_loop()
+        self.protocol = protocol
+        self.datagrams = DatagramSender(self.name, self.source, address, stats, udp_session)
         self._prefix = target.prefix.encode()
         self._fixed = b"Host: %s\r\nUser-Agent: %s\r\nX-Lab-Client: %s\r\nAccept: */*\r\n" % (
             target.authority.encode(),
@@ -80,7 +85,10 @@ class Client:
 
     def submit(self, job: Job) -> None:
         self.stats.started()
-        self._dispatch(job)
+        if self.protocol == "udp":
+            self.datagrams.send(job)
+        else:
+            self._dispatch(job)
 
     def _dispatch(self, job: Job) -> None:
         if self.idle:
@@ -189,10 +197,12 @@ class Client:
         """Take no new work: close idle connections now, busy ones when their answer is in."""
         self.retired = True
         self._close_idle()
+        self.datagrams.close()
 
     def abort(self) -> None:
         """Shut everything at once (the generator is stopping)."""
         self.retired = True
+        self.datagrams.close()
         for connection in list(self.connections):
             connection.abort()
         self.connections.clear()

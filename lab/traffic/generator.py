@@ -98,6 +98,11 @@ class TrafficGenerator:
             for side in self.sides:
                 for client in side.clients:
                     client.set_keep_alive(new.keep_alive)
+        if "protocol" in diff or "udp_session" in diff:
+            for side in self.sides:
+                for client in side.clients:
+                    client.protocol = new.protocol
+                    client.datagrams.set_session(new.udp_session)
         if "clients" in diff:
             self._resize(new.clients)
         if "rate" in diff or "paused" in diff:
@@ -129,6 +134,8 @@ class TrafficGenerator:
             "clients": settings.clients,
             "keep_alive": settings.keep_alive,
             "paused": settings.paused,
+            "protocol": settings.protocol,
+            "udp_session": settings.udp_session,
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(now),
             "client_list": [
@@ -138,6 +145,7 @@ class TrafficGenerator:
                     "connections": len(client.connections),
                     "waiting": len(client.waiting),
                     "cookies": sorted(client.jar.as_dict()),
+                    "udp_ports": client.datagrams.ports,
                 }
                 for client in self.clients
             ],
@@ -200,6 +208,8 @@ class TrafficGenerator:
                         side.stats,
                         keep_alive=self.settings.keep_alive,
                         bind_source=self.bind_source,
+                        protocol=self.settings.protocol,
+                        udp_session=self.settings.udp_session,
                     )
                 )
 
@@ -224,7 +234,14 @@ async def serve(
     # Bound first, so a busy control port stops us before any traffic leaves. Nothing can
     # connect before `generator` exists: no await comes between the two.
     server = await loop.create_server(lambda: ControlConnection(generator), host, port)
-    settings = Settings(options.rate, options.clients, options.keep_alive, options.paused)
+    settings = Settings(
+        options.rate,
+        options.clients,
+        options.keep_alive,
+        options.paused,
+        options.protocol,
+        options.udp_session,
+    )
     generator = TrafficGenerator(targets, settings, random.Random(options.seed), bind_source)
     try:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
@@ -234,7 +251,8 @@ async def serve(
         paused = " (paused)" if settings.paused else ""
         where = " and ".join(target.url for target, _ in targets)
         report_ready(
-            f"traffic -> {where} at {settings.rate:g} req/s from "
+            f"traffic -> {where} at {settings.rate:g} "
+            f"{'datagrams' if settings.protocol == 'udp' else 'req'}/s from "
             f"{settings.clients} clients{paused}; control on http://{control}",
             control=control,
         )

@@ -20,6 +20,8 @@ from lab.errors import FieldError
 MAX_RATE = 5000.0
 MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
 MAX_SEND = 1000
+MAX_SESSION = 1000  # datagrams on one source port before a fresh one
+PROTOCOLS = ("http", "udp")
 
 
 class SettingError(FieldError):
@@ -51,6 +53,10 @@ class Settings:
     clients: int = 4
     keep_alive: bool = True
     paused: bool = False
+    # "udp": each client sends datagrams to the target's host and port instead of requests,
+    # udp_session of them from one source port before a fresh one (0: never a fresh one).
+    protocol: str = "http"
+    udp_session: int = 5
 
     def updated(self, changes: Any) -> Settings:
         """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
@@ -99,10 +105,24 @@ def flag(field: str, value: Any) -> bool:
     return value
 
 
+def protocol(field: str, value: Any) -> str:
+    if value not in PROTOCOLS:
+        raise SettingError(field, f"{field} must be one of {', '.join(PROTOCOLS)}, got {value!r}")
+    return value
+
+
 client_count = whole(1, MAX_CLIENTS)
 send_count = whole(1, MAX_SEND)
+session_length = whole(0, MAX_SESSION)
 
-_CHECKS = {"rate": rate, "clients": client_count, "keep_alive": flag, "paused": flag}
+_CHECKS = {
+    "rate": rate,
+    "clients": client_count,
+    "keep_alive": flag,
+    "paused": flag,
+    "protocol": protocol,
+    "udp_session": session_length,
+}
 
 
 def parse_target(text: str) -> Target:

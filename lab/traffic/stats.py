@@ -1,5 +1,5 @@
-"""What the traffic generator counts: requests sent, answered by status class, failed, in flight,
-and latency percentiles over a sliding window.
+"""What the traffic generator counts: requests sent, answered by status class (or, for UDP
+datagrams, `reply`), failed, in flight, and latency percentiles over a sliding window.
 
 Pure: the caller passes the clock reading in, so a test can drive time by hand.
 """
@@ -44,6 +44,13 @@ class TrafficStats:
         self.status[f"{status // 100}xx"] += 1
         self._latencies.append((now, ms))
         self.distribution.add(ms)
+
+    def replied(self, ms: float, now: float) -> None:
+        """A datagram's reply came: UDP has no status, so it is counted as a `reply`."""
+        self.in_flight -= 1
+        self.completed += 1
+        self.status["reply"] += 1
+        self._latencies.append((now, ms))
 
     def failed_with(self, kind: str) -> None:
         self.in_flight -= 1

@@ -31,9 +31,12 @@ CHECK = "check"
 DRAIN = "drain"
 QUEUE = "queue"
 DROPPED = "dropped"
+DATAGRAM = "datagram"
 
 BACKEND_STATES = ("up", "warming", "down", "draining", "drained")
-MODES = ("http", "tcp")
+MODES = ("http", "tcp", "udp")
+# How a UDP flow ended (lab.balancer.flows.ENDS).
+FLOW_ENDS = ("idle", "evicted", "backend-down", "refused", "answered", "reset")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def _t() -> Schema:
 
 
 def _id() -> Schema:
-    return text("the request's id (r1, r2, ...); at Layer 4, the connection's")
+    return text("the request's id (r1, r2, ...); at Layer 4, the connection's or UDP flow's")
 
 
 def _backend(what: str = "the backend") -> Schema:
@@ -67,12 +70,13 @@ def _reason(what: str) -> Schema:
 KINDS: tuple[EventKind, ...] = (
     EventKind(
         ROUTE,
-        "a routing decision: this request (or, at Layer 4, connection) goes to this backend",
+        "a routing decision: this request (or, at Layer 4, connection or UDP flow; per "
+        "datagram with udp.per_datagram) goes to this backend",
         {
             "id": _id(),
             "t": _t(),
             "mode": text("the layer the decision was made at", MODES),
-            "client": text("the client's address"),
+            "client": text("the client's address (mode udp: address:port, the flow's key)"),
             "backend": _backend("the backend chosen"),
             "algorithm": text("the algorithm that chose (the pool's)"),
             "reason": _reason("why this backend"),
@@ -92,7 +96,7 @@ KINDS: tuple[EventKind, ...] = (
     ),
     EventKind(
         DONE,
-        "a request (or Layer 4 connection, or WebSocket tunnel) finished on its backend",
+        "a request (or Layer 4 connection, UDP flow or WebSocket tunnel) finished on its backend",
         {
             "id": _id(),
             "t": _t(),
@@ -106,8 +110,17 @@ KINDS: tuple[EventKind, ...] = (
             "reason": _reason(
                 "why a tunnel (status 101) ended: a side closed it, or it was idle too long"
             ),
+            "datagrams": whole("mode udp: datagrams sent back to the client", 0),
+            "datagrams_up": whole("mode udp: datagrams received from the client", 0),
+            "end": text(
+                "mode udp: why the flow ended: idle (no datagram for udp.idle_timeout_ms), "
+                "evicted (the table was full at udp.max_flows), backend-down (its backend "
+                "left service), refused (ICMP port unreachable), answered (per datagram: the "
+                "reply came), reset (a fresh start)",
+                FLOW_ENDS,
+            ),
         },
-        optional=("reason",),
+        optional=("reason", "datagrams", "datagrams_up", "end"),
     ),
     EventKind(
         ERROR,
@@ -173,6 +186,21 @@ KINDS: tuple[EventKind, ...] = (
             "position": whole("its place in the queue, 1 = next", 1),
             "reason": _reason("why it waits"),
         },
+    ),
+    EventKind(
+        DATAGRAM,
+        "mode udp: one datagram through a flow, from its client (up) or back from its "
+        "backend (down)",
+        {
+            "id": _id(),
+            "t": _t(),
+            "client": text("the flow's client, address:port"),
+            "backend": _backend("the flow's backend"),
+            "way": text("up: client to backend; down: the backend's reply", ("up", "down")),
+            "bytes": whole("the datagram's size", 0),
+            "ms": number("a reply's round trip: from the datagram it answers, ms", 0),
+        },
+        optional=("ms",),
     ),
     EventKind(
         DROPPED,

@@ -44,6 +44,21 @@ def backend_counters() -> Schema:
             "healthy": flag("whether the balancer gives it traffic"),
             "state": text("the balancer's view of it", BACKEND_STATES),
             "reason": text("why it is not up, for the card; empty when up"),
+            "datagrams": whole("mode udp: datagrams from clients forwarded to it", 0),
+        },
+    )
+
+
+def udp_counters() -> Schema:
+    return record(
+        "the balancer's UDP flow table (mode udp)",
+        {
+            "flows": whole("flows live now", 0),
+            "flows_started": whole("flows opened since the balancer started", 0),
+            "evicted": whole("flows pushed out because the table was full (udp.max_flows)", 0),
+            "expired": whole("flows that ended idle (udp.idle_timeout_ms)", 0),
+            "datagrams_up": whole("datagrams from clients forwarded to backends", 0),
+            "datagrams_down": whole("replies from backends sent back to clients", 0),
         },
     )
 
@@ -105,6 +120,7 @@ def counters() -> Schema:
             ),
             "backends": mapping(backend_counters(), "each backend's numbers, by name"),
             "traffic": traffic_counters(),
+            "udp": udp_counters(),
             "read": whole("the reading's number: counters read later have a larger one", 0),
             "queued": mapping(
                 whole("requests waiting", 0),
@@ -190,6 +206,7 @@ def backend_card() -> Schema:
         "active": whole("in flight", 0),
         "total": whole("routed here", 0),
         "failures": whole("failures seen on real traffic", 0),
+        "datagrams": whole("mode udp: datagrams from clients forwarded to it", 0),
         "ewma_ms": number("peak EWMA of its response time, ms", 0),
         "latency_ms": number("the latency knob: added to every answer, ms", 0),
         "jitter_ms": number("the jitter knob: up to this much more, at random, ms", 0),
@@ -225,6 +242,12 @@ def state(with_compare: bool = True) -> Schema:
                     "clients": whole("simulated clients, each from its own address", 1),
                     "keep_alive": flag("whether clients reuse connections"),
                     "paused": flag("whether it is paused"),
+                    "protocol": text(
+                        "what the clients send: requests or datagrams", ("http", "udp")
+                    ),
+                    "udp_session": whole(
+                        "udp: datagrams from one source port before a fresh one (0: never)", 0
+                    ),
                 },
             ),
             record(
@@ -249,6 +272,13 @@ def state(with_compare: bool = True) -> Schema:
             "balancer": record(
                 "where the balancer listens",
                 {"listen": text("traffic, host:port"), "admin": text("admin API, host:port")},
+            ),
+            "udp": record(
+                "the balancer's UDP settings the page draws with",
+                {
+                    "idle_timeout_ms": whole("a flow ends after this long idle; its line fades", 1),
+                    "per_datagram": flag("every datagram is balanced on its own"),
+                },
             ),
             "backends": listing(backend_card(), "every backend, in order"),
             "pools": listing(

@@ -35,8 +35,15 @@ def set_hash_key(lab: Any, hash_key: str, side: str | None = None) -> None:
 
 
 def set_mode(lab: Any, mode: str, side: str | None = None) -> None:
-    on_side(lab, side).put_config({"mode": mode})
+    chosen = on_side(lab, side)
+    chosen.put_config({"mode": mode})
+    if chosen is lab and lab.traffic is not None:  # at udp the clients send datagrams
+        set_traffic(lab, protocol=traffic_protocol(mode))
     reconnect_traffic(lab)
+
+
+def traffic_protocol(mode: str) -> str:
+    return "udp" if mode == "udp" else "http"
 
 
 def reconnect_traffic(lab: Any) -> None:

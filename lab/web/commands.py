@@ -20,7 +20,7 @@ from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.recording import service as recording
 from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
-from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND
+from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND, MAX_SESSION
 from lab.web import actions, class_actions, compare, lesson_setup
 from lab.web.fields import CommandError, Field
 
@@ -64,7 +64,8 @@ COMMANDS: dict[str, Action] = {
         BALANCER, actions.set_hash_key, {"hash_key": Field("text"), "side": SIDE},
     ),
     "set_mode": Action(  # then the traffic reconnects, so the change shows at once
-        "switch the balancer between Layer 7 (http) and Layer 4 (tcp)", BALANCER + TRAFFIC,
+        "switch the balancer between Layer 7 (http) and Layer 4 (tcp connections or udp "
+        "flows)", BALANCER + TRAFFIC,
         actions.set_mode, {"mode": Field("text", choices=MODES), "side": SIDE},
     ),
     "add_backend": Action(
@@ -125,12 +126,14 @@ COMMANDS: dict[str, Action] = {
         both_sides=True,
     ),
     "set_traffic": Action(
-        "change the traffic: requests per second, clients, keep-alive (at least one)", TRAFFIC,
+        "change the traffic: requests per second, clients, keep-alive, or (udp) datagrams per "
+        "source port, 0 for one port throughout (at least one)", TRAFFIC,
         actions.set_traffic,
         {
             "rate": Field("number", False, 0, MAX_RATE),
             "clients": Field("int", False, 1, MAX_CLIENTS),
             "keep_alive": Field("bool", False),
+            "udp_session": Field("int", False, 0, MAX_SESSION),
         },
     ),
     "send": Action(

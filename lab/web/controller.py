@@ -172,6 +172,8 @@ class LabController:
         rate, clients = (now["rate"], now["clients"]) if now else (settings.rate, settings.clients)
         args += ["--rate", str(rate), "--clients", str(clients)]
         args += ["--control", f"{settings.host}:0"]
+        if settings.mode == "udp":
+            args += ["--protocol", "udp"]
         if now["paused"] if now else settings.paused:
             args.append("--paused")
         if now is not None and not now["keep_alive"]:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 BATCH_S = 0.05  # how often browsers get a batch
+MAX_DATAGRAMS = 60  # datagram events drawn per batch (UDP flows of drawn routes)
 MAX_NEW_ROUTES = 40  # new requests drawn per batch (800/s); more are counted, not drawn
 HISTORY_S = 60  # seconds of latency history kept for the chart
 RECONNECT_S = 0.5
@@ -124,14 +125,24 @@ class BatchBuilder:
         self.stride = 1
         self.arrivals = 0  # new requests in this batch, drawn or not
         self.shown: set[str] = set()  # requests drawn and not finished yet
+        self.datagrams = 0  # datagram events in this batch
         self.latency = LatencyHistory()
         self.last_counters: dict | None = None
 
     def add(self, event: dict, now: float) -> None:
         kind, rid = event.get("type"), event.get("id")
+        if kind == "datagram":
+            self.add_datagram(event, rid, now)
+            return
         ms = event.get("ms")
-        # A WebSocket tunnel's done (101) says how long it stayed open: not a response time.
-        if kind == "done" and isinstance(ms, int | float) and event.get("status") != 101:
+        # A WebSocket tunnel's done (101) says how long it stayed open, and a UDP flow's how
+        # long it lived: not response times (at udp the chart shows datagrams' round trips).
+        if (
+            kind == "done"
+            and isinstance(ms, int | float)
+            and event.get("status") != 101
+            and "end" not in event
+        ):
             self.latency.observe(float(ms), now)
         if kind not in ("route", "done", "error") or not isinstance(rid, str):
             self.events.append(event)  # config, dropped, health: rare and always shown
@@ -161,6 +172,15 @@ class BatchBuilder:
         if len(self.shown) > 50_000:  # their done events were dropped upstream: let go
             self.shown.clear()
 
+    def add_datagram(self, event: dict, rid: object, now: float) -> None:
+        """A datagram of a UDP flow: its round trip always counts; it is drawn only when its
+        flow is, and at most MAX_DATAGRAMS of them per batch."""
+        if isinstance(event.get("ms"), int | float):
+            self.latency.observe(float(event["ms"]), now)
+        if rid in self.shown and self.datagrams < MAX_DATAGRAMS:
+            self.datagrams += 1
+            self.events.append(event)
+
     def take(self, counters: dict | None, now: float) -> dict | None:
         """The next batch, or None when nothing happened since the last one."""
         self.stride = max(1, math.ceil(self.arrivals / self.max_new_routes))
@@ -177,7 +197,7 @@ class BatchBuilder:
             "latency": points,
             "latency_now": self.latency.now(),
         }
-        self.events, self.new_routes, self.omitted = [], 0, 0
+        self.events, self.new_routes, self.omitted, self.datagrams = [], 0, 0, 0
         self.last_counters = counters
         return batch
 

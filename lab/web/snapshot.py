@@ -18,12 +18,18 @@ from lab.balancer.config import MODES
 PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy", "state", "reason")
 # What a card says in place of the balancer's view while the process does not run.
 NOT_RUNNING = {"killed": "killed", "exited": "down"}
-TRAFFIC_SETTINGS = ("target", "rate", "clients", "keep_alive", "paused")
+TRAFFIC_SETTINGS = ("target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session")
+# The balancer's flow table at mode udp, for the header's counters (lab.balancer.flows).
+UDP_COUNTERS = ("flows", "flows_started", "evicted", "expired", "datagrams_up", "datagrams_down")
 
 
 def counters(balancer: dict, traffic: dict | None) -> dict:
     """The exact counters of a batch (and of a state)."""
-    per = {b["name"]: {k: b.get(k) for k in PER_BACKEND} for b in balancer["backends"]}
+    per = {
+        b["name"]: {**{k: b.get(k) for k in PER_BACKEND}, "datagrams": b.get("datagrams", 0)}
+        for b in balancer["backends"]
+    }
+    udp = balancer.get("udp", {})
     result: dict[str, Any] = {
         "total": sum(b["total"] for b in per.values()),
         "active": sum(b["active"] for b in per.values()),
@@ -33,6 +39,7 @@ def counters(balancer: dict, traffic: dict | None) -> dict:
         "read": balancer.get("read", 0),  # the controller's reading number: newer is larger
         # Requests waiting in each pool's max_conns queue (the page stacks them).
         "queued": {p["name"]: p.get("queued", 0) for p in balancer.get("pools", [])},
+        "udp": {k: udp.get(k, 0) for k in UDP_COUNTERS},
         "traffic": None,
     }
     if traffic is not None:
@@ -65,7 +72,7 @@ def backend_entry(record: Any, live: dict) -> dict:
         "backup": live.get("backup", False),
         "effective_weight": live.get("effective_weight", live.get("weight", 1)),
         "healthy": live.get("healthy", False),
-        **{k: live.get(k, 0) for k in ("active", "total", "failures", "ewma_ms")},
+        **{k: live.get(k, 0) for k in ("active", "total", "failures", "ewma_ms", "datagrams")},
         **record.knobs,
     }
 
@@ -96,6 +103,11 @@ def snapshot(
         "hash_keys": list(HASH_KEYS),
         "modes": list(MODES),
         "balancer": {"listen": balancer["listen"], "admin": balancer["admin"]},
+        # How long a UDP flow lives idle: the page fades a flow's line over it.
+        "udp": {
+            k: balancer.get("settings", {}).get("udp", {}).get(k, default)
+            for k, default in (("idle_timeout_ms", 10_000), ("per_datagram", False))
+        },
         "backends": [backend_entry(r, live.get(r.name, {})) for r in records],
         # Pools and the rules that feed them, for the page to group the cards.
         "pools": [

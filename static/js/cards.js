@@ -136,6 +136,9 @@ export class Cards {
       set(card, "active", String(Math.max(0, numbers.active - queued)));
       set(card, "queued", String(queued));
       card.classList.toggle("queueing", Boolean(backend.max_concurrency) && state.mode === "http");
+      // At udp, routed and active count flows; the datagrams they carried are counted too.
+      card.classList.toggle("udp", state.mode === "udp");
+      set(card, "datagrams", String(numbers.datagrams || 0));
       set(card, "failures", String(numbers.failures));
       const ewma = numbers.ewma_ms;
       set(card, "ewma", ewma ? `${ewma < 10 ? ewma.toFixed(1) : Math.round(ewma)} ms` : "–");

@@ -203,6 +203,8 @@ function legend(ctx, x, y) {
 
 const PANELS_DIRTY = { bars: true, latency: true };
 
+const CHART_TITLES = { http: "Latency per request", tcp: "Connection lifetime", udp: "Round trip per datagram" };
+
 export class Charts {
   constructor(root, store) {
     const part = (name) => root.querySelector(`[data-part="${name}"]`);
@@ -229,8 +231,9 @@ export class Charts {
     // The second of the switch mixes both kinds of figure: the chart starts after it.
     if (this.mode !== null && state.mode !== this.mode) this.since = Math.floor(Date.now() / 1000) + 1;
     this.mode = state.mode;
-    // Layer 4 times whole connections, not requests: say so, and never mix the two.
-    this.title.textContent = state.mode === "tcp" ? "Connection lifetime" : "Latency per request";
+    // Layer 4 TCP times whole connections, not requests: say so, and never mix the two. At
+    // udp the chart is each datagram's round trip (a flow's life is its idle timeout).
+    this.title.textContent = CHART_TITLES[state.mode] || CHART_TITLES.http;
     this.dirty.bars = true;
     this.dirty.latency = true;
   }

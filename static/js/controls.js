@@ -5,6 +5,7 @@
 import { sayRefusal } from "./words.js";
 
 const NAVIGATION_KEYS = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]);
+const MODE_WORDS = { http: "Layer 7 · HTTP requests", tcp: "Layer 4 · TCP connections", udp: "Layer 4 · UDP flows" };
 const TRAFFIC_PARTS = ["rate", "clients", "keep-alive", "pause", "send-1", "send-10", "step"];
 
 export class Controls {
@@ -74,7 +75,7 @@ export class Controls {
     if (document.activeElement !== hashKey && hashKey.getAttribute("aria-invalid") !== "true") hashKey.value = state.hash_key;
     for (const radio of this.part("modes").querySelectorAll("input")) radio.checked = radio.value === state.mode;
     this.part("balancer-algorithm").textContent = state.algorithm;
-    this.part("balancer-mode").textContent = state.mode === "tcp" ? "Layer 4 · TCP connections" : "Layer 7 · HTTP requests";
+    this.part("balancer-mode").textContent = MODE_WORDS[state.mode] || MODE_WORDS.http;
     this.part("add-backend").disabled = state.backends.length >= state.max_backends;
     this.renderTraffic(state.traffic);
     if (state.problem) this.showMessage(`The lab is broken: ${state.problem}`);
@@ -98,7 +99,8 @@ export class Controls {
     this.scene.setClients(traffic.clients);
     const label = this.part("clients-label");
     const clients = `${traffic.clients} ${traffic.clients === 1 ? "client" : "clients"}`;
-    label.textContent = `${clients} · ${+traffic.rate.toFixed(2)} req/s `;
+    const unit = traffic.protocol === "udp" ? "datagrams/s" : "req/s";
+    label.textContent = `${clients} · ${+traffic.rate.toFixed(2)} ${unit} `;
     if (traffic.paused) label.append(Object.assign(document.createElement("b"), { textContent: "· paused" }));
   }
 
@@ -106,7 +108,9 @@ export class Controls {
   renderTotals(counters) {
     const traffic = counters.traffic;
     const ms = (v) => (v == null ? "–" : `${+v.toFixed(1)} ms`);
-    const parts = [["routed", counters.total]];
+    const udp = this.store.state && this.store.state.mode === "udp" && counters.udp;
+    // At udp a routing decision is a flow: count flows (and their datagrams), not requests.
+    const parts = udp ? [["flows", counters.total], ["datagrams", udp.datagrams_up]] : [["routed", counters.total]];
     if (traffic) {
       // Failed = what the clients saw (no answer, or a 5xx); a refusal the balancer retried
       // elsewhere is not a failure, and is counted apart.
@@ -114,7 +118,8 @@ export class Controls {
     } else {
       parts.push(["failed", counters.failures]);
     }
-    parts.push(["retries", (counters.errors && counters.errors.retry) || 0], ["in flight", counters.active]);
+    if (udp) parts.push(["live flows", udp.flows]);
+    else parts.push(["retries", (counters.errors && counters.errors.retry) || 0], ["in flight", counters.active]);
     if (traffic) parts.push(["p50", ms(traffic.latency_ms.p50)], ["p95", ms(traffic.latency_ms.p95)]);
     const totals = this.part("totals");
     if (totals.children.length !== parts.length) {

@@ -139,7 +139,7 @@ export class RunHistory {
       box.setAttribute("aria-label", `Compare run ${row.n}`);
       const pick = cell("td", "");
       pick.append(box);
-      const line = tr([pick, cell("td", String(row.n)), cell("td", row.mode === "tcp" ? `${row.algorithm} (L4)` : row.algorithm), cell("td", String(row.requests)), cell("td", shareText(row)), cell("td", ms(row.p50)), cell("td", ms(row.p95)), cell("td", ms(row.p99)), cell("td", String(row.failures)), cell("td", String(row.retries))]);
+      const line = tr([pick, cell("td", String(row.n)), cell("td", row.mode === "tcp" ? `${row.algorithm} (L4)` : row.mode === "udp" ? `${row.algorithm} (UDP)` : row.algorithm), cell("td", String(row.requests)), cell("td", shareText(row)), cell("td", ms(row.p50)), cell("td", ms(row.p95)), cell("td", ms(row.p99)), cell("td", String(row.failures)), cell("td", String(row.retries))]);
       line.dataset.run = String(row.n);
       line.title = `${row.lesson ? `${row.lesson}${row.label ? ` · ${row.label}` : ""}; ` : ""}percentiles of ${row.sampled} response times`;
       line.classList.toggle("compared", row.compare);

@@ -48,7 +48,10 @@ export class LabPage {
         store.forgetHistory();
       }
     });
-    store.on("state", () => this.relayout());
+    store.on("state", ({ state }) => {
+      this.scene.udp.setSettings(state.udp);
+      this.relayout();
+    });
     this.part("default-lab").addEventListener("click", () => this.defaultLab());
     this.wirePresenter();
     root.lab = { store, scene: this.scene, maxDots: MAX_DOTS, command: (data) => store.command(data) };

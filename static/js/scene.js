@@ -14,12 +14,14 @@
 // Layer 4: one line per open TCP connection, from its client through the balancer to its
 // backend, drawn while the connection lives; a dot shows it being set up. A WebSocket tunnel
 // at Layer 7 (a route with `upgrade`) is drawn the same way, until its done.
+// Layer 4 UDP: flows and datagrams, drawn by flows.js.
 // Health checks: each probe the balancer really made (a `check` event) is a small ring
 // from the balancer to the backend and back, crossed out when the check failed.
 
 import { backendColour, backendLabel, INK, FAILED_INK } from "./palette.js";
 import { DOT_R, drawDot, drawClient, ease, along, polyline, label, drawCross, drawQueue, drawProbe, drawRing } from "./draw.js";
 import { measureScene, clientPoint } from "./scene_layout.js";
+import { UdpFlows } from "./flows.js";
 
 const IN_MS = 1000; // client -> backend at 1x
 const OUT_MS = 750; // backend -> client at 1x
@@ -66,6 +68,7 @@ export class Scene {
     // that draws it), recorded only while this is an array: `lb-lab bench --web` sets it
     // through the page's test hook (page.js), so it costs nothing otherwise.
     this.delays = null;
+    this.udp = new UdpFlows(this);
   }
 
   setClients(count) {
@@ -141,13 +144,21 @@ export class Scene {
   /** Take one batch of balancer events (route, done, error, ...). */
   ingest(events) {
     for (const event of events) {
-      if (event.type === "route") this.onRoute(event);
+      if (event.mode === "udp" || event.type === "datagram" || event.end) this.onUdp(event);
+      else if (event.type === "route") this.onRoute(event);
       else if (event.type === "done") this.onDone(event);
       else if (event.type === "error") this.onError(event);
       else if (event.type === "check" && this.probes.length < MAX_PROBES) {
         this.probes.push({ backend: event.backend, ok: event.ok, age: 0 });
       }
     }
+  }
+
+  onUdp(event) {
+    const udp = this.udp;
+    if (event.type === "route") udp.onRoute(event);
+    else if (event.type === "datagram") udp.onDatagram(event);
+    else if (event.type === "done") udp.onDone(event);
   }
 
   onRoute(event) {
@@ -225,7 +236,7 @@ export class Scene {
     this.last = now;
     if (this.layoutDirty) this.measure();
     this.advance(dt * this.speed);
-    const empty = !this.flights.size && !this.marks.length && !this.probes.length && !this.queues.size && !this.moved.size;
+    const empty = !this.flights.size && !this.marks.length && !this.probes.length && !this.queues.size && !this.moved.size && !this.udp.busy;
     if (empty && !this.stale) return; // nothing moves and the canvas already shows that
     this.stale = !empty;
     const ctx = this.ctx;
@@ -233,6 +244,7 @@ export class Scene {
     ctx.fillRect(0, 0, this.width, this.height);
     this.drawClients();
     this.drawConnections();
+    this.udp.draw(ctx);
     for (const flight of this.flights.values()) {
       if (flight.kind === "request" || flight.phase === "in") this.drawFlight(flight);
     }
@@ -273,6 +285,7 @@ export class Scene {
         if (f.progress >= 1) this.flights.delete(id);
       }
     }
+    this.udp.advance(ms);
     for (const mark of this.marks) mark.age += ms;
     this.marks = this.marks.filter((mark) => mark.age < MARK_MS);
     for (const probe of this.probes) probe.age += ms;

@@ -4,7 +4,7 @@
 const WHAT = {
   set_algorithm: (d) => `Could not switch to ${d.algorithm}`,
   set_hash_key: (d) => `Could not hash on ${JSON.stringify(d.hash_key)}`,
-  set_mode: (d) => `Could not switch to ${d.mode === "tcp" ? "Layer 4 (TCP)" : "Layer 7 (HTTP)"}`,
+  set_mode: (d) => `Could not switch to ${{ tcp: "Layer 4 (TCP)", udp: "Layer 4 (UDP)" }[d.mode] || "Layer 7 (HTTP)"}`,
   add_backend: () => "Could not add a backend",
   remove_backend: (d) => `Could not remove ${d.name}`,
   kill_backend: (d) => `Could not kill ${d.name}`,
