@@ -7,6 +7,7 @@
 // needed no new renderer.
 
 import { Scene } from "./scene.js";
+import { MODE_WORDS } from "./words.js";
 import { Cards, backendQueue } from "./cards.js";
 import { fit } from "./charts.js";
 import { OKABE_ITO, INK } from "./palette.js";
@@ -46,7 +47,7 @@ class RightSide {
     }
     select.value = state.algorithm;
     this.part("balancer-algorithm").textContent = state.algorithm;
-    this.part("balancer-mode").textContent = state.mode === "tcp" ? "Layer 4 · TCP connections" : "Layer 7 · HTTP requests";
+    this.part("balancer-mode").textContent = MODE_WORDS[state.mode] || MODE_WORDS.http;
     if (state.traffic.available) this.scene.setClients(state.traffic.clients);
     this.scene.invalidateLayout();
   }

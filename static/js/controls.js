@@ -2,10 +2,9 @@
 // balancer, watch and traffic controls, and step mode. Built on the lab's root element and
 // fed by its store; every element is found inside the root by data-part.
 
-import { sayRefusal } from "./words.js";
+import { MODE_WORDS, sayRefusal } from "./words.js";
 
 const NAVIGATION_KEYS = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]);
-const MODE_WORDS = { http: "Layer 7 · HTTP requests", tcp: "Layer 4 · TCP connections", udp: "Layer 4 · UDP flows" };
 const TRAFFIC_PARTS = ["rate", "clients", "keep-alive", "pause", "send-1", "send-10", "step"];
 
 export class Controls {

@@ -50,3 +50,10 @@ export function sayRefusal(data, error) {
   if (path && !/^the /.test(path[1])) why = `${place(path[1])}: ${why.slice(path[0].length)}`;
   return `${what}: ${why}`;
 }
+
+/** What each layer routes, as the balancer box says it. */
+export const MODE_WORDS = {
+  http: "Layer 7 · HTTP requests",
+  tcp: "Layer 4 · TCP connections",
+  udp: "Layer 4 · UDP flows",
+};
