@@ -7,6 +7,9 @@ older output printed, by the same rule.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+
 
 def split_address(text: object) -> tuple[str, int]:
     """'[::1]:8080' -> ('::1', 8080); ValueError saying what is wrong. Port 0 is allowed."""
@@ -28,6 +31,15 @@ def split_address(text: object) -> tuple[str, int]:
 def join_address(host: str, port: int) -> str:
     """('::1', 8080) -> '[::1]:8080'; ('127.0.0.1', 80) -> '127.0.0.1:80'."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def can_bind(host: str) -> bool:
+    """Can a socket here send from `host`? Linux routes all of 127/8 to loopback; macOS
+    has only 127.0.0.1 unless told otherwise (`ifconfig lo0 alias 127.0.0.2`)."""
+    with contextlib.suppress(OSError), socket.socket() as probe:
+        probe.bind((host, 0))
+        return True
+    return False
 
 
 def _shown(value: object) -> str:

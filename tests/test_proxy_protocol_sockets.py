@@ -7,7 +7,7 @@ import json
 import socket
 
 import pytest
-from conftest import raw_exchange, split, wait_for
+from conftest import Http, raw_exchange, split, wait_for
 
 from lab.proxy_protocol import encode_v1, encode_v2
 
@@ -136,3 +136,22 @@ def test_without_send_proxy_a_layer_4_backend_sees_the_balancer(lab):
     header = encode_v1(("198.51.100.23", 41000), split(lab.listen))
     _, answer = answer_of(raw_exchange(lab.listen, header + GET))
     assert answer["client"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_the_traffic_generator_names_each_client_in_a_header(lab, version):
+    lab.start_balancer("--accept-proxy", "--algorithm", "ip-hash")
+    events = lab.events()
+    target = f"http://{lab.listen}/"
+    args = ["traffic", "--target", target, "--rate", "0", "--clients", "4", "--paused"]
+    child = lab.supervisor.start("traffic", [*args, "--proxy-protocol", version])
+    control = Http(child.addresses["control"])
+    assert control.json("GET", "/state")[1]["client_addresses"] == f"proxy-{version}"
+    assert control.json("POST", "/send", {"count": 8})[0] == 200
+    routes = wait_for(lambda: events.of("route")[7:] and events.of("route"), what="8 routes")
+    clients = {f"127.0.0.{k}" for k in range(2, 6)}
+    assert {r["client"] for r in routes} == clients  # four clients, though all from 127.0.0.1
+    by_client = {}
+    for route in routes:  # ip-hash decided on the named address: one backend per client
+        by_client.setdefault(route["client"], set()).add(route["backend"])
+    assert all(len(backends) == 1 for backends in by_client.values())

@@ -6,6 +6,7 @@ import argparse
 
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE
+from lab.web.client_addresses import CHOICES
 from lab.web.records import LabSettings
 
 # flag -> the LabSettings field it sets, in the order `lb-lab serve` passes them on
@@ -17,6 +18,7 @@ PASSED_ON = {
     "--backend-port": "first_backend_port",
     "--rate": "rate",
     "--clients": "clients",
+    "--client-addresses": "client_addresses",
 }
 
 
@@ -34,6 +36,10 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
         help="the first backend's port; b2 takes the next (default 9001; 0 = any)")  # fmt: skip
     add("--rate", type=_rate, default=2.0, help=f"requests per second, 0-{MAX_RATE:g} (default 2)")
     add("--clients", type=_clients, default=4, help=f"simulated clients, 1-{MAX_CLIENTS} (4)")
+    add("--client-addresses", choices=CHOICES, default="auto",
+        help="how each simulated client's own address (127.0.0.k+1) reaches the balancer: "
+        "bind it, or name it in a PROXY header; auto (the default) binds where it can "
+        "(Linux) and uses PROXY where only 127.0.0.1 exists (macOS)")  # fmt: skip
     add("--paused", action="store_true", help="start with traffic paused")
     add("--compare", type=algorithm_pair, default=None, metavar="LEFT,RIGHT",
         help="open a comparison: two balancers (these algorithms, e.g. round-robin,"

@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--udp-session", type=_session, default=5, metavar="N",
         help="udp: datagrams from one source port before a fresh one; 1 = a fresh port "
         "every time, 0 = never (default 5)")  # fmt: skip
+    add("--proxy-protocol", choices=("v1", "v2"), default=None,
+        help="start each TCP connection with a PROXY header naming the client's own address "
+        "(127.0.0.k+1), instead of binding it; the target must accept PROXY headers "
+        "(lb-lab balancer --accept-proxy)")  # fmt: skip
     add("--paused", action="store_true", help="start paused: only POST /send sends anything")
     add("--seed", type=int, default=None, metavar="N", help="seed arrivals and paths (replayable)")
     parser.set_defaults(run=run, parser=parser)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import httptools
 
+from lab.proxy_protocol import encode_v1, encode_v2
 from lab.traffic.arrivals import Page
 from lab.traffic.cookies import CookieJar
 from lab.traffic.datagrams import DatagramSender
@@ -60,9 +61,14 @@ class Client:
         bind_source: bool = True,
         protocol: str = "http",
         udp_session: int = 5,
+        proxy: str = "",
     ) -> None:
         self.name = f"c{index}"
-        self.source = source_address(index) if bind_source else None
+        # "v1" or "v2": rather than bind its address, the client names it in a PROXY header
+        # at the start of each connection, as a proxy in front of the balancer would.
+        self.proxy = proxy
+        self.claimed = source_address(index)  # who the balancer should think it is
+        self.source = source_address(index) if bind_source and not proxy else None
         self.address = address  # the target, resolved once
         self.stats = stats
         self.keep_alive = keep_alive
@@ -243,6 +249,12 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        client = self.client
+        if client.proxy:  # first of all: who this connection is from (lab.proxy_protocol)
+            here = transport.get_extra_info("sockname")
+            port = here[1] if here else 0
+            encode = encode_v2 if client.proxy == "v2" else encode_v1
+            transport.write(encode((client.claimed, port), client.address))
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

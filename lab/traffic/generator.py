@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import socket
 import sys
 
+from lab.address import can_bind
 from lab.lifecycle import report_ready, run_daemon
 from lab.traffic.clients import Client, Job, source_address
 from lab.traffic.control import ControlConnection
@@ -63,11 +63,13 @@ class TrafficGenerator:
         settings: Settings,
         rng: random.Random,
         bind_source: bool = True,
+        proxy: str = "",
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.sides = [Side(target, address) for target, address in targets]
         self.settings = settings
         self.bind_source = bind_source
+        self.proxy = proxy  # "v1"/"v2": clients name their address in a PROXY header
         self.schedule = Schedule(rng, settings.clients)
         self._timer: asyncio.TimerHandle | None = None
         self._ticker = self.loop.call_later(TICK_S, self._tick)
@@ -135,6 +137,7 @@ class TrafficGenerator:
             "keep_alive": settings.keep_alive,
             "paused": settings.paused,
             "protocol": settings.protocol,
+            "client_addresses": self.client_addresses(),
             "udp_session": settings.udp_session,
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(now),
@@ -151,6 +154,12 @@ class TrafficGenerator:
             ],
             "sides": [side.state(now) for side in self.sides],
         }
+
+    def client_addresses(self) -> str:
+        """How the clients' own addresses reach the balancer: bound, said or not at all."""
+        if self.proxy:
+            return f"proxy-{self.proxy}"
+        return "bound" if self.bind_source else "shared"
 
     def stop(self) -> None:
         """Stop sending and drop every connection."""
@@ -210,6 +219,7 @@ class TrafficGenerator:
                         bind_source=self.bind_source,
                         protocol=self.settings.protocol,
                         udp_session=self.settings.udp_session,
+                        proxy=self.proxy,
                     )
                 )
 
@@ -242,7 +252,9 @@ async def serve(
         options.protocol,
         options.udp_session,
     )
-    generator = TrafficGenerator(targets, settings, random.Random(options.seed), bind_source)
+    generator = TrafficGenerator(
+        targets, settings, random.Random(options.seed), bind_source, options.proxy_protocol or ""
+    )
     try:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         control = (
@@ -293,15 +305,7 @@ def resolve(target: Target) -> tuple[tuple[str, int], bool]:
             "target", f"cannot find an IPv4 address for {target.host!r}: {exc}"
         ) from None
     host, port = infos[0][4][:2]
-    return (host, port), is_loopback(host) and _can_bind(source_address(1))
-
-
-def _can_bind(host: str) -> bool:
-    # Linux routes all of 127/8 to loopback; macOS has only 127.0.0.1 unless told otherwise.
-    with contextlib.suppress(OSError), socket.socket() as probe:
-        probe.bind((host, 0))
-        return True
-    return False
+    return (host, port), is_loopback(host) and can_bind(source_address(1))
 
 
 def run(
@@ -309,10 +313,11 @@ def run(
     targets: list[tuple[Target, tuple[str, int]]],
     bind_source: bool,
 ) -> int:
-    if not bind_source:
+    if not bind_source and not options.proxy_protocol:
         print(
             "lb-lab traffic: note: every client sends from the same address "
-            "(127.0.0.2 and up are not usable here, or the target is not on loopback)",
+            "(127.0.0.2 and up are not usable here, or the target is not on loopback; "
+            "--proxy-protocol v2 names each client's own in a PROXY header instead)",
             file=sys.stderr,
         )
     return run_daemon(lambda stop: serve(options, targets, bind_source, stop))

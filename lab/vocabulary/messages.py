@@ -248,6 +248,12 @@ def state(with_compare: bool = True) -> Schema:
                     "udp_session": whole(
                         "udp: datagrams from one source port before a fresh one (0: never)", 0
                     ),
+                    "client_addresses": text(
+                        "how each client's own address reaches the balancer: bound (each "
+                        "sends from it), proxy-v1 or proxy-v2 (named in a PROXY header, where "
+                        "127.0.0.2 and up cannot be bound), shared (one address for all)",
+                        ("bound", "proxy-v1", "proxy-v2", "shared"),
+                    ),
                 },
             ),
             record(

@@ -27,6 +27,7 @@ from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
 from lab.web import actions, compare, snapshot
 from lab.web.api import ApiError, JsonApi
+from lab.web.client_addresses import by_proxy
 from lab.web.commands import COMMANDS, CommandError, parse_command
 from lab.web.ports import port_or_any
 from lab.web.records import EXITED, RUNNING, BackendProcess, LabSettings
@@ -57,6 +58,7 @@ class LabController:
 
     def __init__(self, settings: LabSettings | None = None, lessons: Catalog | None = None) -> None:
         self.settings = settings or LabSettings()
+        self.proxy_clients = by_proxy(self.settings.client_addresses)
         self._lessons = lessons
         self.lesson: Lesson | None = None  # the lesson whose settings were applied last
         self.supervisor = Supervisor()
@@ -146,6 +148,8 @@ class LabController:
         args += ["--admin", f"{settings.host}:0"]
         if settings.seed is not None:
             args += ["--seed", str(settings.seed)]
+        if self.proxy_clients:
+            args.append("--accept-proxy")
         for record in self.backends.values():
             args += ["--backend", f"{record.name}={record.address}"]
         child = self._start_child("balancer", args, settings.balancer_port, flag="--listen")
@@ -174,6 +178,8 @@ class LabController:
         args += ["--control", f"{settings.host}:0"]
         if settings.mode == "udp":
             args += ["--protocol", "udp"]
+        if self.proxy_clients:
+            args += ["--proxy-protocol", "v2"]
         if now["paused"] if now else settings.paused:
             args.append("--paused")
         if now is not None and not now["keep_alive"]:
@@ -367,6 +373,11 @@ class LabController:
 
     def put_config(self, change: dict, fresh: bool = False) -> None:
         """PUT /config; `fresh` builds every backend and pool anew (no memory carried over)."""
+        if self.proxy_clients and (fresh or "proxy_protocol" in change):
+            # The clients name themselves in PROXY headers: whatever a lesson or a learner
+            # sets, the balancer keeps reading them, or every request would be refused.
+            accept = {**change.get("proxy_protocol", {}), "accept": True}
+            change = {**change, "proxy_protocol": accept}
         self.balancer_api().call("PUT", "/config?fresh=1" if fresh else "/config", change)
 
     def backend(self, name: str) -> BackendProcess:

@@ -33,6 +33,10 @@ class LabSettings:
     clients: int = 4
     paused: bool = False
     seed: int | None = None
+    # How each simulated client's own address (127.0.0.k+1) reaches the balancer: "bind"
+    # it, say it in a PROXY header ("proxy"), or "auto": bind where 127.0.0.2 can be
+    # bound (Linux), else PROXY (macOS has only 127.0.0.1).
+    client_addresses: str = "auto"
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

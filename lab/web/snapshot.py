@@ -18,7 +18,10 @@ from lab.balancer.config import MODES
 PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy", "state", "reason")
 # What a card says in place of the balancer's view while the process does not run.
 NOT_RUNNING = {"killed": "killed", "exited": "down"}
-TRAFFIC_SETTINGS = ("target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session")
+TRAFFIC_SETTINGS = (
+    "target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
+    "client_addresses",
+)  # fmt: skip
 # The balancer's flow table at mode udp, for the header's counters (lab.balancer.flows).
 UDP_COUNTERS = ("flows", "flows_started", "evicted", "expired", "datagrams_up", "datagrams_down")
 

@@ -100,6 +100,12 @@ export class Controls {
     const clients = `${traffic.clients} ${traffic.clients === 1 ? "client" : "clients"}`;
     const unit = traffic.protocol === "udp" ? "datagrams/s" : "req/s";
     label.textContent = `${clients} · ${+traffic.rate.toFixed(2)} ${unit} `;
+    // Where 127.0.0.2 and up cannot be bound (macOS), each client names itself in a PROXY header.
+    const proxy = String(traffic.client_addresses || "").startsWith("proxy");
+    label.title = proxy
+      ? "each client names its own address (127.0.0.k+1) in a PROXY protocol header, which the balancer reads"
+      : "each client sends from its own address, 127.0.0.k+1";
+    if (proxy) label.append("· addresses by PROXY header ");
     if (traffic.paused) label.append(Object.assign(document.createElement("b"), { textContent: "· paused" }));
   }
 
