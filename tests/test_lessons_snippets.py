@@ -68,6 +68,13 @@ def configs() -> list[tuple[str, dict]]:
                   "udp": {"idle_timeout_ms": 2500, "per_datagram": True}}))  # fmt: skip
     cases.append(("http-everything", EVERYTHING))
     cases.append(("tcp-everything", TCP_EVERYTHING))
+    proxy = {"proxy_protocol": {"accept": True, "send": "v2", "trusted": "127.0.0.0/8, ::1"}}
+    cases.append(("http-everything-proxy-protocol", EVERYTHING | proxy))
+    cases.append(("tcp-everything-proxy-protocol", TCP_EVERYTHING | proxy))
+    plain = {"algorithm": "ip-hash", "backends": BACKENDS}
+    cases.append(("http-proxy-protocol", {"mode": "http", **plain, **proxy}))
+    cases.append(("tcp-send-proxy-v1", {"mode": "tcp", **plain,
+                  "proxy_protocol": {"send": "v1"}}))  # fmt: skip
     return cases
 
 
@@ -243,6 +250,26 @@ def test_udp_reads_as_an_nginx_stream_server_and_haproxy_says_it_cannot():
     state = {"mode": "udp", "algorithm": "round-robin", "backends": BACKENDS,
              "settings": {"udp": {"idle_timeout_ms": 500, "per_datagram": False}}}  # fmt: skip
     assert "proxy_timeout 500ms;" in snippets(from_state(state))["nginx"]
+
+
+def test_proxy_headers_read_as_nginx_proxy_protocol_and_haproxy_accept_proxy():
+    proxy = {"proxy_protocol": {"accept": True, "send": "v2", "trusted": "10.0.0.0/8"}}
+    web = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS} | proxy)
+    assert "    listen 127.0.0.1:8080 proxy_protocol;" in web["nginx"]
+    assert "    set_real_ip_from 10.0.0.0/8;" in web["nginx"]
+    assert "    real_ip_header proxy_protocol;" in web["nginx"]
+    assert "    bind 127.0.0.1:8080 accept-proxy" in web["haproxy"]
+    assert "tcp-request connection reject unless { src 10.0.0.0/8 }" in web["haproxy"]
+    assert "send-proxy" not in web["haproxy"]  # at Layer 7 X-Forwarded-For tells the backend
+    tcp = snippets({"mode": "tcp", "algorithm": "round-robin", "backends": BACKENDS} | proxy)
+    assert "    proxy_protocol on;" in tcp["nginx"] and "real_ip_header" not in tcp["nginx"]
+    assert tcp["haproxy"].count(" send-proxy-v2") == len(BACKENDS)
+    # With rules, their own server { } and frontend read the headers.
+    ruled = snippets(EVERYTHING | proxy)
+    assert ruled["nginx"].count("server {") == 1 and "proxy_protocol;" in ruled["nginx"]
+    assert ruled["haproxy"].count("frontend ") == 1 and "accept-proxy" in ruled["haproxy"]
+    off = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
+    assert "proxy_protocol" not in off["nginx"] and "accept-proxy" not in off["haproxy"]
 
 
 def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():

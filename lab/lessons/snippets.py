@@ -26,6 +26,7 @@ import math
 import re
 from typing import Any
 
+from lab.lessons import snippet_proxy
 from lab.lessons.snippet_rules import (
     FORWARDED_FOR,
     UPSTREAM,
@@ -233,6 +234,7 @@ def nginx_snippet(config: dict) -> str:
     rules = named_rules(config)
     if rules and mode != "tcp":
         lines += nginx_router(rules, pools, config.get("listen", "127.0.0.1:8080"))
+    lines = snippet_proxy.nginx_lines(config, lines)
     newest = max((_needs(line) for line in lines), default=None, key=lambda v: v or (0, 0, 0))
     if newest:
         lines.insert(1, f"# needs nginx {_version_text(newest)} or later (Debian 12 has 1.22)")
@@ -322,7 +324,7 @@ def _haproxy_backend(config: dict, pool: Pool) -> list[str]:
             parts.append(f"cookie {backend['name']}")
         if slow_start:
             parts.append(f"slowstart {time_text(round(slow_start * 1000))}")
-        lines.append(" ".join(parts) + check)
+        lines.append(" ".join(parts) + check + snippet_proxy.haproxy_server_option(config))
     return lines
 
 
@@ -364,7 +366,7 @@ def haproxy_snippet(config: dict) -> str:
         if i:
             lines.append("")
         lines += _haproxy_backend(config, pool)
-    return "\n".join(lines)
+    return "\n".join(snippet_proxy.haproxy_frontend(config, lines))
 
 
 def snippets(config: dict) -> dict[str, str]:
@@ -372,7 +374,9 @@ def snippets(config: dict) -> dict[str, str]:
     return {"nginx": nginx_snippet(config), "haproxy": haproxy_snippet(config)}
 
 
-SETTINGS = ("health", "passive", "retries", "sticky", "timeouts", "slow_start_s", "udp")
+SETTINGS = (
+    "health", "passive", "retries", "sticky", "timeouts", "slow_start_s", "udp", "proxy_protocol",
+)  # fmt: skip
 
 
 def from_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -412,7 +416,7 @@ def nginx_config(snippet: str, mode: str, folder: str, stream_module: str | None
     )
     if layer4 and stream_module:
         server = f"    server {{ listen 127.0.0.1:8080; proxy_pass {UPSTREAM}; }}\n"
-        if "server {" in snippet:  # mode udp brings its own listener
+        if "server {" in snippet:  # mode udp (or PROXY headers) brings its own listener
             server = ""
         return head + f"stream {{\n{snippet}\n{server}}}\n"
     server = (
