@@ -50,7 +50,7 @@ def nginx_lines(config: dict, snippet: list[str]) -> list[str]:
     if mode == "tcp":
         server.append(f"    proxy_pass {UPSTREAM};")
         if send != "off":
-            note = "" if send == "v1" else "  # nginx sends v1 only; HAProxy: send-proxy-v2"
+            note = "" if send == "v1" else ": nginx sends v1 only (HAProxy: send-proxy-v2)"
             server.append(f"    proxy_protocol on;  # proxy_protocol.send{note}")
     else:
         server += [
