@@ -65,9 +65,9 @@ class WebPlan:
 class LabProcess:
     """One `lb-lab serve` on free ports, tied to this process's life; its addresses as printed."""
 
-    def __init__(self, backends: int) -> None:
+    def __init__(self, backends: int, extra: tuple[str, ...] = ()) -> None:
         argv = [sys.executable, "-m", "lab", "serve", "--port", "0", "--balancer-port", "0"]
-        argv += ["--backend-port", "0", "--backends", str(backends)]
+        argv += ["--backend-port", "0", "--backends", str(backends), *extra]
         self.process = subprocess.Popen(
             tethered(argv),  # the same pid once it execs; SIGTERMed if we die
             stdin=subprocess.DEVNULL,
