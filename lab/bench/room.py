@@ -46,6 +46,7 @@ from lab.bench.web import START_TIMEOUT_S, LabProcess, WebBenchError, balancer_t
 WARMUP_S = 2.0
 CONNECT_AT_ONCE = 20  # viewers connecting side by side (a class arriving, not a stampede)
 CONNECT_TIMEOUT_S = 120.0
+LAG_TICK_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,17 @@ class ViewerRoom:
         self.url = url
         self.viewers: list[Viewer] = []
         self.failed: list[str] = []
+        self.lags: list[float] = []  # how late the viewers' own loop wakes: their share of delay
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._watch_lag()))
+
+    async def _watch_lag(self) -> None:
+        while True:
+            asked = self.loop.time()
+            await asyncio.sleep(LAG_TICK_S)
+            self.lags.append(self.loop.time() - asked - LAG_TICK_S)
 
     def _run(self, coroutine, timeout: float):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
@@ -101,6 +110,7 @@ class ViewerRoom:
             for viewer in self.viewers:
                 viewer.delays.clear()
                 viewer.count = 0
+            self.lags.clear()
 
         self.loop.call_soon_threadsafe(clear)
 
@@ -117,6 +127,7 @@ class ViewerRoom:
                 where = viewer.process or "the page's own process"
                 processes[where] = processes.get(where, 0) + 1
             counts = [v.count for v in self.viewers]
+            lags = sorted(lag * 1000 for lag in self.lags)
             return {
                 "viewers_connected": len(connected),
                 "viewers_failed": len(self.failed),
@@ -128,6 +139,7 @@ class ViewerRoom:
                 "delivery_p50_ms": round(percentile(delays, 50), 1) if delays else None,
                 "delivery_p95_ms": round(percentile(delays, 95), 1) if delays else None,
                 "delivery_max_ms": round(delays[-1], 1) if delays else None,
+                "viewer_loop_lag_p95_ms": round(percentile(lags, 95), 1) if lags else None,
             }
 
         return self._run(read(), 60)
@@ -263,7 +275,8 @@ def format_room(plan: RoomPlan, steps: list[Step], notes: list[str]) -> str:
             f"{step.viewers:>7}  {f['viewers_connected']:>9}  {f['achieved_rps']:>5}  "
             f"{f['delivery_p50_ms']}/{f['delivery_p95_ms']}/{f['delivery_max_ms']:<12}  "
             f"{f['presenter_fps']:>13}  {cpu}; bench {f['bench_cpu_percent']}, "
-            f"machine {f.get('machine_busy_percent')}"
+            f"machine {f.get('machine_busy_percent')}; viewers' loop lag p95 "
+            f"{f['viewer_loop_lag_p95_ms']} ms"
         )
     lines += [f"note: {note}" for note in notes]
     return "\n".join(lines)
