@@ -19,11 +19,11 @@ import sys
 import threading
 
 import pytest
+from conftest import wait_for
 
 from lab.bench.redis_server import RedisServer
 from lab.bench.viewers import Viewer, wait_until
 from lab.web import presenter
-from tests.conftest import wait_for
 
 pytest.importorskip("redis")
 pytest.importorskip("aiohttp")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import threading
@@ -36,12 +37,18 @@ from lab.bench.browser import (
     chromium,
     find_chromium,
 )
-from lab.bench.procs import machine_busy_s
+from lab.bench.procs import alive, descendants, machine_busy_s
 from lab.bench.redis_server import RedisError, RedisServer
 from lab.bench.runner import cpu_seconds, stderr_line
 from lab.bench.stats import percentile
 from lab.bench.viewers import Viewer
-from lab.bench.web import START_TIMEOUT_S, LabProcess, WebBenchError, balancer_totals
+from lab.bench.web import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    LabProcess,
+    WebBenchError,
+    balancer_totals,
+)
 
 WARMUP_S = 2.0
 CONNECT_AT_ONCE = 20  # viewers connecting side by side (a class arriving, not a stampede)
@@ -163,6 +170,8 @@ class RoomBench:
         self.say = say
         self.steps: list[Step] = []
         self.notes: list[str] = []
+        self.started: list[int] = []  # every process below this one while it measured
+        self.leftover: list[int] = []  # of those, any still running at the end
 
     def run(self) -> list[Step]:
         redis = RedisServer().start() if self.plan.workers > 1 else None
@@ -175,12 +184,17 @@ class RoomBench:
                 lab = LabProcess(self.plan.backends, extra)
                 try:
                     lab.wait_for(lab.printed_all, "the addresses of its parts", START_TIMEOUT_S * 3)
+                    self.started = sorted(descendants(os.getpid()))
                     self._measure(page, lab, redis)
                 finally:
                     lab.stop()
         finally:
             if redis is not None:
                 redis.stop()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while any(alive(pid) for pid in self.started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.leftover = [pid for pid in self.started if alive(pid)]
         return self.steps
 
     def _measure(self, page, lab: LabProcess, redis: RedisServer | None) -> None:
@@ -216,8 +230,6 @@ class RoomBench:
         return found
 
     def _window(self, lab, page, room: ViewerRoom, count: int, processes: dict) -> Step:
-        import os
-
         routed_before = balancer_totals(lab.balancer_state())["routed"]
         before = {role: cpu_seconds(pid) or 0.0 for role, pid in processes.items()}
         bench_before, machine_before = cpu_seconds(os.getpid()) or 0.0, machine_busy_s()
@@ -305,8 +317,15 @@ def main(options: argparse.Namespace) -> int:
         print("lb-lab bench --viewers: interrupted; every process it started is stopped")
         return 130
     if options.json:
-        shown = {"settings": plan.__dict__, "steps": [s.__dict__ for s in steps]}
+        shown = {
+            "settings": plan.__dict__,
+            "steps": [s.__dict__ for s in steps],
+            "started": bench.started,
+            "leftover": bench.leftover,
+        }
         print(json.dumps(shown, indent=2))
     else:
         print(format_room(plan, steps, bench.notes))
+        left = bench.leftover
+        print(f"still running: pids {left}" if left else "every process it started is stopped")
     return 0

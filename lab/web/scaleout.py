@@ -185,7 +185,19 @@ def serve_scaled(options: argparse.Namespace) -> int:
     finally:
         if link is not None:
             link.close()
-        supervisor.stop_all()
+        stop_fronts_first(supervisor)
+
+
+def stop_fronts_first(supervisor: Supervisor) -> None:
+    """Stop the balancer and the web processes, then the lab: none sees its lab vanish."""
+    fronts = [name for name in supervisor.children if name != "service"]
+    for name in fronts:
+        child = supervisor.children[name]
+        if child.alive():
+            child.process.terminate()  # all at once; each is then waited for
+    for name in fronts:
+        supervisor.stop(name)
+    supervisor.stop_all()
 
 
 def relay_stream(link: ServiceLink, queue: str) -> None:
