@@ -216,9 +216,12 @@ def test_killing_a_web_process_loses_no_lab_state_and_its_viewers_move(scaled):
         assert "web process w2" in scaled.output() and "exited" in scaled.output()
 
     run(scenario())
-    front = _get_json(scaled.front_admin, "/state")
-    w2 = next(b for b in front["backends"] if b["name"] == "w2")
-    assert w2["healthy"] is False
+
+    def w2_taken_out() -> bool:
+        front = _get_json(scaled.front_admin, "/state")
+        return next(b for b in front["backends"] if b["name"] == "w2")["healthy"] is False
+
+    wait_for(w2_taken_out, 30, what="the lab's balancer to take the dead web process out")
 
 
 def test_stopping_the_lab_stops_every_process_it_started(redis_url):

@@ -48,12 +48,14 @@ from lab.web.server import (
 WORKER_START_S = 60.0  # Flask and Socket.IO import in each, side by side on a busy machine
 QUEUE_TIMEOUT_S = 3.0
 COOKIE = "LB_LAB_WEB"
-# The front balancer's settings (PUT /config): sticky sessions for Socket.IO's polling,
-# and health checks quick enough that a dead web process is out within about a second.
+# The front balancer's settings (PUT /config): sticky sessions for Socket.IO's polling.
+# A killed web process refuses connections, and passive health takes it out at the first
+# refusal (its request is retried on another); the active checks bring it back, and are
+# lenient (two misses, a second each), as a busy machine may answer a probe late.
 FRONT_CONFIG = {
     "sticky": {"mode": "cookie", "cookie": COOKIE},
-    "health": {"enabled": True, "type": "tcp", "interval_ms": 500, "timeout_ms": 400,
-               "rise": 2, "fall": 1},
+    "health": {"enabled": True, "type": "tcp", "interval_ms": 1000, "timeout_ms": 1000,
+               "rise": 2, "fall": 2},
     # A long poll waits up to Engine.IO's ping interval (25 s) for something to send.
     "timeouts": {"backend_response_ms": 60_000, "idle_ms": 120_000},
 }  # fmt: skip
