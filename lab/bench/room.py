@@ -17,16 +17,16 @@ machine). Every process it starts is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import math
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lab.bench.admin import AdminError, get_json, split_address
 from lab.bench.browser import (
     COMMAND,
     HEALTHY_BACKENDS,
@@ -37,11 +37,10 @@ from lab.bench.browser import (
     chromium,
     find_chromium,
 )
+from lab.bench.crowd import Crowd
 from lab.bench.procs import alive, descendants, machine_busy_s
 from lab.bench.redis_server import RedisError, RedisServer
 from lab.bench.runner import cpu_seconds, stderr_line
-from lab.bench.stats import percentile
-from lab.bench.viewers import Viewer
 from lab.bench.web import (
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -51,9 +50,8 @@ from lab.bench.web import (
 )
 
 WARMUP_S = 2.0
-CONNECT_AT_ONCE = 20  # viewers connecting side by side (a class arriving, not a stampede)
-CONNECT_TIMEOUT_S = 120.0
-LAG_TICK_S = 0.01
+VIEWERS_PER_PROCESS = 50  # simulated viewers per crowd process (lab.bench.crowd)
+MAX_CROWD_PROCESSES = 8
 
 
 @dataclass(frozen=True)
@@ -70,96 +68,6 @@ class RoomPlan:
 class Step:
     viewers: int
     figures: dict = field(default_factory=dict)
-
-
-class ViewerRoom:
-    """The simulated viewers, on an asyncio loop of their own in a thread of this process."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.viewers: list[Viewer] = []
-        self.failed: list[str] = []
-        self.lags: list[float] = []  # how late the viewers' own loop wakes: their share of delay
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._watch_lag()))
-
-    async def _watch_lag(self) -> None:
-        while True:
-            asked = self.loop.time()
-            await asyncio.sleep(LAG_TICK_S)
-            self.lags.append(self.loop.time() - asked - LAG_TICK_S)
-
-    def _run(self, coroutine, timeout: float):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def grow(self, count: int) -> None:
-        """Connect viewers until `count` are (or were tried), CONNECT_AT_ONCE at a time."""
-        self._run(self._grow(count), CONNECT_TIMEOUT_S + 30)
-
-    async def _grow(self, count: int) -> None:
-        while len(self.viewers) + len(self.failed) < count:
-            batch = min(CONNECT_AT_ONCE, count - len(self.viewers) - len(self.failed))
-            viewers = [Viewer(self.url) for _ in range(batch)]
-            done = await asyncio.gather(
-                *(v.connect(CONNECT_TIMEOUT_S) for v in viewers), return_exceptions=True
-            )
-            for viewer, result in zip(viewers, done, strict=True):
-                if isinstance(result, BaseException):
-                    self.failed.append(f"{type(result).__name__}: {result}")
-                    await viewer.close()
-                else:
-                    self.viewers.append(viewer)
-
-    def start_window(self) -> None:
-        def clear() -> None:
-            for viewer in self.viewers:
-                viewer.delays.clear()
-                viewer.count = 0
-            self.lags.clear()
-
-        self.loop.call_soon_threadsafe(clear)
-
-    def window(self) -> dict:
-        """Delivery figures since start_window, read on the viewers' own loop."""
-
-        async def read() -> dict:
-            delays = sorted(d * 1000 for v in self.viewers for d in v.delays)
-            connected = [v for v in self.viewers if v.sio.connected]
-            transports: dict[str, int] = {}
-            processes: dict[str, int] = {}
-            for viewer in connected:
-                transports[viewer.transport or "?"] = transports.get(viewer.transport or "?", 0) + 1
-                where = viewer.process or "the page's own process"
-                processes[where] = processes.get(where, 0) + 1
-            counts = [v.count for v in self.viewers]
-            lags = sorted(lag * 1000 for lag in self.lags)
-            return {
-                "viewers_connected": len(connected),
-                "viewers_failed": len(self.failed),
-                "transports": transports,
-                "viewers_by_process": processes,
-                "batches_min_per_viewer": min(counts) if counts else 0,
-                "batches_max_per_viewer": max(counts) if counts else 0,
-                "delivery_samples": len(delays),
-                "delivery_p50_ms": round(percentile(delays, 50), 1) if delays else None,
-                "delivery_p95_ms": round(percentile(delays, 95), 1) if delays else None,
-                "delivery_max_ms": round(delays[-1], 1) if delays else None,
-                "viewer_loop_lag_p95_ms": round(percentile(lags, 95), 1) if lags else None,
-            }
-
-        return self._run(read(), 60)
-
-    def close(self) -> None:
-        async def close_all() -> None:
-            await asyncio.gather(*(v.close() for v in self.viewers), return_exceptions=True)
-
-        try:
-            self._run(close_all(), 60)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
 
 
 class RoomBench:
@@ -204,8 +112,13 @@ class RoomBench:
         answer = page.evaluate(COMMAND, {"action": "set_traffic", "rate": plan.rate})
         if not answer.get("ok"):
             raise WebBenchError(f"the lab refused the traffic rate: {answer.get('error')}")
-        processes = self._processes(lab, redis)
-        room = ViewerRoom(lab.url)
+        rooms = min(MAX_CROWD_PROCESSES, math.ceil(plan.steps[-1] / VIEWERS_PER_PROCESS))
+        room = Crowd(lab.url, rooms)
+        processes = {
+            **self._processes(lab, redis),
+            **lab_roles(lab),
+            "simulated viewers": room.pids,
+        }
         try:
             for count in plan.steps:
                 self.say(f"connecting viewers: {count} ({plan.workers} web process(es))")
@@ -217,21 +130,21 @@ class RoomBench:
             room.close()
 
     @staticmethod
-    def _processes(lab: LabProcess, redis: RedisServer | None) -> dict[str, int]:
+    def _processes(lab: LabProcess, redis: RedisServer | None) -> dict[str, list[int]]:
         """The processes whose CPU the benchmark reports, by role."""
         output = "".join(lab.output)
         workers = re.findall(r"(w\d+) \S+ \(pid (\d+)\)", output)
         if not workers:
-            return {"web": lab.pid}  # the page is served by `lb-lab serve` itself
-        found = {f"web {name}": int(pid) for name, pid in workers}
-        found["relay (lb-lab serve)"] = lab.pid
+            return {"web": [lab.pid]}  # the page is served by `lb-lab serve` itself
+        found = {f"web {name}": [int(pid)] for name, pid in workers}
+        found["relay (lb-lab serve)"] = [lab.pid]
         if redis is not None and redis.process is not None:
-            found["redis"] = redis.process.pid  # the tether execs it: the same pid
+            found["redis"] = [redis.process.pid]  # the tether execs it: the same pid
         return found
 
-    def _window(self, lab, page, room: ViewerRoom, count: int, processes: dict) -> Step:
+    def _window(self, lab, page, room: Crowd, count: int, processes: dict) -> Step:
         routed_before = balancer_totals(lab.balancer_state())["routed"]
-        before = {role: cpu_seconds(pid) or 0.0 for role, pid in processes.items()}
+        before = {role: used(pids) for role, pids in processes.items()}
         bench_before, machine_before = cpu_seconds(os.getpid()) or 0.0, machine_busy_s()
         room.start_window()
         page.evaluate(START_FRAME_COUNTER)
@@ -243,8 +156,8 @@ class RoomBench:
         routed = balancer_totals(lab.balancer_state())["routed"] - routed_before
         figures["achieved_rps"] = round(routed / window)
         cpu = {
-            role: round(((cpu_seconds(pid) or 0.0) - before[role]) / window * 100, 1)
-            for role, pid in processes.items()
+            role: round((used(pids) - before[role]) / window * 100, 1)
+            for role, pids in processes.items()
         }
         figures["cpu_percent"] = cpu
         figures["bench_cpu_percent"] = round(
@@ -260,6 +173,27 @@ class RoomBench:
             figures["delivery_samples"] / window / max(figures["viewers_connected"], 1), 1
         )
         return Step(count, figures)
+
+
+def lab_roles(lab: LabProcess) -> dict[str, list[int]]:
+    """The lab's own processes (service, balancer, traffic, backends), from its service's /lab."""
+    found = re.search(r"service:\s+http://(\S+?)/", "".join(lab.output))
+    if found is None:
+        return {}
+    try:
+        described = get_json(*split_address(found.group(1)), "/lab")
+    except (AdminError, OSError):
+        return {}
+    roles: dict[str, list[int]] = {"lab service": [described["pid"]]}
+    for child in described["children"]:
+        role = "backends" if child["name"] not in ("balancer", "traffic") else child["name"]
+        roles.setdefault(role, []).append(child["pid"])
+    return roles
+
+
+def used(pids: list[int]) -> float:
+    """CPU seconds these processes have used so far."""
+    return sum(cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def summary(step: Step) -> str:
