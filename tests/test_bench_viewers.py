@@ -74,3 +74,22 @@ def test_viewer_counts_must_be_positive_and_increasing(steps):
     )
     assert done.returncode == 2
     assert "--viewers" in done.stderr
+
+
+def test_the_crowd_merges_its_rooms_before_taking_percentiles():
+    from lab.bench.crowd import merge
+
+    def room(delays, process, transport="websocket"):
+        return {
+            "delays_ms": delays, "lags_ms": [1.0], "counts": [len(delays)], "connected": 1,
+            "failed": 0, "failures": [], "transports": [transport], "processes": [process],
+        }  # fmt: skip
+
+    # A slow room's batches count in the p95 of all: 10 of 100 samples at 900 ms.
+    figures = merge([room([10.0] * 90, "w1"), room([900.0] * 10, "w2", "polling")])
+    assert figures["delivery_samples"] == 100
+    assert figures["delivery_p50_ms"] == 10.0
+    assert figures["delivery_p95_ms"] == 900.0 and figures["delivery_max_ms"] == 900.0
+    assert figures["viewers_by_process"] == {"w1": 1, "w2": 1}
+    assert figures["transports"] == {"websocket": 1, "polling": 1}
+    assert figures["batches_min_per_viewer"] == 10 and figures["batches_max_per_viewer"] == 90
