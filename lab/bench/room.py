@@ -17,6 +17,7 @@ machine). Every process it starts is stopped at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -138,6 +139,12 @@ class RoomBench:
             return {"web": [lab.pid]}  # the page is served by `lb-lab serve` itself
         found = {f"web {name}": [int(pid)] for name, pid in workers}
         found["relay (lb-lab serve)"] = [lab.pid]
+        for pid in descendants(lab.pid):  # the lab's own balancer: its backends are w1, w2...
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    args = cmdline.read().split(b"\0")
+                if b"balancer" in args and any(a.startswith(b"w1=") for a in args):
+                    found["the lab's own balancer"] = [pid]
         if redis is not None and redis.process is not None:
             found["redis"] = [redis.process.pid]  # the tether execs it: the same pid
         return found
