@@ -51,6 +51,8 @@ from lab.bench.web import (
 )
 
 WARMUP_S = 2.0
+# Each new viewer is sent a full state and joins mid-stream: measure once that has passed.
+WARMUP_PER_NEW_VIEWER_S = 0.04
 VIEWERS_PER_PROCESS = 50  # simulated viewers per crowd process (lab.bench.crowd)
 MAX_CROWD_PROCESSES = 8
 
@@ -123,8 +125,9 @@ class RoomBench:
         try:
             for count in plan.steps:
                 self.say(f"connecting viewers: {count} ({plan.workers} web process(es))")
+                joined = count - (self.steps[-1].viewers if self.steps else 0)
                 room.grow(count)
-                time.sleep(WARMUP_S)
+                time.sleep(WARMUP_S + joined * WARMUP_PER_NEW_VIEWER_S)
                 self.steps.append(self._window(lab, page, room, count, processes))
                 self.say(f"  {summary(self.steps[-1])}")
         finally:
