@@ -153,27 +153,25 @@ class RoomBench:
         return found
 
     def _window(self, lab, page, room: Crowd, count: int, processes: dict) -> Step:
-        routed_before = balancer_totals(lab.balancer_state())["routed"]
-        before = {role: used(pids) for role, pids in processes.items()}
-        bench_before, machine_before = cpu_seconds(os.getpid()) or 0.0, machine_busy_s()
         room.start_window()
         page.evaluate(START_FRAME_COUNTER)
+        # CPU and requests are read just around the window, nothing else inside it.
+        routed_before = balancer_totals(lab.balancer_state())["routed"]
+        before = {role: used(pids) for role, pids in processes.items()}
+        bench_before, machine_before = used([os.getpid()]), machine_busy_s()
         began = time.monotonic()
         time.sleep(self.plan.seconds)
-        frames = page.evaluate(STOP_FRAME_COUNTER)
+        after = {role: used(pids) for role, pids in processes.items()}
+        bench_after, machine_after = used([os.getpid()]), machine_busy_s()
         window = time.monotonic() - began
-        figures = room.window()
         routed = balancer_totals(lab.balancer_state())["routed"] - routed_before
+        frames = page.evaluate(STOP_FRAME_COUNTER)
+        figures = room.window()
         figures["achieved_rps"] = round(routed / window)
-        cpu = {
-            role: round((used(pids) - before[role]) / window * 100, 1)
-            for role, pids in processes.items()
+        figures["cpu_percent"] = {
+            role: round((after[role] - before[role]) / window * 100, 1) for role in processes
         }
-        figures["cpu_percent"] = cpu
-        figures["bench_cpu_percent"] = round(
-            ((cpu_seconds(os.getpid()) or 0.0) - bench_before) / window * 100, 1
-        )
-        machine_after = machine_busy_s()
+        figures["bench_cpu_percent"] = round((bench_after - bench_before) / window * 100, 1)
         if machine_before is not None and machine_after is not None:
             figures["machine_busy_percent"] = round((machine_after - machine_before) / window * 100)
         figures["presenter_fps"] = round(frames["frames"] / (frames["ms"] / 1000), 1)
