@@ -37,6 +37,25 @@ def report_ready(human: str, **addresses: str) -> None:
         print(READY_PREFIX + json.dumps(addresses), flush=True)
 
 
+def lab_parent() -> int | None:
+    """The pid of the lab process that started this one, if one did (LB_LAB_PARENT)."""
+    parent = os.environ.get(PARENT_ENV, "")
+    return int(parent) if parent.isdigit() else None
+
+
+def die_with_parent() -> None:
+    """For a daemon with a loop of its own (the web front): SIGTERM when its parent dies.
+
+    Its loop checks `parent_gone` now and then too, the portable backstop.
+    """
+    _ask_kernel_for_parent_death_signal()
+
+
+def parent_gone(parent: int | None) -> bool:
+    """True once the lab parent `parent` (None: there was none) has gone."""
+    return parent is not None and os.getppid() != parent
+
+
 def _ask_kernel_for_parent_death_signal() -> None:
     # Linux only: the kernel sends SIGTERM the moment the parent dies. The pid
     # poll below is the portable backstop.

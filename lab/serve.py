@@ -20,6 +20,7 @@ import argparse
 from lab.service.options import add_lab_arguments, port
 
 DEFAULT_PORT = 5000
+MAX_WEB_WORKERS = 16
 
 
 def add_page_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,24 @@ def add_remote_control(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scale_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web-workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help=f"serve the page from N web processes (1-{MAX_WEB_WORKERS}) behind the lab's own "
+        "balancer; more than one needs --message-queue",
+    )
+    parser.add_argument(
+        "--message-queue",
+        default=None,
+        metavar="URL",
+        help="a Redis server the web processes share, e.g. redis://127.0.0.1:6379/0 "
+        "(pip install -e '.[scale]')",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Start the lab: toy backends, a real balancer, traffic, and the page that shows it all."
@@ -56,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_page_arguments(parser)
     add_lab_arguments(parser)
     add_remote_control(parser)
+    add_scale_out(parser)
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -68,7 +88,31 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_page_arguments(parser)
     add_remote_control(parser)
+    # Set by `lb-lab serve --web-workers N` for the web processes it starts, not by hand:
+    # the queue that brings the lab's stream, and the process's name behind the balancer.
+    parser.add_argument("--message-queue", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(run=run_web, parser=parser)
+
+
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_WEB_WORKERS:
+        raise argparse.ArgumentTypeError(f"--web-workers must be 1-{MAX_WEB_WORKERS}, got {text!r}")
+    return int(text)
+
+
+def check_scale_out(options: argparse.Namespace) -> None:
+    """Refuse web workers that could not share the lab, with one clear line (exit 2)."""
+    queue = getattr(options, "message_queue", None)
+    if queue is not None and not queue.startswith(("redis://", "rediss://")):
+        options.parser.error(
+            f"--message-queue: expected a Redis URL like redis://127.0.0.1:6379/0, got {queue!r}"
+        )
+    if getattr(options, "web_workers", 1) > 1 and queue is None:
+        options.parser.error(
+            f"--web-workers {options.web_workers} needs --message-queue redis://HOST:PORT/DB: "
+            "web processes share the lab's stream through it (one process needs none)"
+        )
 
 
 def _green() -> None:
@@ -83,7 +127,12 @@ def _green() -> None:
 
 
 def run(options: argparse.Namespace) -> int:
+    check_scale_out(options)
     _green()
+    if options.message_queue is not None:
+        from lab.web.scaleout import serve_scaled
+
+        return serve_scaled(options)
     from lab.web.server import serve
 
     return serve(options)

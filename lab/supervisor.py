@@ -78,11 +78,16 @@ class Supervisor:
         args: list[str],
         timeout: float = START_TIMEOUT_S,
         echo: Callable[[str], None] | None = None,
+        env: dict[str, str] | None = None,
     ) -> Child:
-        """Start `lb-lab <args>` and wait for its ready line; `echo` what it prints after."""
+        """Start `lb-lab <args>` and wait for its ready line; `echo` what it prints after.
+
+        `env` adds to the environment: a secret passed there stays out of `ps`.
+        """
         if name in self.children and self.children[name].alive():
             raise StartError(f"{name} is already running")
-        env = dict(os.environ, **{PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"})
+        own = {PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        env = dict(os.environ, **(env or {}), **own)
         argv = lab_command(*args)
         process = self._spawner.submit(
             subprocess.Popen,

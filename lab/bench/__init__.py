@@ -189,6 +189,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="live flows opened to measure memory, reported per 10,000 (default 10000)",
     )
+    web.add_argument(
+        "--viewers",
+        type=_viewer_steps,
+        default=None,
+        metavar="N[,N...]",
+        help="a classroom instead: N simulated viewers (python-socketio) and one presenter page "
+        "on one lab; 25,50,100,200 adds them in steps, measuring at each",
+    )
+    web.add_argument(
+        "--web-workers",
+        type=_positive(int),
+        default=1,
+        metavar="W",
+        help="with --viewers: W web processes behind the lab's own balancer, sharing a "
+        "redis-server the benchmark starts (default 1: no Redis)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -198,7 +214,22 @@ def _pair(text: str) -> tuple[str, str]:
     return algorithm_pair(text)
 
 
+def _viewer_steps(text: str) -> tuple[int, ...]:
+    """'200' or '25,50,100,200' -> increasing viewer counts."""
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N,N,... viewers, got {text!r}") from None
+    if any(n < 1 or n > 2000 for n in steps) or list(steps) != sorted(set(steps)):
+        raise argparse.ArgumentTypeError(f"viewer counts are 1-2000, increasing: got {text!r}")
+    return steps
+
+
 def run(options: argparse.Namespace) -> int:
+    if options.viewers is not None:
+        from lab.bench.room import main as room_main
+
+        return room_main(options)
     if options.recording:
         from lab.bench.recording import main as recording_main
 

@@ -70,9 +70,11 @@ class WebPlan:
 class LabProcess:
     """One `lb-lab serve` on free ports, tied to this process's life; its addresses as printed."""
 
-    def __init__(self, backends: int, compare: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, backends: int, compare: tuple[str, str] | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         argv = [sys.executable, "-m", "lab", "serve", "--port", "0", "--balancer-port", "0"]
-        argv += ["--backend-port", "0", "--backends", str(backends)]
+        argv += ["--backend-port", "0", "--backends", str(backends), *extra]
         if compare:
             argv += ["--compare", ",".join(compare)]
         self.process = subprocess.Popen(

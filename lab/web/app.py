@@ -137,6 +137,7 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify, redirect, render_template, request
 from flask_socketio import SocketIO, emit
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lab.lessons.catalog import Catalog
 from lab.web import presenter, recordings
@@ -217,13 +218,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.from_mapping(config)
+    queue = app.config.get("MESSAGE_QUEUE")  # several web processes (lab.web.scaleout)
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
         cors_allowed_origins=same_origin,
         serializer=LenientPacket,  # a malformed event is answered too (lab.web.packets)
+        **({"message_queue": queue} if queue else {}),
     )
-    app.wsgi_app = own_names_only(app.wsgi_app, app.config["ACCESS"])  # Socket.IO's too
+    inner = app.wsgi_app
+    if app.config.get("BEHIND_BALANCER"):
+        # Only the lab's own balancer reaches this process (it binds loopback), and it
+        # appends the browser's address to X-Forwarded-For: that is who is asking.
+        inner = ProxyFix(inner, x_for=1)
+    app.wsgi_app = own_names_only(inner, app.config["ACCESS"])  # Socket.IO's too
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
@@ -323,8 +331,8 @@ def on_connect(auth: Any = None) -> None:
     current_app.config["AUDIENCE"].joined(request.sid, viewer)  # type: ignore[attr-defined]
     state = _controller().describe() if _controller() is not None else None
     if state is not None:
-        emit("state", state)
-    emit("you", _who(access, viewer))
+        emit("state", state, ignore_queue=True)  # for this browser only: not through a queue
+    emit("you", _who(access, viewer), ignore_queue=True)
 
 
 def _who(access: Access, viewer: bool) -> dict:

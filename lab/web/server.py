@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import signal
 import socket
 from functools import partial
@@ -34,6 +35,7 @@ from lab.web.link import ServiceLink
 
 DRAIN_OUTPUT_S = 2.0
 STOP_POLL_S = 0.2
+TOKEN_ENV = "LB_LAB_PRESENTER_TOKEN"  # out of argv, where `ps` would show it
 SERVICE_START_S = 60.0  # the service reports ready once every child of the lab has
 
 
@@ -121,6 +123,9 @@ def serve_front(options: argparse.Namespace) -> int:
         address = service_address(options.lab)
     except ValueError as exc:
         options.parser.error(f"--lab: {exc}")
+    worker = getattr(options, "worker", None)
+    if worker is not None:  # one of `serve --web-workers`: loopback, behind the lab's balancer
+        return serve_worker(options, worker, address)
     sock = open_page(options)
     if sock is None:
         return 1
@@ -142,6 +147,46 @@ def serve_front(options: argparse.Namespace) -> int:
     finally:
         link.close()
         sock.close()
+
+
+def serve_worker(options: argparse.Namespace, name: str, address: str) -> int:
+    """One web process of several (lab.web.scaleout): the lab's stream comes from the queue.
+
+    It binds loopback only, on any free port; the lab's own balancer brings it the
+    browsers of the address the lab serves on (`--host`), whose Host header and
+    page-access rules it keeps. It follows the service's stream only to greet a new
+    browser with the latest state: one relay, not this process, puts the stream
+    into the queue, and every process delivers it from there to its own browsers.
+    """
+    from lab.lifecycle import die_with_parent, lab_parent, parent_gone, report_ready
+
+    parent = lab_parent()
+    if parent is not None:
+        die_with_parent()
+    sock = listen("127.0.0.1", 0, 0)
+    shutdown = Shutdown().on_signals()
+    from lab.web.app import create_app, socketio
+
+    config = {"CONTROLLER": None, "ASYNC_MODE": "eventlet", "ACCESS": page_access(options)}
+    config.update(MESSAGE_QUEUE=options.message_queue, BEHIND_BALANCER=True)
+    app = create_app(config)
+    link = ServiceLink(address)
+    app.config["CONTROLLER"] = link
+    link.attach(_no_publishing, socketio.start_background_task, socketio.sleep)
+    socketio.start_background_task(eventlet.wsgi.server, sock, app, log_output=False)
+    host, port = sock.getsockname()[:2]
+    report_ready(f"web {name}: http://{host}:{port}/ (pid {os.getpid()})", listen=f"{host}:{port}")
+    try:
+        while not shutdown.requested and not parent_gone(parent):
+            socketio.sleep(STOP_POLL_S)
+        return 0
+    finally:
+        link.close()
+        sock.close()
+
+
+def _no_publishing(name: str, data: object) -> None:
+    """A worker publishes nothing itself: the stream reaches its browsers through the queue."""
 
 
 def start_service(supervisor: Supervisor, options: argparse.Namespace):
@@ -170,7 +215,9 @@ def page_access(options: argparse.Namespace) -> Access:
     if getattr(options, "classroom", False):
         from lab.web.presenter import new_token
 
-        access = access.classroom(new_token())
+        # The web processes of one lab share its token (lab.web.scaleout passes it on).
+        shared = os.environ.get(TOKEN_ENV) if getattr(options, "worker", None) else None
+        access = access.classroom(shared or new_token())
     return access
 
 

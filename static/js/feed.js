@@ -23,7 +23,9 @@ export function deliver(store, name, data) {
 
 /** A store fed by the lab server this page came from (`io` is Socket.IO's client). */
 export function liveStore(io, url = undefined) {
-  const socket = io(url, { transports: ["websocket", "polling"] });
+  // WebSocket first; if it cannot be had (a proxy in front that does not tunnel it, as the
+  // lab's own balancer in front of several web processes before it did), long polling.
+  const socket = io(url, { transports: ["websocket", "polling"], tryAllTransports: true });
   const send = (data) =>
     new Promise((resolve) => {
       socket.timeout(ANSWER_TIMEOUT_MS).emit("command", data, (err, ack) => resolve(err ? NO_ANSWER : ack));
