@@ -92,7 +92,7 @@ class RoomBench:
                 extra = ("--web-workers", str(self.plan.workers), "--message-queue", redis.url)
             with chromium(self.plan.chromium) as browser:
                 page = browser.new_context(viewport=VIEWPORT).new_page()
-                lab = LabProcess(self.plan.backends, extra)
+                lab = LabProcess(self.plan.backends, extra=extra)
                 try:
                     lab.wait_for(lab.printed_all, "the addresses of its parts", START_TIMEOUT_S * 3)
                     self.started = sorted(descendants(os.getpid()))
