@@ -205,6 +205,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --viewers: W web processes behind the lab's own balancer, sharing a "
         "redis-server the benchmark starts (default 1: no Redis)",
     )
+    parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="what reading PROXY headers costs: lb-lab at Layer 7 with and without "
+        "--accept-proxy, keep-alive (uses --duration, --rounds, --connections, --backends)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -226,6 +232,10 @@ def _viewer_steps(text: str) -> tuple[int, ...]:
 
 
 def run(options: argparse.Namespace) -> int:
+    if options.proxy_protocol:
+        from lab.bench.proxy import main as proxy_main
+
+        return proxy_main(options)
     if options.viewers is not None:
         from lab.bench.room import main as room_main
 

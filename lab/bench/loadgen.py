@@ -53,6 +53,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.driver.greeting:  # e.g. a PROXY protocol header, once per connection
+            transport.write(self.driver.greeting)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -87,6 +89,7 @@ class _Driver:
         self.request = request
         self.host = host
         self.port = port
+        self.greeting = b""  # bytes each new connection starts with, before any request
         self.conns: set[_Connection] = set()
         self.latencies: list[float] = []
         self.errors = 0
@@ -283,10 +286,18 @@ def _sample(target: str, phase: str, driver: _Driver, elapsed: float, counted: i
 
 
 def closed_loop(
-    target: str, host: str, port: int, connections: int, duration: float, path: str = "/"
+    target: str,
+    host: str,
+    port: int,
+    connections: int,
+    duration: float,
+    path: str = "/",
+    greeting: bytes = b"",
 ) -> Sample:
-    """C connections, each sending its next request as soon as the last one is answered."""
+    """C connections, each sending its next request as soon as the last one is answered
+    (after `greeting`, once per connection: a PROXY header, say)."""
     driver = _ClosedLoop(build_request(host, port, path), host, port)
+    driver.greeting = greeting
     elapsed, counted = _in_new_loop(_run(driver, connections, duration))
     return _sample(target, THROUGHPUT, driver, elapsed, counted)
 
