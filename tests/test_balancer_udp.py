@@ -290,6 +290,7 @@ def test_a_backend_that_never_replies_fails_its_flows(lab, clients):
         assert done["end"] == "idle" and done["datagrams"] == 0
         health = reader.wait("health", backend="quiet", healthy=False)
         assert "a flow got no reply in 200 ms" in health["reason"]
+        client.sock.settimeout(5)  # b2 answers: a loaded machine may take longer than 0.3 s
         assert client.ask()["backend"] == "b2"
     finally:
         silent.close()
