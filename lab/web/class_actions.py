@@ -66,7 +66,10 @@ def reveal(lab: Any) -> None:
     if directive.judges:  # a number, not a backend: its claims judge the choices
         if lab.checks is None:
             raise CommandError("the lab cannot measure yet; is it running?")
-        lab.room.reveal(lab.checks.judge(directive, run))
+        outcome = lab.checks.judge(directive, run)
+        # As the classroom message declares it: the answer ("" if none fits) and why, which
+        # carries the measured numbers.
+        lab.room.reveal({"answer": outcome["answer"] or "", "reason": outcome["reason"]})
         return
     lab.room.want_route()
     for step in directive.steps:

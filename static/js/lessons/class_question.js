@@ -66,7 +66,7 @@ function keepAnswer(key, option) {
  */
 export function outcomeText(directive, outcome) {
   if (!directive.judged) return `the balancer chose ${outcome.answer}, because ${outcome.reason}`;
-  if (outcome.answer == null) return `the lab measured ${outcome.reason}`;
+  if (!outcome.answer) return `the lab measured ${outcome.reason}`;
   return `the lab measured ${outcome.reason}, so the answer is “${outcome.answer}”`;
 }
 
