@@ -22,7 +22,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 expect = sync_api.expect
 
 ROOT = "[data-lab]"
-LESSON = "round-robin"  # its first block is a predict: which backend gets the first request
+LESSON = "weighted-round-robin"  # its first question asks which backend gets a request
 PROJECTOR = {"width": 1920, "height": 1080}
 PHONE = {"width": 390, "height": 844}
 
@@ -139,7 +139,7 @@ def test_a_viewer_reads_ahead_and_one_button_brings_them_back(room):
     expect(ahead.locator("#follow")).to_have_attribute("aria-pressed", "false")
     expect(ahead.locator("#follow")).to_have_text("Follow the presenter")
     teacher.locator("#lesson-next").click()
-    following = teacher.evaluate("fetch('/api/lessons/round-robin').then(r => r.json())")["next"]
+    following = teacher.evaluate(f"fetch('/api/lessons/{LESSON}').then(r => r.json())")["next"]
     expect(follower.locator("#lesson-heading")).to_have_text(following["title"])
     expect(ahead.locator("#lesson-heading")).to_have_text(title_of(ahead, LESSON))  # stayed
     ahead.locator("#follow").click()
@@ -205,7 +205,7 @@ def test_a_second_presenter_tab_stays_in_step(room):
         expect(second.locator("#viewers")).to_be_visible()  # a presenter, not a viewer
         expect(second.locator("#lesson-heading")).to_have_text(title_of(second, LESSON))
         teacher.locator("#lesson-next").click()
-        nxt = teacher.evaluate("fetch('/api/lessons/round-robin').then(r => r.json())")["next"]
+        nxt = teacher.evaluate(f"fetch('/api/lessons/{LESSON}').then(r => r.json())")["next"]
         expect(second.locator("#lesson-heading")).to_have_text(nxt["title"])
         second.locator("#lesson-prev").click()  # either tab moves the class
         expect(teacher.locator("#lesson-heading")).to_have_text(title_of(teacher, LESSON))

@@ -112,7 +112,7 @@ def test_a_forged_role_is_ignored_and_a_viewer_is_sent_no_token(app):
 def test_a_class_question_counts_each_viewer_once_and_reveals_the_real_decision(app, lab):
     teacher = Page(app, TOKEN)
     ann, bob = Page(app), Page(app)
-    assert teacher.command("ask_class", slug="round-robin", index=0) == {"ok": True}
+    assert teacher.command("ask_class", slug="weighted-round-robin", index=2) == {"ok": True}
     question = ann.wait(lambda c: c["round"] is not None and c["round"]["status"] == "open",
                         "the question to open")["round"]  # fmt: skip
     assert question["options"] == ["b1", "b2", "b3"] and question["tally"] == dict.fromkeys(
@@ -211,7 +211,7 @@ def test_every_classroom_and_you_message_is_as_declared(app):
     from lab.vocabulary import messages
 
     teacher, student = Page(app, TOKEN), Page(app)
-    assert teacher.command("ask_class", slug="round-robin", index=0) == {"ok": True}
+    assert teacher.command("ask_class", slug="weighted-round-robin", index=2) == {"ok": True}
     question = student.wait(lambda c: c["round"] is not None, "the question")["round"]
     assert student.answer(question["id"], "b2", "declared-01") == {"ok": True}
     # An answer changes no `state`: only a `classroom` message brings the tally.
@@ -237,3 +237,40 @@ def test_every_classroom_and_you_message_is_as_declared(app):
     assert mistakes == []
     teacher.close()
     student.close()
+
+
+def test_a_class_question_about_a_number_runs_its_experiment_and_judges_by_its_claims(app, lab):
+    """Lesson 8's mod-N question: Reveal adds b4, counts afresh and sends one request per
+    client; the share of clients that moved decides which answer was right."""
+    (index,) = [
+        i
+        for i, d in enumerate(lab.lessons.get("hashing").directives)
+        if d.kind == "predict" and d.judges
+    ]
+    teacher, ann, bob = Page(app, TOKEN), Page(app), Page(app)
+    assert teacher.command("open_lesson", slug="hashing") == {"ok": True}
+    assert teacher.command("send", count=32) == {"ok": True}  # one request from each client
+    wait_for(lambda: lab.traffic_state()["counters"]["completed"] == 32, 15, what="32 answers")
+    assert teacher.command("ask_class", slug="hashing", index=index) == {"ok": True}
+    question = ann.wait(lambda c: c["round"] is not None and c["round"]["status"] == "open",
+                        "the question to open")["round"]  # fmt: skip
+    quarter, half, most = question["options"]
+    assert ann.answer(question["id"], quarter, "ann-000011") == {"ok": True}
+    assert bob.answer(question["id"], most, "bob-000012") == {"ok": True}
+    assert len(lab.backends) == 3  # nothing of the experiment has happened yet
+    assert teacher.command("reveal") == {"ok": True}
+    revealed = ann.wait(lambda c: c["round"]["status"] == "revealed", "the reveal")["round"]
+    outcome = revealed["outcome"]
+    # The real experiment ran: b4 was added, and every client sent again.
+    assert sorted(lab.backends) == ["b1", "b2", "b3", "b4"]
+    assert lab.traffic_state()["counters"]["completed"] == 32  # counted afresh, then 32 more
+    moved = float(outcome["reason"].split("moved = ")[1].split()[0])
+    # Hash mod 3 and hash mod 4 agree for about one client in four: most move.
+    assert moved >= 0.625 and outcome["answer"] == most
+    assert outcome["reason"] == f"moved = {moved:g} (moved >= 0.625)"
+    assert revealed["tally"] == {quarter: 1, half: 0, most: 1}
+    assert teacher.command("end_question") == {"ok": True}
+    ann.wait(lambda c: c["round"] is None and c["holds"] == [], "the question to close")
+    assert paused(lab)
+    for page in (teacher, ann, bob):
+        page.close()

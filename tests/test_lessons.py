@@ -255,6 +255,64 @@ def test_directives_are_read_in_order():
     assert expect.routes == ("b1", "b3")
 
 
+def test_a_prediction_about_a_number_judges_each_choice_by_its_claim():
+    (predict,) = directives(
+        """\
+        ```predict
+        question: What share of the clients move?
+        run:
+          - {action: add_backend}
+          - {action: reset}
+          - {action: send, count: 32}
+        repeat: 2
+        wait_s: 20
+        choices:
+          - {say: about a quarter, when: moved < 0.375}
+          - {say: about half, when: 0.375 <= moved < 0.625}
+          - {say: 75, when: moved >= 0.625}
+        answer: 75
+        explain: mod 4 and mod 3 agree for one hash in four.
+        ```
+        """
+    )
+    assert predict.choices == ("about a quarter", "about half", "75")  # a number reads as text
+    assert [j.text for j in predict.judges] == [
+        "moved < 0.375",
+        "0.375 <= moved < 0.625",
+        "moved >= 0.625",
+    ]
+    assert predict.repeat == 2 and predict.wait_s == 20.0 and predict.when is None
+    public = predict.public()
+    assert public["judged"] is True and public["choices"] == list(predict.choices)
+    assert "answer" not in public and "moved" not in str(public)  # the page is not told
+    assert predict.judge({"moved": 0.6875}) == {
+        "answer": "75",
+        "reason": "moved = 0.688 (moved >= 0.625)",
+        "measured": {"moved": 0.6875},
+    }
+    assert predict.judge({"moved": 0.25})["answer"] == "about a quarter"
+    missing = predict.judge({})  # no clients seen twice: no share to judge
+    assert missing["answer"] is None and "no measurement called 'moved'" in missing["reason"]
+
+
+def test_a_prediction_whose_bands_overlap_or_leave_a_gap_judges_nothing():
+    (predict,) = directives(
+        """\
+        ```predict
+        question: How busy is the busiest?
+        run: {action: send, count: 60}
+        choices:
+          - {say: about 10, when: routed.max <= 12}
+          - {say: about 15, when: 12 <= routed.max <= 17}
+        ```
+        """
+    )
+    assert predict.judge({"routed.max": 12})["reason"] == (
+        "routed.max = 12, and more than one of the answers fits"
+    )
+    assert predict.judge({"routed.max": 30})["answer"] is None
+
+
 def test_a_button_may_show_what_the_lab_refuses():
     (do,) = directives(
         """\
@@ -287,6 +345,10 @@ def test_a_lesson_may_start_itself_over_and_names_follow_added_backends():
     assert do.steps[-1] == {"action": "reset_lesson", "slug": "here"}
 
 
+JUDGED = (  # a good question judged by claims, which the bad ones below change
+    "```predict\nquestion: Q\nchoices: [{say: a, when: moved < 1}, {say: b, when: moved > 1}]\n"
+    "```\n"
+)
 BAD_DIRECTIVES = [
     ("```do\nlabel: [\n```\n", "not valid YAML"),
     ("```do\n- 1\n```\n", "holds a mapping"),
@@ -305,6 +367,45 @@ BAD_DIRECTIVES = [
     ("```predict\nquestion: Q\nchoices: [b1]\n```\n", "at least two"),
     ("```predict\nquestion: Q\nchoices: [b1, b7]\n```\n", "'b7' is not a backend"),
     ("```predict\nquestion: Q\nchoices: [b1, b2]\nanswer: b3\n```\n", "not one of the choices"),
+    ("```predict\nquestion: Q\nchoices: [b1, b2]\nrepeat: 2\n```\n", "repeat is for questions"),
+    ("```predict\nquestion: Q\nchoices: [{say: a, when: moved < 1}]\n```\n", "at least two"),
+    ("```predict\nquestion: Q\nchoices: [b1, {say: a, when: moved < 1}]\n```\n", "choices[0]"),
+    (
+        "```predict\nquestion: Q\nchoices: [{say: a, when: x < 1}, {say: b, when: x > 1}]\n```\n",
+        "'x', which is not a measurement",
+    ),
+    (
+        "```predict\nquestion: Q\nchoices: [{say: a, when: moved < 1}, {say: b}]\n```\n",
+        "choices[1] ('b') needs when",
+    ),
+    (
+        "```predict\nquestion: Q\nchoices: [{say: a, when: moved}, {say: b, when: moved}]\n```\n",
+        "compares nothing",
+    ),
+    (
+        "```predict\nquestion: Q\nchoices: [{when: moved < 1}, {say: b, when: moved > 1}]\n```\n",
+        "choices[0] needs say",
+    ),
+    (
+        JUDGED.replace("moved < 1}", "moved < 1, if: 1}"),
+        "unexpected 'if'",
+    ),
+    (
+        JUDGED.replace("say: b", "say: a"),
+        "say the same",
+    ),
+    (
+        JUDGED.replace("```\n", "answer: c\n```\n"),
+        "'c' is not one of the choices (a, b)",
+    ),
+    (
+        JUDGED.replace("```\n", "wait_s: 0\n```\n"),
+        "wait_s must be",
+    ),
+    (
+        JUDGED.replace("```\n", "run: {action: kill_backend, name: b9}\n```\n"),
+        "no backend 'b9'",
+    ),
     ("```expect\nsay: S\n```\n", "needs check or routes"),
     ("```expect\nsay: S\ncheck: [luck > 1]\n```\n", "'luck', which is not a measurement"),
     ("```expect\nsay: S\ncheck: [routed.b1]\n```\n", "compares nothing"),

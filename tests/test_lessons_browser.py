@@ -1,8 +1,8 @@
 """Lessons in a real headless Chromium, against a real `lb-lab serve` with real processes.
 
 A deep link opens a lesson and the lab visibly switches to it; a lesson's
-button changes the real counts; a prediction is checked against the decision
-the balancer really made; progress survives a reload; previous and next walk
+button changes the real counts; a prediction about a number is judged on what
+the lab really measured; progress survives a reload; previous and next walk
 the course. A hostile lesson cannot run script in the page.
 """
 
@@ -84,20 +84,29 @@ def test_a_lesson_drives_the_lab_checks_predictions_and_remembers_progress(page,
     expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
     expect(page.locator("#config-nginx")).to_contain_text("upstream lab")
 
-    # A wrong guess is told so, with the balancer's own reason.
-    question = page.locator(".directive-predict")
-    question.get_by_role("button", name="b2", exact=True).click()
-    expect(question.locator(".predict-result")).to_contain_text(
-        "Not this time: the balancer chose b1, because b1 is next in turn"
-    )
-    expect(routed(page, "b1")).to_have_text("1")
-
-    page.get_by_role("button", name="Send 5 requests").click()
+    page.get_by_role("button", name="Send 6 requests").click()
     for name in ("b1", "b2", "b3"):
         expect(routed(page, name)).to_have_text("2")
     expect(page.locator(".directive-do .directive-status").first).to_have_text("done ✓")
 
-    page.get_by_role("button", name="Mark done").click()
+    # A wrong guess about a number: the lab runs the experiment (b1 slowed by 500 ms, six
+    # requests counted afresh), its claims judge the answers, and the page says what it measured.
+    question = page.locator(".directive-predict")
+    expect(question.locator(".predict-explain")).to_be_hidden()
+    question.get_by_role("button", name="none: it skips the slow one").click()
+    result = question.locator(".predict-result")
+    expect(result).to_have_attribute("data-verdict", "wrong", timeout=30_000)
+    expect(result).to_have_text(
+        "✗ Not this time: the lab measured routed.b1 = 2 (routed.b1 >= 2), "
+        "so the answer is “two: its full share”."
+    )
+    expect(question.locator("button.actual")).to_have_text("two: its full share")
+    expect(question.locator("button.chosen")).to_have_text("none: it skips the slow one")
+    expect(question.locator(".predict-explain")).to_contain_text("only at whose turn it is")
+    expect(page.locator('[data-backend="b1"]')).to_have_attribute("data-latency", "500")
+
+    # Its one button and one question both used: the lesson counts as done by itself.
+    expect(page.locator("#lesson-done")).to_have_text("Done ✓")
     expect(page.locator("#lesson-progress")).to_have_text(f"1 of {COURSE} done")
     page.reload()
     expect(page.locator("#lesson-heading")).to_have_text("Round robin")

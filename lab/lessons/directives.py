@@ -21,6 +21,20 @@ A directive is a fenced code block whose info string is `do`, `predict`,
     answer: b2          # optional: the test suite checks the real balancer agrees
     ```
 
+    ```predict
+    question: Add b4 under mod-N hashing. What share of the clients move?
+    run:
+      - {action: add_backend}
+      - {action: reset}
+      - {action: send, count: 32}
+    choices:                                   # each answer is judged by a claim
+      - {say: about a quarter, when: moved < 0.375}
+      - {say: about a half, when: 0.375 <= moved < 0.625}
+      - {say: about three quarters, when: moved >= 0.625}
+    answer: about three quarters
+    explain: Every client whose hash mod 4 differs from its hash mod 3 moves.
+    ```
+
     ```expect
     say: Each backend served two of the six.
     check:
@@ -42,6 +56,14 @@ A directive is a fenced code block whose info string is `do`, `predict`,
       - right.p95 < left.p95 / 3
     ```
 
+A `predict` whose choices are backend names asks which backend the balancer
+picks for the first request of its `run`. One whose choices are `{say, when}`
+asks about a number: after its `run` (done `repeat` times, waiting for every
+answer between turns), it waits as an `expect` does (for its own `when:` claim
+if it has one, else for every answer, up to `wait_s`), then the answer is the
+choice whose claim holds. The claims are the `expect` language, worked out by
+the same code (lab.lessons.claims, lab.lessons.measure); exactly one must hold.
+
 A `compare` block is a button that opens a comparison (lab.web.compare): the
 lab as it is on the left, a second balancer with its own backends, alike, on
 the right, both on the same traffic. Checks read either side with `left.` or
@@ -53,12 +75,13 @@ Everything is data; nothing in a directive is ever rendered as HTML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from lab.lessons.claims import Claim, parse_claim
+from lab.lessons.claims import Claim, ClaimError, parse_claim
 from lab.lessons.errors import LessonError
 from lab.lessons.measure import known
 from lab.web.commands import CommandError, parse_command
@@ -105,23 +128,52 @@ class Do:
 
 @dataclass(frozen=True)
 class Predict:
-    """A question whose answer is the backend the balancer really picks next."""
+    """A question whose answer is the backend the balancer really picks next, or (with
+    `judges`, one claim per choice) the choice whose claim the lab's numbers bear out."""
 
     question: str
     choices: tuple[str, ...]
     answer: str | None = None  # checked by the test suite, never sent to the page
     steps: tuple[dict, ...] = (SEND_ONE,)
     explain: str = ""
+    judges: tuple[Claim, ...] = ()  # empty: the choices are backend names
+    repeat: int = 1
+    when: Claim | None = None  # judged questions: wait for this first (default: every answer)
+    wait_s: float = DEFAULT_WAIT_S
     kind: str = "predict"
 
     def public(self) -> dict:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind,
             "question": self.question,
             "choices": list(self.choices),
             "run": list(self.steps),
             "explain": self.explain,
         }
+        if self.judges:
+            data.update(judged=True, repeat=self.repeat, wait_s=self.wait_s)
+        return data
+
+    def judge(self, metrics: Mapping[str, float]) -> dict:
+        """The outcome on these numbers: {"answer": the choice whose claim holds (None if
+        not exactly one does), "reason": the numbers and the claim, "measured": the numbers}."""
+        names = list(dict.fromkeys(n for claim in self.judges for n in claim.names))
+        measured = {name: metrics.get(name) for name in names}
+        shown = ", ".join(f"{name} = {_number(value)}" for name, value in measured.items())
+        held = []
+        for choice, claim in zip(self.choices, self.judges, strict=True):
+            try:
+                if claim.holds(metrics):
+                    held.append((choice, claim))
+            except ClaimError as exc:
+                return {"answer": None, "reason": f"{claim.text} cannot be worked out: {exc}",
+                        "measured": measured}  # fmt: skip
+        if len(held) != 1:
+            which = "none" if not held else "more than one"
+            reason = f"{shown}, and {which} of the answers fits"
+            return {"answer": None, "reason": reason, "measured": measured}
+        choice, claim = held[0]
+        return {"answer": choice, "reason": f"{shown} ({claim.text})", "measured": measured}
 
 
 @dataclass(frozen=True)
@@ -229,8 +281,19 @@ def _compare(data: dict, slug: str, backends: Backends) -> Do:
 
 
 def _predict(data: dict, slug: str, backends: Backends) -> Predict:
-    _only(data, "predict", ("question", "choices", "answer", "run", "explain"))
+    _only(
+        data, "predict", ("question", "choices", "answer", "run", "explain", "repeat", "when",
+                          "wait_s"),
+    )  # fmt: skip
     choices = data.get("choices", list(backends.names))
+    if isinstance(choices, list) and any(isinstance(c, dict) for c in choices):
+        return _judged(data, choices, slug, backends)
+    extra = [key for key in ("repeat", "when", "wait_s") if key in data]
+    if extra:
+        raise LessonError(
+            f"{extra[0]} is for questions judged by claims (choices like "
+            "{say: about half, when: moved < 0.6}), not backend names"
+        )
     if (
         not isinstance(choices, list)
         or len(choices) < 2
@@ -251,6 +314,67 @@ def _predict(data: dict, slug: str, backends: Backends) -> Predict:
     return Predict(question, tuple(choices), answer, steps, explain.strip())
 
 
+def _judged(data: dict, choices: list, slug: str, backends: Backends) -> Predict:
+    """A predict whose choices are {say, when}: each answer is judged by its claim."""
+    if len(choices) < 2:
+        raise LessonError("choices must be a list of at least two answers")
+    says, judges = [], []
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            raise LessonError(
+                f"choices[{i}]: every choice is {{say: ..., when: ...}} once one is; got {choice!r}"
+            )
+        extra = sorted(set(choice) - {"say", "when"})
+        if extra:
+            raise LessonError(f"choices[{i}] takes say and when; unexpected {extra[0]!r}")
+        say = choice.get("say")
+        if isinstance(say, int | float) and not isinstance(say, bool):
+            say = str(say)  # "10", "15", "20" read as numbers in YAML
+        if not isinstance(say, str) or not say.strip():
+            raise LessonError(f"choices[{i}] needs say: the answer as the learner reads it")
+        if "when" not in choice:
+            raise LessonError(f"choices[{i}] ({say.strip()!r}) needs when: the claim that makes "
+                              "it right, like 'moved < 0.4'")  # fmt: skip
+        says.append(say.strip())
+        judges.append(_claim(choice["when"]))
+    if len(set(says)) != len(says):
+        raise LessonError("two choices say the same thing")
+    repeat = data.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+        raise LessonError(f"repeat must be 1 to {MAX_REPEAT}, got {repeat!r}")
+    steps = _steps(data.get("run", [SEND_ONE]), slug, backends, required=True)
+    for _ in range(repeat - 1):
+        for step in steps:
+            backends.follow(step)
+    answer = data.get("answer")
+    if isinstance(answer, int | float) and not isinstance(answer, bool):
+        answer = str(answer)
+    if answer is not None and answer not in says:
+        raise LessonError(f"answer {answer!r} is not one of the choices ({', '.join(says)})")
+    explain = data.get("explain", "")
+    if not isinstance(explain, str):
+        raise LessonError("explain must be text")
+    when = data.get("when")
+    question = _text(data, "question", "predict")
+    return Predict(
+        question, tuple(says), answer, steps, explain.strip(), tuple(judges), repeat,
+        _claim(when) if when is not None else None, _wait_s(data),
+    )  # fmt: skip
+
+
+def _wait_s(data: dict) -> float:
+    wait_s = data.get("wait_s", DEFAULT_WAIT_S)
+    if isinstance(wait_s, bool) or not isinstance(wait_s, int | float):
+        raise LessonError(f"wait_s must be a number of seconds, got {wait_s!r}")
+    if not 0 < wait_s <= MAX_WAIT_S:
+        raise LessonError(f"wait_s must be more than 0 and at most {MAX_WAIT_S:g}")
+    return float(wait_s)
+
+
+def _number(value: float | None) -> str:
+    return "none" if value is None else f"{round(value, 3):g}"
+
+
 def _expect(data: dict, slug: str, backends: Backends) -> Expect:
     _only(data, "expect", ("say", "check", "routes", "when", "wait_s"))
     checks = data.get("check", [])
@@ -267,13 +391,9 @@ def _expect(data: dict, slug: str, backends: Backends) -> Expect:
     if not claims and routes is None:
         raise LessonError("an expect block needs check or routes: something to check")
     when = data.get("when")
-    wait_s = data.get("wait_s", DEFAULT_WAIT_S)
-    if isinstance(wait_s, bool) or not isinstance(wait_s, int | float):
-        raise LessonError(f"wait_s must be a number of seconds, got {wait_s!r}")
-    if not 0 < wait_s <= MAX_WAIT_S:
-        raise LessonError(f"wait_s must be more than 0 and at most {MAX_WAIT_S:g}")
+    wait_s = _wait_s(data)
     say = _text(data, "say", "expect")
-    return Expect(say, claims, routes, _claim(when) if when is not None else None, float(wait_s))
+    return Expect(say, claims, routes, _claim(when) if when is not None else None, wait_s)
 
 
 def _claim(text: Any) -> Claim:

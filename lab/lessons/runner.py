@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.lessons.catalog import Lesson
-from lab.lessons.claims import ClaimError
+from lab.lessons.claims import Claim, ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Do, Expect, Predict
 from lab.lessons.measure import measure, routes
 from lab.web.api import ApiError, JsonApi
@@ -208,6 +208,8 @@ class Runner:
         return False, f"{button.label!r} should have been refused ({button.refused!r}), but was not"
 
     def predict(self, question: Predict) -> tuple[bool, str]:
+        if question.judges:
+            return self.predict_judged(question)
         # Earlier requests may still be in flight (a `do` with wait: false); their
         # decisions must be in before ours can be told apart from them.
         self._wait(self.all_routed, QUIET_WAIT_S, "every decision so far to be seen")
@@ -228,9 +230,32 @@ class Runner:
             return False, f"the lesson's answer is {question.answer}, but {said}"
         return True, said
 
-    def expect(self, claim: Expect) -> tuple[bool, str]:
-        if claim.when is not None:
-            condition = claim.when
+    def predict_judged(self, question: Predict) -> tuple[bool, str]:
+        """Run the question's experiment, then judge every choice by its claim, on the
+        numbers an `expect` right after it would read."""
+        self.carry_out(question)
+        outcome = question.judge(self.settle(question.when, question.wait_s))
+        chosen, said = outcome["answer"], outcome["reason"]
+        if chosen is None:
+            return False, f"{question.question!r}: {said}"
+        if question.answer is not None and chosen != question.answer:
+            return False, f"the lesson's answer is {question.answer!r}, but the lab says " + (
+                f"{chosen!r}: {said}"
+            )
+        return True, f"{chosen!r}: {said}"
+
+    def carry_out(self, question: Predict) -> None:
+        """A judged question's `run`, `repeat` times, each turn after every answer is in."""
+        for turn in range(question.repeat):
+            for step in question.steps:
+                self._send(step, start_window=step["action"] in WINDOW_STARTS)
+            if turn + 1 < question.repeat:
+                self._wait(self.quiet, QUIET_WAIT_S, "every answer between a question's turns")
+
+    def settle(self, when: Claim | None, wait_s: float) -> dict[str, float]:
+        """Wait for `when` to hold (or, without one, for every answer), then measure."""
+        if when is not None:
+            condition = when
 
             def ready() -> bool:
                 try:
@@ -238,10 +263,13 @@ class Runner:
                 except ClaimError:
                     return False
 
-            self._wait(ready, claim.wait_s, f"'{condition.text}'")
+            self._wait(ready, wait_s, f"'{condition.text}'")
         else:
-            self._wait(self.quiet, claim.wait_s, "every answer to be in")
-        metrics = self.measurements()
+            self._wait(self.quiet, wait_s, "every answer to be in")
+        return self.measurements()
+
+    def expect(self, claim: Expect) -> tuple[bool, str]:
+        metrics = self.settle(claim.when, claim.wait_s)
         problems = []
         if claim.routes is not None:
             seen = [e["backend"] for e in routes(self.window())]

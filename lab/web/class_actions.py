@@ -48,15 +48,32 @@ def ask_class(lab: Any, slug: str, index: int) -> None:
 
 
 def reveal(lab: Any) -> None:
-    """Send the question's request, and show everyone the real decision and its reason."""
+    """Send the question's request, and show everyone the real decision and its reason; or,
+    for a question judged by claims, run its experiment and show everyone the measurement
+    and the choice it bears out (lab.web.lesson_checks, the CI runner's own code)."""
     from lab.web.commands import COMMANDS, parse_command  # the table names this handler
 
     question = lab.room.open_question()
     directive = _predict(lab, question.slug, question.index)
+
+    def run(step: dict) -> None:
+        command = parse_command(step)
+        action = COMMANDS[command.action]
+        action.run(lab, **command.fields)
+        if action.both_sides and lab.right is not None:
+            action.run(lab.right, **command.fields)  # as a command from the page would
+
+    if directive.judges:  # a number, not a backend: its claims judge the choices
+        if lab.checks is None:
+            raise CommandError("the lab cannot measure yet; is it running?")
+        outcome = lab.checks.judge(directive, run)
+        # As the classroom message declares it: the answer ("" if none fits) and why, which
+        # carries the measured numbers.
+        lab.room.reveal({"answer": outcome["answer"] or "", "reason": outcome["reason"]})
+        return
     lab.room.want_route()
     for step in directive.steps:
-        command = parse_command(step)
-        COMMANDS[command.action].run(lab, **command.fields)
+        run(step)
     route = lab.room.next_route(REVEAL_WAIT_S)
     if route is None:
         raise CommandError(f"no decision came back in {REVEAL_WAIT_S:g} s; is the lab running?")

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lab.lessons.claims import ClaimError
-from lab.lessons.directives import WINDOW_STARTS, Expect
+from lab.lessons.directives import WINDOW_STARTS, Expect, Predict
 from lab.lessons.measure import routes
-from lab.lessons.runner import LessonRunError, Runner
+from lab.lessons.runner import QUIET_WAIT_S, LessonRunError, Runner
 from lab.web.api import ApiError
+from lab.web.fields import CommandError
 
 # Commands after which the lab counts afresh (the runner's WINDOW_STARTS, and opening a lesson).
 STARTS_A_WINDOW = (*WINDOW_STARTS, "open_lesson", "default_lab")
@@ -53,6 +55,25 @@ class LiveChecks:
     def after_command(self, data: Any, answer: dict) -> None:
         if answer.get("ok") and isinstance(data, dict) and data.get("action") in STARTS_A_WINDOW:
             self.runner.mark_window()
+
+    def judge(self, question: Predict, run: Callable[[dict], None]) -> dict:
+        """A judged `predict` revealed (lab.web.class_actions): carry out its `run` with
+        `run` (one command each), counting in windows as the page's commands do, then judge
+        its choices on the numbers, as the CI runner does (Runner.predict_judged)."""
+        runner = self.runner
+        try:
+            for turn in range(question.repeat):
+                for step in question.steps:
+                    self.before_command(step)
+                    run(step)
+                    self.after_command(step, {"ok": True})
+                if turn + 1 < question.repeat:
+                    runner._wait(runner.quiet, QUIET_WAIT_S, "every answer between turns")
+            return question.judge(runner.settle(question.when, question.wait_s))
+        except LessonRunError as exc:
+            raise CommandError(f"could not judge the answers: {exc}") from None
+        except ApiError as exc:
+            raise CommandError(f"could not read the lab's numbers: {exc}") from None
 
     def check(self, data: Any) -> dict:
         """Evaluate one `expect` of a lesson now; the answer documented above."""

@@ -1,7 +1,9 @@
 // A lesson's `predict` in a classroom: one question for the whole class (lab/web/room.py).
 //
 // The presenter asks the class, watches the answers arrive as bars ("b1: 4"), and reveals:
-// the lab sends the request and everyone sees the real decision and its reason. A viewer
+// the lab sends the request and everyone sees the real decision and its reason; or, for a
+// question about a number, the lab runs its experiment, its claims judge the choices (on the
+// server: lab/web/lesson_checks.py), and everyone sees the measurement and the answer. A viewer
 // answers on their own device (once: a change of mind moves their one vote) and, at the
 // reveal, sees their answer marked right or wrong. Built with text nodes only.
 
@@ -56,6 +58,16 @@ function keepAnswer(key, option) {
   } catch {
     // Storage refused: the answer still counts; only a reload forgets which it was.
   }
+}
+
+/**
+ * What the lab found, in words: the balancer's decision and its reason, or, for a question
+ * judged by claims (lab/lessons/directives.py), the measurement and the answer it bears out.
+ */
+export function outcomeText(directive, outcome) {
+  if (!directive.judged) return `the balancer chose ${outcome.answer}, because ${outcome.reason}`;
+  if (!outcome.answer) return `the lab measured ${outcome.reason}`;
+  return `the lab measured ${outcome.reason}, so the answer is “${outcome.answer}”`;
 }
 
 export class ClassQuestion {
@@ -181,9 +193,10 @@ export class ClassQuestion {
     }
     const answers = `${round.answers} ${round.answers === 1 ? "answer" : "answers"}`;
     this.result.dataset.verdict = "";
+    const said = round.outcome ? outcomeText(this.directive, round.outcome) : "";
     this.result.textContent = round.outcome
-      ? `The balancer chose ${round.outcome.answer}, because ${round.outcome.reason}. (${answers})`
-      : `${answers} so far. Reveal sends the request.`;
+      ? `${said[0].toUpperCase()}${said.slice(1)}. (${answers})`
+      : `${answers} so far. Reveal ${this.directive.judged ? "runs the experiment" : "sends the request"}.`;
   }
 
   /** A round's key in this browser's memory (round numbers start again with a new lab). */
@@ -206,11 +219,12 @@ export class ClassQuestion {
     } else if (open) {
       result.textContent = mine ? `Your answer: ${mine}. You can change it until the reveal.` : "Your answer? Tap one.";
     } else if (!mine) {
-      result.textContent = `The balancer chose ${outcome.answer}, because ${outcome.reason}.`;
+      const said = outcomeText(this.directive, outcome);
+      result.textContent = `${said[0].toUpperCase()}${said.slice(1)}.`;
     } else {
       const right = mine === outcome.answer;
       result.dataset.verdict = right ? "right" : "wrong";
-      result.textContent = `${right ? "✓ Right" : "✗ Not this time"}: you said ${mine}; the balancer chose ${outcome.answer}, because ${outcome.reason}.`;
+      result.textContent = `${right ? "✓ Right" : "✗ Not this time"}: you said ${mine}; ${outcomeText(this.directive, outcome)}.`;
     }
   }
 }

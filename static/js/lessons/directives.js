@@ -5,7 +5,7 @@
 // lab/web/lesson_checks.py with the CI lesson runner's own measurements), so the page and
 // the test suite can never disagree about what a claim means.
 
-import { ClassQuestion } from "./class_question.js";
+import { ClassQuestion, outcomeText } from "./class_question.js";
 
 const QUIET_TIMEOUT_MS = 20000;
 const PREDICT_TIMEOUT_MS = 10000;
@@ -145,19 +145,21 @@ export class Directives {
         button.classList.toggle("chosen", button.dataset.choice === choice);
       }
       result.dataset.verdict = "";
-      result.textContent = `You said ${choice}. Sending the request…`;
-      const outcome = await this.askLab(index);
+      result.textContent = `You said ${choice}. ${directive.judged ? "Running the experiment…" : "Sending the request…"}`;
+      const outcome = await this.askLab(index, directive);
       for (const button of buttons) {
         button.disabled = false;
         button.classList.toggle("actual", Boolean(outcome) && button.dataset.choice === outcome.answer);
       }
       if (!outcome) {
-        result.textContent = "No decision came back; is the lab still running?";
+        result.textContent = directive.judged
+          ? "No measurement came back; is the lab still running?"
+          : "No decision came back; is the lab still running?";
         return;
       }
       const right = outcome.answer === choice;
       result.dataset.verdict = right ? "right" : "wrong";
-      result.textContent = `${right ? "✓ Right" : "✗ Not this time"}: the balancer chose ${outcome.answer}, because ${outcome.reason}.`;
+      result.textContent = `${right ? "✓ Right" : "✗ Not this time"}: ${outcomeText(directive, outcome)}.`;
       explain.hidden = !directive.explain;
       this.lab.used(index);
       this.checkAfter(index);
@@ -169,11 +171,13 @@ export class Directives {
   /**
    * Put a question to the lab as a class question of one (lab/web/room.py), so that the
    * traffic holds while it is open as lab state every page sees, and runs again after it
-   * if it ran before: ask, reveal (the lab sends the request), close. Resolve with the
-   * outcome ({answer, reason}) or null.
+   * if it ran before: ask, reveal (the lab sends the request, or runs the experiment and
+   * judges it), close. Resolve with the outcome ({answer, reason}) or null.
    */
-  async askLab(index) {
+  async askLab(index, directive) {
     const store = this.store;
+    // A judged question runs a whole experiment before its reveal answers (up to wait_s).
+    const revealMs = directive.judged ? PREDICT_TIMEOUT_MS + 1000 * directive.wait_s * (directive.repeat + 1) : PREDICT_TIMEOUT_MS;
     const slug = this.lesson.slug;
     const ours = (classroom) => {
       const round = classroom && classroom.round;
@@ -190,9 +194,11 @@ export class Directives {
     const revealed = store.next("classroom", ({ classroom }) => {
       const seen = ours(classroom);
       return seen && seen.id === round.id && seen.outcome ? seen.outcome : null;
-    }, PREDICT_TIMEOUT_MS);
+    }, revealMs);
     const shown = await store.command({ action: "reveal" });
-    const outcome = shown.ok ? await revealed : null;
+    // A long experiment may outlast the command's acknowledgement; its outcome still comes.
+    const late = !shown.ok && directive.judged && /did not answer/.test(shown.error || "");
+    const outcome = shown.ok || late ? await revealed : null;
     await store.command({ action: "end_question" });
     return outcome;
   }
