@@ -195,7 +195,8 @@ COMMANDS: dict[str, Action] = {
         {"slug": Field("text"), "index": Field("int", low=0, high=MAX_SECTION)},
     ),
     "reveal": Action(
-        "send the question's request and show everyone the real decision", ALL,
+        "send the question's request (or run its experiment and judge it by its claims) and "
+        "show everyone the real outcome", ALL,
         class_actions.reveal,
     ),
     "end_question": Action(
