@@ -10,7 +10,9 @@ import time
 import pytest
 from conftest import Http, raw_exchange, split, wait_for
 
+from lab.backend.app import ToyBackend
 from lab.backend.clients import MAX_ADDRESSES, OTHERS, ClientsSeen
+from lab.backend.connection import HttpConnection
 from lab.proxy_protocol import encode_v1, encode_v2
 
 GET = b"GET /who HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
@@ -123,3 +125,43 @@ def test_the_tables_stop_growing_at_their_limit():
         seen.record("127.0.0.1", f"10.0.{n // 256}.{n % 256}", None)
     table = seen.as_json()["proxy_protocol"]
     assert len(table) == MAX_ADDRESSES + 1 and table[OTHERS] == 10
+
+
+class RemotePeer:
+    """A transport whose peer is not on loopback (a real socket here would need a network)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, key):
+        return ("10.1.2.3", 4000) if key == "peername" else None
+
+    def write(self, data):
+        self.written += data
+
+    def close(self):
+        self.closed = True
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+
+def from_remote_peer(data: bytes) -> RemotePeer:
+    connection = HttpConnection(ToyBackend("t1"))
+    transport = RemotePeer()
+    connection.connection_made(transport)
+    connection.data_received(data)
+    return transport
+
+
+def test_a_header_from_beyond_loopback_is_refused_but_its_plain_requests_are_served():
+    refused = from_remote_peer(encode_v1(("198.51.100.7", 1), ("127.0.0.1", 80)) + GET)
+    head, answer = answer_of(bytes(refused.written))
+    assert head.startswith(b"HTTP/1.1 400") and refused.closed
+    assert answer["error"] == "a PROXY header is believed only from loopback, not from 10.1.2.3"
+    served = from_remote_peer(GET)
+    assert answer_of(bytes(served.written))[1]["client"] == "10.1.2.3"
