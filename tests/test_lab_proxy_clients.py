@@ -54,7 +54,8 @@ def test_the_clients_say_who_they_are_and_the_balancer_believes_them(proxied):
         events.close()
 
 
-@pytest.mark.parametrize("slug", ["hashing", "sticky-sessions"])
+# layer-4-and-layer-7: two proxies for real, the generator's header passed on by send.
+@pytest.mark.parametrize("slug", ["hashing", "sticky-sessions", "layer-4-and-layer-7"])
 def test_lessons_on_client_addresses_hold_with_proxy_headers(proxied, slug):
     controller, _, runner = proxied
     run = runner.run(Catalog().get(slug))

@@ -164,3 +164,22 @@ def test_udp_measurements_count_flows_datagrams_and_how_flows_ended():
     assert (metrics["datagrams"], metrics["datagrams.b1"], metrics["flows"]) == (9, 7, 1)
     assert (metrics["ended.idle"], metrics["ended.backend_down"]) == (1, 1)
     assert metrics["ended.evicted"] == 0
+
+
+def test_backend_clients_count_the_addresses_the_backends_were_told():
+    balancer = {"backends": [{"name": "b1", "total": 0, "active": 0, "failures": 0,
+                              "healthy": True, "weight": 1}]}  # fmt: skip
+    told = [
+        {"peer": {"127.0.0.1": 4}, "proxy_protocol": {"127.0.0.2": 2, "127.0.0.3": 2},
+         "forwarded_for": {}},
+        {"peer": {"127.0.0.1": 3}, "proxy_protocol": {"127.0.0.3": 1},
+         "forwarded_for": {"127.0.0.4": 2}},
+    ]  # fmt: skip
+    metrics = measure(balancer, None, {}, [[]], told)
+    assert metrics["backend_peers"] == 1  # the same balancer, seen by both backends
+    assert metrics["backend_clients.proxy_protocol"] == 2
+    assert metrics["backend_clients.forwarded_for"] == 1
+    assert metrics["backend_clients"] == 3
+    nothing = measure(balancer, None, {}, [[]])  # no backend answered: nothing was told
+    assert (nothing["backend_peers"], nothing["backend_clients"]) == (0, 0)
+    assert all(known(name) for name in ("backend_peers", "backend_clients.forwarded_for"))

@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-concurrency", type=argparse_type(count, "max-concurrency"), default=0, metavar="N",
         help="requests in flight at once; more wait in line (default 0: no limit)")  # fmt: skip
     add("--proxy-protocol", action="store_true",
-        help="each connection starts with a PROXY header (v1 or v2) naming the client, as a "
-        "balancer with proxy_protocol.send sends it")  # fmt: skip
+        help="every connection must start with a PROXY header (v1 or v2) naming the client, as "
+        "a balancer with proxy_protocol.send sends it (default: one is read if it comes first, "
+        "from loopback only)")  # fmt: skip
     add("--seed", type=int, default=None, help="seed for jitter and errors, to replay a run")
     parser.set_defaults(run=run)
 

@@ -4,8 +4,9 @@ Data paths (any method; counted in `served`, subject to every knob):
 
     /anything          200 JSON: backend, method, path (as sent, with query),
                        client (peer IP), served (this backend's count),
-                       bytes_received and sha256 of the request body, and
-                       forwarded_for when an X-Forwarded-For header came in
+                       bytes_received and sha256 of the request body,
+                       forwarded_for when an X-Forwarded-For header came in, and
+                       peer (the TCP peer) when a PROXY header named the client
     /bytes?size=S      S bytes (default 1024) with Content-Length
     /chunked?n=N&size=S  Transfer-Encoding: chunked, N chunks of S bytes
                        (defaults 4 and 16); plain Content-Length to HTTP/1.0
@@ -26,6 +27,10 @@ ideas. To show a backend that hangs, freeze its process (kill -STOP).
 `GET /ws` with `Upgrade: websocket` opens a WebSocket that echoes every
 message (websocket.py): a long-lived connection, untouched by the knobs.
 
+A connection may start with a PROXY protocol header (v1 or v2) from loopback,
+as the lab's balancer sends with `proxy_protocol.send` at Layer 4: then
+`client` is the address it names (connection.py; --proxy-protocol requires one).
+
 `/_lab/...` is the control API (see control.py); it bypasses the knobs too.
 """
 
@@ -39,6 +44,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from lab.backend import control
+from lab.backend.clients import ClientsSeen
 from lab.backend.concurrency import ConcurrencyLimit
 from lab.backend.connection import Request
 from lab.backend.knobs import KnobError, Knobs, milliseconds
@@ -73,6 +79,7 @@ class ToyBackend:
         self.health_checks = 0
         self.connections = 0
         self.datagrams = 0  # UDP datagrams answered or dropped (lab.backend.datagrams)
+        self.clients = ClientsSeen()  # who the served requests were from, as told (clients.py)
 
     def set_knobs(self, knobs: Knobs) -> None:
         self.knobs = knobs
@@ -81,6 +88,7 @@ class ToyBackend:
 
     def reset(self) -> None:
         self.served = self.errors = self.health_checks = self.datagrams = 0
+        self.clients.reset()
 
     def counters(self) -> dict[str, int]:
         return {
@@ -134,6 +142,7 @@ class ToyBackend:
 
     def _serve(self, request: Request, respond: Respond) -> bytes:
         self.served += 1
+        self.clients.record(request.peer, request.proxy_client, request.forwarded_for)
         rate = self.knobs.error_rate
         if rate and self.rng.random() < rate:
             self.errors += 1
@@ -185,6 +194,7 @@ class ToyBackend:
             request.body_length,
             request.body_sha256,
             request.forwarded_for,
+            None if request.proxy_client is None else request.peer,
         )
         head_only = request.method == "HEAD"
         return self.framer.full(

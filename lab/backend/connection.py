@@ -25,7 +25,14 @@ import httptools
 from lab.backend import websocket
 from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
 from lab.http_api import BODY_LIMIT, BODY_TOO_LARGE, error_body
-from lab.proxy_protocol import ProxyError, parse_header
+from lab.proxy_protocol import (
+    LOOPBACK,
+    V1_PREFIX,
+    V2_SIGNATURE,
+    ProxyError,
+    TrustedSources,
+    parse_header,
+)
 
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
 # Request line plus headers. Above the APIs' HEAD_LIMIT (16 KiB) on purpose: a backend takes
@@ -33,6 +40,9 @@ EMPTY_SHA256 = hashlib.sha256().hexdigest()
 MAX_HEAD_BYTES = 64 * 1024
 MAX_KEPT_BODY = BODY_LIMIT  # /_lab/ requests keep their body; the rest is hashed and dropped
 MAX_PIPELINE = 64  # queued requests on one connection before we stop reading from it
+# Without --proxy-protocol a PROXY header is still read if one comes first, but only from
+# loopback (the lab's balancer): anyone else could claim to be any client.
+HEADER_TRUSTED = TrustedSources(LOOPBACK)
 
 
 @dataclass(slots=True)
@@ -50,6 +60,8 @@ class Request:
     body_sha256: str = EMPTY_SHA256
     body: bytes | None = None  # only for /_lab/ requests
     forwarded_for: str | None = None
+    peer: str = ""  # the TCP peer; differs from `client` when a PROXY header named the client
+    proxy_client: str | None = None  # the client a PROXY header named, if one did
     problem: tuple[int, str] | None = None  # (status, reason) when the bytes were not valid HTTP
     websocket_key: bytes | None = None  # a WebSocket handshake to GET /ws (lab.backend.websocket)
 
@@ -77,10 +89,15 @@ class HttpConnection(asyncio.Protocol):
 
     def __init__(self, app: App, proxy_protocol: bool = False) -> None:
         self._app = app
-        # --proxy-protocol: a PROXY header (a balancer's send-proxy) comes first and
-        # names the client, so the answer's "client" is the real one even at Layer 4.
-        self._awaiting_proxy = proxy_protocol
+        # A PROXY header (a balancer's proxy_protocol.send, HAProxy's send-proxy) names the
+        # client, so the answer's "client" is the real one even at Layer 4. --proxy-protocol
+        # requires one, as nginx's `listen ... proxy_protocol` does. Without it, one is read
+        # when the first bytes are a PROXY header's: the lab's balancer sends it only at
+        # Layer 4 with send on, while its health checks and Layer 7 requests come without.
+        self._proxy_required = proxy_protocol
+        self._awaiting_proxy = True
         self._proxy_head = b""
+        self._proxy_client: str | None = None
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._client = ""
@@ -100,7 +117,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
-        self._client = peer[0] if isinstance(peer, tuple) else ""
+        self._client = self._peer = peer[0] if isinstance(peer, tuple) else ""
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
@@ -145,6 +162,19 @@ class HttpConnection(asyncio.Protocol):
 
     def _proxy_header(self, data: bytes) -> bytes:
         received = self._proxy_head + data
+        if not self._proxy_required:
+            start = _header_start(received)
+            if start is None:  # too few bytes to tell a PROXY header from a request
+                self._proxy_head = received
+                return b""
+            if not start:
+                self._awaiting_proxy = False
+                self._proxy_head = b""
+                return received
+            if not HEADER_TRUSTED.trusts(self._peer):
+                why = f"a PROXY header is believed only from loopback, not from {self._peer}"
+                self._reject(400, why)
+                return b""
         try:
             header = parse_header(received)
         except ProxyError as exc:
@@ -155,8 +185,8 @@ class HttpConnection(asyncio.Protocol):
             return b""
         self._awaiting_proxy = False
         self._proxy_head = b""
-        if header.source is not None:
-            self._client = header.source[0]
+        if header.source is not None:  # not for UNKNOWN or LOCAL: keep the peer
+            self._client = self._proxy_client = header.source[0]
         return received[header.length :]
 
     def pause_writing(self) -> None:
@@ -250,6 +280,8 @@ class HttpConnection(asyncio.Protocol):
             EMPTY_SHA256 if self._hasher is None else self._hasher.hexdigest(),
             None if self._body is None else bytes(self._body),
             self._forwarded_for,
+            self._peer,
+            self._proxy_client,
         )
         self._enqueue(request)
 
@@ -356,3 +388,13 @@ class HttpConnection(asyncio.Protocol):
                 self._transport.resume_reading()
             else:
                 self._transport.pause_reading()
+
+
+def _header_start(data: bytes) -> bool | None:
+    """Do these first bytes start a PROXY header (v1 or v2)? None: too few to tell."""
+    for prefix in (V1_PREFIX, V2_SIGNATURE):
+        if data[: len(prefix)] == prefix:
+            return True
+        if len(data) < len(prefix) and prefix.startswith(data):
+            return None
+    return False

@@ -1,11 +1,13 @@
 """The backend's control API under /_lab/: read its state, turn its knobs, reset its counters.
 
-    GET  /_lab/state   200 {"backend", "pid", "listen", "knobs": {...}, "counters": {...}}
+    GET  /_lab/state   200 {"backend", "pid", "listen", "knobs": {...}, "counters": {...},
+                       "clients": {...}} (clients: who served requests came from, clients.py)
     PUT  /_lab/knobs   JSON object, a partial update of latency_ms, jitter_ms,
                        error_rate, max_concurrency, healthy. Validated whole
                        before anything changes: 200 with the new state, or
                        400 {"error": "...", "field": "..."} and nothing changed
-    POST /_lab/reset   zero the counters (served, errors, health_checks); 200 with the state
+    POST /_lab/reset   zero the counters (served, errors, health_checks) and the clients;
+                       200 with the state
 
 Control requests are answered at once: no latency, no simulated errors, no
 concurrency limit, and they are not counted in `served`.
@@ -54,6 +56,7 @@ def state(backend: ToyBackend) -> dict[str, Any]:
         "listen": backend.listen,
         "knobs": backend.knobs.as_json(),
         "counters": backend.counters(),
+        "clients": backend.clients.as_json(),
     }
 
 

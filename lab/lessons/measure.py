@@ -18,6 +18,11 @@ Every number comes from a process of the lab, read when the check runs:
                            before the last counter reset (clients seen in both)
     moved_to.b4            the share (0-1) of those clients that moved to b4
     sticky                 route events a sticky pin decided (cookie or stick table)
+    backend_peers          how many TCP peer addresses the backends' served requests came
+                           from (behind the balancer: 1, the balancer itself)
+    backend_clients        how many client addresses the backends were told, by a PROXY
+                           header or by X-Forwarded-For (lab.backend.clients)
+    backend_clients.proxy_protocol, backend_clients.forwarded_for   ...told each way
     rule.api, pool.api     route events that rule `api` matched / that pool `api` served
                            (pool.default: the default pool); 0 for every rule and pool
                            the balancer has, whether used or not
@@ -81,7 +86,12 @@ SCALARS = (
     "max_ms",
     "flows",
     *(f"ended.{end}" for end in ENDED),
+    "backend_peers",
+    "backend_clients",
+    "backend_clients.proxy_protocol",
+    "backend_clients.forwarded_for",
 )
+TOLD = ("proxy_protocol", "forwarded_for")  # the ways a backend is told the client (clients.py)
 SIDES = ("left", "right")  # a comparison's sides, as a name's first part
 FAMILY_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?P<part>b[1-9][0-9]?|max|min))?$")
 BACKEND_ONLY = ("moved_to",)  # families with only per-backend members
@@ -124,9 +134,11 @@ def measure(
     traffic: dict | None,
     served: dict[str, int],
     windows: Sequence[list[dict]],
+    clients: Sequence[dict[str, dict[str, int]]] = (),
 ) -> dict[str, float]:
     """Every measurement, from the balancer's and the generator's /state, the backends'
-    served counts and the events (one list per counting window, the current one last)."""
+    served counts and the events (one list per counting window, the current one last),
+    and the `clients` each backend's /_lab/state reported."""
     metrics: dict[str, float] = {}
     backends = balancer["backends"]
     metrics["backends"] = len(backends)
@@ -152,7 +164,23 @@ def measure(
     _health(metrics, current, names)
     _routing(metrics, current, balancer)
     _flows(metrics, current)
+    _told(metrics, clients)
     return metrics
+
+
+def _told(metrics: dict[str, float], clients: Sequence[dict[str, dict[str, int]]]) -> None:
+    """Distinct addresses over all the backends: their peers, and the clients they were told."""
+
+    def addresses(way: str) -> set[str]:
+        return {address for table in clients for address in table.get(way, {}) if address}
+
+    metrics["backend_peers"] = len(addresses("peer"))
+    told: set[str] = set()
+    for way in TOLD:
+        named = addresses(way)
+        metrics[f"backend_clients.{way}"] = len(named)
+        told |= named
+    metrics["backend_clients"] = len(told)
 
 
 def _flows(metrics: dict[str, float], events: list[dict]) -> None:

@@ -312,6 +312,7 @@ class Runner:
 
     def _measure(self, lab: Any, balancer: JsonApi, traffic: dict | None, events: Any) -> dict:
         served = {}
+        clients = []
         for name, record in list(lab.backends.items()):
             if record.process == "running":
                 key = (name, record.address)
@@ -323,10 +324,11 @@ class Runner:
                 except ApiError:
                     continue
                 served[name] = state["counters"]["served"]
+                clients.append(state.get("clients", {}))
         windows = [events.window(1), events.window()] if len(events.windows) > 1 else [
             events.window()
         ]  # fmt: skip
-        return measure(balancer.get("/state"), traffic, served, windows)
+        return measure(balancer.get("/state"), traffic, served, windows, clients)
 
     def caught_up(self, balancer: dict | None = None) -> bool:
         """Every decision the balancer counted is in the events read so far (on each side)."""
