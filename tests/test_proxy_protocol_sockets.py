@@ -18,8 +18,8 @@ def closed_unanswered(address: str, data: bytes) -> bool:
     """Did the balancer close the connection without a byte of answer?"""
     try:
         return raw_exchange(address, data) == b""
-    except ConnectionResetError:  # closed with our bytes unread: the kernel says so with RST
-        return True
+    except (ConnectionResetError, BrokenPipeError):  # closed with our bytes unread (RST),
+        return True  # or closed before we finished sending
 
 
 def answer_of(reply: bytes) -> tuple[bytes, dict]:
