@@ -62,6 +62,11 @@ def reveal(lab: Any) -> None:
         action.run(lab, **command.fields)
         if action.both_sides and lab.right is not None:
             action.run(lab.right, **command.fields)  # as a command from the page would
+        if action.announces:
+            # Each step's state before the next step's events, as if the page had sent it:
+            # a page that follows changes (the hashing moves) sees a backend added before
+            # the requests that show who moved.
+            lab.publish_state()
 
     if directive.judges:  # a number, not a backend: its claims judge the choices
         if lab.checks is None:

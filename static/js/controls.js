@@ -14,7 +14,7 @@ export class Controls {
     this.scene = scene;
     this.part = (name) => root.querySelector(`[data-part="${name}"]`);
     // `armed`: show the next decisions (a Step was pressed here or, `steps` says, elsewhere).
-    this.step = { on: false, speedBefore: "1", armed: false, steps: null, last: null };
+    this.step = { on: false, speedBefore: "1", armed: false, steps: null, last: null, pending: false };
     this.browsing = false; // the algorithm list is being walked with the keyboard
     store.on("state", ({ state }) => this.renderState(state));
     store.on("answer", ({ data, answer }) => this.onAnswer(data, answer));
@@ -187,7 +187,10 @@ export class Controls {
       this.scene.speed = Number(e.target.value);
     });
     on("step-mode", "change", async (e) => {
+      // Until the lab answers, a classroom message sent before the click must not undo it.
+      this.step.pending = true;
       const answer = await this.command({ action: "set_step", on: e.target.checked });
+      this.step.pending = false;
       if (!answer.ok && this.store.classroom) e.target.checked = this.store.classroom.step;
     });
     on("message-close", "click", () => this.hideMessage());
@@ -225,7 +228,7 @@ export class Controls {
   /** Show step mode as the lab has it: the Step button, the decision box, a slower speed. */
   renderStep(on) {
     const step = this.step;
-    this.part("step-mode").checked = on;
+    if (!step.pending) this.part("step-mode").checked = on;
     if (on === step.on) return;
     step.on = on;
     this.part("step").dataset.off = String(!on);
