@@ -74,6 +74,23 @@ class TrustedSources:
 LOOPBACK: Final = ["127.0.0.0/8", "::1/128"]
 
 
+class HeaderReader:
+    """The PROXY header at the start of one connection, read as its bytes arrive."""
+
+    def __init__(self) -> None:
+        self.received = b""  # the header's bytes so far
+
+    def feed(self, data: bytes) -> tuple[ProxyHeader | None, bytes]:
+        """(the header, the bytes after it) once the header is whole, (None, b"") until
+        then; ProxyError for a malformed or unsupported one."""
+        self.received += data
+        header = parse_header(self.received)
+        if header is None:
+            return None, b""
+        rest, self.received = self.received[header.length :], b""
+        return header, rest
+
+
 def parse_header(data: bytes) -> ProxyHeader | None:
     """Read a PROXY header at the start of `data`; None means "send more bytes"."""
     if data[:1] == b"\r":

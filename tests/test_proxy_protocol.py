@@ -11,6 +11,7 @@ import pytest
 
 from lab.proxy_protocol import (
     LOOPBACK,
+    HeaderReader,
     ProxyError,
     TrustedSources,
     encode_v1,
@@ -140,3 +141,18 @@ def test_only_trusted_sources_are_believed():
     assert not trusted.trusts("192.0.2.10")
     assert not trusted.trusts("not-an-address")
     assert TrustedSources(["10.0.0.0/8"]).trusts("10.1.2.3")
+
+
+def test_a_reader_takes_a_header_in_pieces_and_hands_back_what_follows():
+    reader = HeaderReader()
+    whole = encode_v2(("203.0.113.7", 51000), ("127.0.0.1", 8080)) + b"GET / HTTP/1.1\r\n"
+    pieces = [whole[i : i + 5] for i in range(0, len(whole), 5)]
+    header, rest, fed = None, b"", 0
+    while header is None:  # five bytes at a time, as a slow network may give them
+        assert rest == b""
+        header, rest = reader.feed(pieces[fed])
+        fed += 1
+    assert header.source == ("203.0.113.7", 51000)
+    assert rest + b"".join(pieces[fed:]) == b"GET / HTTP/1.1\r\n"
+    with pytest.raises(ProxyError, match="no PROXY header"):
+        HeaderReader().feed(b"GET / HTTP/1.1\r\n")

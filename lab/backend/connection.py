@@ -29,9 +29,9 @@ from lab.proxy_protocol import (
     LOOPBACK,
     V1_PREFIX,
     V2_SIGNATURE,
+    HeaderReader,
     ProxyError,
     TrustedSources,
-    parse_header,
 )
 
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
@@ -96,7 +96,7 @@ class HttpConnection(asyncio.Protocol):
         # Layer 4 with send on, while its health checks and Layer 7 requests come without.
         self._proxy_required = proxy_protocol
         self._awaiting_proxy = True
-        self._proxy_head = b""
+        self._proxy_reader = HeaderReader()
         self._proxy_client: str | None = None
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -161,33 +161,31 @@ class HttpConnection(asyncio.Protocol):
             self._reject(400, f"malformed request: {exc}")
 
     def _proxy_header(self, data: bytes) -> bytes:
-        received = self._proxy_head + data
+        reader = self._proxy_reader
         if not self._proxy_required:
-            start = _header_start(received)
+            start = _header_start(reader.received + data)
             if start is None:  # too few bytes to tell a PROXY header from a request
-                self._proxy_head = received
+                reader.received += data
                 return b""
             if not start:
                 self._awaiting_proxy = False
-                self._proxy_head = b""
+                received, reader.received = reader.received + data, b""
                 return received
             if not HEADER_TRUSTED.trusts(self._peer):
                 why = f"a PROXY header is believed only from loopback, not from {self._peer}"
                 self._reject(400, why)
                 return b""
         try:
-            header = parse_header(received)
+            header, rest = reader.feed(data)
         except ProxyError as exc:
             self._reject(400, f"this backend expects a PROXY header first: {exc}")
             return b""
         if header is None:
-            self._proxy_head = received
             return b""
         self._awaiting_proxy = False
-        self._proxy_head = b""
         if header.source is not None:  # not for UNKNOWN or LOCAL: keep the peer
             self._client = self._proxy_client = header.source[0]
-        return received[header.length :]
+        return rest
 
     def pause_writing(self) -> None:
         self._write_paused = True

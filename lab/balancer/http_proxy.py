@@ -24,7 +24,7 @@ from lab.balancer.failover import backend_timed_out
 from lab.balancer.http_exchange import REASONS, Exchange
 from lab.balancer.request_target import Reject, normalise, valid_host, validate
 from lab.balancer.tunnel import Upgrade, accept_upgrade
-from lab.proxy_protocol import ProxyError, parse_header
+from lab.proxy_protocol import HeaderReader, ProxyError
 
 HEAD_LIMIT: Final = 16 * 1024  # bytes of request line + headers before we answer 431
 # Hop-by-hop headers (RFC 9110 7.6.1) are about one connection, so they never cross the proxy.
@@ -75,7 +75,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.head_started = 0.0  # clock time the request head being read began
         self.idle_since = 0.0  # clock time the last answer finished (0: none yet)
         self.awaiting_proxy = False  # proxy_protocol.accept: a PROXY header comes first
-        self.proxy_head = b""  # the part of it received so far
+        self.proxy_reader = HeaderReader()
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -163,20 +163,17 @@ class HttpClientConnection(asyncio.Protocol):
 
     def proxy_header(self, data: bytes) -> bytes:
         """Read the PROXY header that starts the connection; returns the bytes after it."""
-        received = self.proxy_head + data
         try:
-            header = parse_header(received)
+            header, rest = self.proxy_reader.feed(data)
         except ProxyError as exc:
             self.refuse_proxy(f"{exc} (from {self.client_ip})")
             return b""
         if header is None:  # more to come (the client header timeout bounds the wait)
-            self.proxy_head = received
             return b""
         self.awaiting_proxy = False
-        self.proxy_head = b""
         if header.source is not None:  # None: UNKNOWN or LOCAL, the proxy's own address
             self.set_client(header.source[0])
-        return received[header.length :]
+        return rest
 
     def refuse_proxy(self, reason: str) -> None:
         """A missing, malformed or untrusted PROXY header: close, as nginx and HAProxy do

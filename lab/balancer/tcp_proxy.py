@@ -13,7 +13,7 @@ from time import perf_counter
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.balancer import Balancer
-from lab.proxy_protocol import ProxyError, encode_v1, encode_v2, parse_header
+from lab.proxy_protocol import HeaderReader, ProxyError, encode_v1, encode_v2
 
 
 class TcpUpstream(asyncio.Protocol):
@@ -70,7 +70,7 @@ class TcpClientConnection(asyncio.Protocol):
         self.client: tuple[str, int] = ("unknown", 0)
         self.local: tuple[str, int] = ("unknown", 0)
         self.awaiting_proxy = False
-        self.proxy_head = b""
+        self.proxy_reader = HeaderReader()
         self.proxy_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,17 +103,14 @@ class TcpClientConnection(asyncio.Protocol):
 
     def proxy_header(self, data: bytes) -> bytes:
         """Read the PROXY header, then route by the client it names; returns what follows."""
-        received = self.proxy_head + data
         try:
-            header = parse_header(received)
+            header, rest = self.proxy_reader.feed(data)
         except ProxyError as exc:
             self.refuse_proxy(f"{exc} (from {self.client[0]})")
             return b""
         if header is None:
-            self.proxy_head = received
             return b""
         self.awaiting_proxy = False
-        self.proxy_head = b""
         if self.proxy_timer is not None:
             self.proxy_timer.cancel()
         if header.source is not None and header.destination is not None:
@@ -121,7 +118,7 @@ class TcpClientConnection(asyncio.Protocol):
         self.transport.pause_reading()
         self.info = RequestInfo(self.client[0])
         self.route()
-        return received[header.length :]
+        return rest
 
     def refuse_proxy(self, reason: str) -> None:
         if self.finished:
