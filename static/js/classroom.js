@@ -13,6 +13,7 @@
 const REPORT_EVERY_MS = 300;
 const READING_LINE_PX = 48; // a heading above this line, from the lesson's top, has been reached
 const OWN_SCROLL_MS = 400; // scroll events this soon after following's own scroll are not the user's
+const OWN_MOVE_MS = 1500; // a presenter's own move wins over class positions sent before it
 
 export class Classroom {
   constructor(root, store, { lessons, page }) {
@@ -27,6 +28,8 @@ export class Classroom {
     this.ownScrollUntil = 0;
     this.userScrolled = false;
     this.reporting = false; // a presenter's page reports its moves once it is in step
+    this.ownMoveAt = -Infinity; // when this presenter last moved by hand
+    this.deferred = null; // a look at the room's position, once an own move has settled
     this.synced = false; // this page has taken the room's position once (or chose its own)
     store.on("you", (you) => this.renderRole(you));
     store.on("classroom", ({ classroom, before }) => this.onClassroom(classroom, before));
@@ -77,8 +80,24 @@ export class Classroom {
       else this.goTo(classroom.position).then(() => (this.reporting = true));
       return;
     }
+    // A presenter who just moved by hand is not sent back by a position the room sent
+    // before it heard of the move (with a viewer count, say): the move is reported at once,
+    // and the room's latest position is looked at again when the moment has passed (a
+    // second presenter tab may have moved the class meanwhile).
+    const wait = this.role === "presenter" ? this.ownMoveAt + OWN_MOVE_MS - performance.now() : 0;
+    if (wait > 0) {
+      clearTimeout(this.deferred);
+      this.deferred = setTimeout(() => this.followRoom(), wait);
+      return;
+    }
     const moved = !before || JSON.stringify(before.position) !== where || this.applied === null;
     if (moved && this.following && where !== this.applied) this.goTo(classroom.position);
+  }
+
+  /** Go where the room's latest position is, if this page follows and is not there. */
+  followRoom() {
+    const room = this.store.classroom;
+    if (room && this.following && JSON.stringify(room.position) !== this.applied) this.goTo(room.position);
   }
 
   /** Go where the presenter is (one move at a time, in order). */
@@ -123,6 +142,10 @@ export class Classroom {
   /** The viewer moved on their own (scrolled, opened another lesson): they read ahead now. */
   ownMove() {
     if (this.role === "viewer" && this.inClass && this.following) this.setFollowing(false);
+    if (this.role === "presenter") {
+      this.ownMoveAt = performance.now();
+      setTimeout(() => this.report(), 0); // after the click's own handler has made the move
+    }
   }
 
   // -- the presenter's position ------------------------------------------------------------

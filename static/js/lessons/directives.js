@@ -90,7 +90,7 @@ export class Directives {
         const answer = await this.store.command(step);
         if (!answer.ok) return false;
       }
-      this.target = before + sends;
+      this.target = { before, sends };
       if (turn < repeat && !(await this.answered())) return false;
     }
     return true;
@@ -99,11 +99,14 @@ export class Directives {
   /** Resolve true once the requests sent are all answered (false after a while). */
   answered() {
     const store = this.store;
-    const target = this.target || 0;
+    const { before, sends } = this.target || { before: 0, sends: 0 };
     const quiet = () => {
       const counters = store.counters || {};
       const traffic = counters.traffic;
       if (!traffic) return true;
+      // `before` may have been read just before a reset reached this page (a lesson just
+      // opened): a count below it means the counters started again, so only `sends` count.
+      const target = (traffic.sent < before ? 0 : before) + sends;
       const layer4 = store.state && store.state.mode === "tcp";
       const running = store.state && store.state.traffic.available && !store.state.traffic.paused;
       // Background traffic never stops: then the step's own requests being sent is enough.
