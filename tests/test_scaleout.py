@@ -235,6 +235,7 @@ def test_stopping_the_lab_stops_every_process_it_started(redis_url):
 def test_a_killed_lab_leaves_no_web_process_behind(redis_url):
     lab = ScaledLab(redis_url, "--backends", "1")
     started = lab.pids()
+    assert set(lab.workers.values()) <= started  # the web processes are among them
     lab.process.kill()  # SIGKILL: no chance to stop anything itself
     lab.process.wait()
     wait_for(lambda: not any(_alive(pid) for pid in started), 20, what="every child to exit")
