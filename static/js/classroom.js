@@ -13,6 +13,7 @@
 const REPORT_EVERY_MS = 300;
 const READING_LINE_PX = 48; // a heading above this line, from the lesson's top, has been reached
 const OWN_SCROLL_MS = 400; // scroll events this soon after following's own scroll are not the user's
+const BY_HAND_MS = 1000; // a viewer's scroll this soon after their own wheel, touch or key is theirs
 const OWN_MOVE_MS = 1500; // a presenter's own move wins over class positions sent before it
 
 export class Classroom {
@@ -30,6 +31,7 @@ export class Classroom {
     this.reporting = false; // a presenter's page reports its moves once it is in step
     this.ownMoveAt = -Infinity; // when this presenter last moved by hand
     this.deferred = null; // a look at the room's position, once an own move has settled
+    this.handAt = -Infinity; // when a viewer last touched the lesson (wheel, finger, key)
     this.synced = false; // this page has taken the room's position once (or chose its own)
     store.on("you", (you) => this.renderRole(you));
     store.on("classroom", ({ classroom, before }) => this.onClassroom(classroom, before));
@@ -188,9 +190,16 @@ export class Classroom {
       this.part("qr-toggle").setAttribute("aria-expanded", "false");
     });
     const lesson = this.part("lesson");
+    // A viewer reads ahead by scrolling with a wheel, a finger, the keys or the scroll bar. A
+    // scroll with none of those is this page following the presenter, however late its
+    // events come on a busy machine: it must not stop the following.
+    for (const kind of ["wheel", "touchmove", "keydown", "pointerdown"]) {
+      lesson.addEventListener(kind, () => (this.handAt = performance.now()), { passive: true });
+    }
     lesson.addEventListener("scroll", () => {
       if (performance.now() < this.ownScrollUntil) return;
       this.userScrolled = true;
+      if (this.role === "viewer" && performance.now() - this.handAt > BY_HAND_MS) return;
       this.ownMove();
     }, { passive: true });
     // Moving in the lessons by hand: another lesson, the list, the panel, the presenter view.
