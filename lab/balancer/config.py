@@ -23,6 +23,7 @@ from lab.balancer.settings import (
     RetrySettings,
     StickySettings,
     TimeoutSettings,
+    TlsSettings,
     UdpSettings,
     parse_section,
     section_json,
@@ -88,6 +89,7 @@ class BalancerConfig:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     proxy_protocol: ProxyProtocolSettings = field(default_factory=ProxyProtocolSettings)
     udp: UdpSettings = field(default_factory=UdpSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     # Envoy's panic mode: below this percentage of healthy backends in a pool, route to
     # all of them, healthy or not. 0 (the default) means never: answer 503 instead.
     panic_threshold: int = 0

@@ -162,6 +162,24 @@ class UdpSettings:
     max_flows: int = setting(10_000, 1, 100_000)
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """HTTPS. `mode` "terminate" (Layer 7): the balancer decrypts with `certificate` and
+    `key` (PEM files), routes on everything Layer 7 sees and speaks plain HTTP to the
+    backends, or TLS again with `upstream` (verified against `upstream_ca`).
+    "passthrough" (Layer 4): the balancer reads only the ClientHello's SNI name, routes on
+    it and pipes the encrypted bytes untouched; a hello without SNI goes to
+    `no_sni_pool`, or is closed when that is "". "off": plain HTTP or TCP."""
+
+    mode: str = setting("off", choices=("off", "terminate", "passthrough"))
+    certificate: str = setting("")
+    key: str = setting("")
+    min_version: str = setting("1.2", choices=("1.2", "1.3"))
+    upstream: bool = setting(False)
+    upstream_ca: str = setting("")
+    no_sni_pool: str = setting("")
+
+
 SECTIONS: dict[str, type] = {
     "health": HealthSettings,
     "passive": PassiveSettings,
@@ -170,6 +188,7 @@ SECTIONS: dict[str, type] = {
     "timeouts": TimeoutSettings,
     "proxy_protocol": ProxyProtocolSettings,
     "udp": UdpSettings,
+    "tls": TlsSettings,
 }
 COOKIE_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 

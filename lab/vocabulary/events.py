@@ -91,8 +91,23 @@ KINDS: tuple[EventKind, ...] = (
                 "101, the connection becomes a tunnel, drawn and counted until its done",
                 ("websocket",),
             ),
+            "tls": record(
+                "HTTPS: what the balancer learned of the client's TLS",
+                {
+                    "sni": maybe(text("the server name the ClientHello asked for (SNI)")),
+                    "version": maybe(
+                        text("the TLS version: negotiated if terminated, else the highest offered")
+                    ),
+                    "terminated": flag(
+                        "true: the balancer decrypted (Layer 7); false: it passed the "
+                        "encrypted bytes through and saw only the ClientHello (Layer 4)"
+                    ),
+                    "resumed": flag("the session was resumed, not a full handshake"),
+                },
+                ("resumed",),
+            ),
         },
-        optional=("method", "path", "retry", "pool", "rule", "sticky", "upgrade"),
+        optional=("method", "path", "retry", "pool", "rule", "sticky", "upgrade", "tls"),
     ),
     EventKind(
         DONE,
