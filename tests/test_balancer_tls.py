@@ -286,3 +286,39 @@ def test_a_backend_whose_certificate_fails_verification_is_a_failed_connection(
         ), error
     finally:
         backend.stop()
+
+
+def test_health_checks_speak_tls_to_tls_backends(tls_lab, pems, tls_echo, tmp_path):
+    stranger = make_pems(tmp_path, "stranger")
+    untrusted = EchoBackend(server_context(stranger))
+    try:
+        tls_lab.backends = {"t1": tls_echo.address, "t2": untrusted.address}
+        tls_lab.start_balancer(
+            *tls_flags(pems), "--tls-upstream", "--tls-upstream-ca", str(pems.ca)
+        )
+        events = tls_lab.events()
+        tls_lab.configure(health={"enabled": True, "interval_ms": 100, "rise": 1, "fall": 1})
+        assert events.wait("check", backend="t1")["ok"] is True  # a real TLS check passes
+        failed = events.wait("check", backend="t2")
+        assert failed["ok"] is False
+        assert failed["detail"].startswith("TLS: certificate verify failed")
+    finally:
+        untrusted.stop()
+
+
+def test_a_resumed_session_is_reported(tls_lab, pems):
+    tls_lab.start_balancer(*tls_flags(pems))
+    events = tls_lab.events()
+    context = pems.client_context()
+    host, port = split(tls_lab.listen)
+    session = None
+    for _ in range(2):
+        with (
+            socket.create_connection((host, port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="shop.lab.test", session=session) as sock,
+        ):
+            sock.sendall(GET)
+            sock.recv(65536)  # TLS 1.3 tickets come after the handshake, with the answer
+            session = sock.session
+    routes = wait_for(lambda: len(events.of("route")) >= 2 and events.of("route"))
+    assert [route["tls"]["resumed"] for route in routes] == [False, True]

@@ -24,6 +24,7 @@ from lab.balancer.hop_by_hop import (
     without_hop_by_hop,
 )
 from lab.balancer.retries import REPLAY_LIMIT
+from lab.balancer.tls_context import tls_failure
 from lab.balancer.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -45,13 +46,6 @@ REASONS: Final = {
 }
 CLOSE: Final = b"Connection: close\r\n"
 KEEP_ALIVE: Final = b"Connection: keep-alive\r\n"  # only HTTP/1.0 clients need telling
-
-
-def tls_failure(exc: ssl.SSLError) -> str:
-    """What went wrong in a handshake with a backend, as openssl says it."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {exc.verify_message}"
-    return str(exc.reason or exc)
 
 
 class Exchange:

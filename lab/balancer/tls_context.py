@@ -115,3 +115,10 @@ def upstream_context(tls: TlsSettings) -> ssl.SSLContext:
             "tls.upstream_ca", f"{tls.upstream_ca} holds no PEM certificate ({exc.reason})"
         ) from None
     return context
+
+
+def tls_failure(exc: ssl.SSLError) -> str:
+    """What went wrong in a handshake with a backend, as openssl says it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    return str(exc.reason or exc)
