@@ -33,14 +33,20 @@ from lab.proxy_protocol import HeaderReader, ProxyError
 
 def tls_layer_class(loop: asyncio.AbstractEventLoop) -> type:
     """The loop's own TLS protocol class: uvloop's (compiled) under uvloop, else asyncio's."""
-    try:
-        import uvloop
-        from uvloop.loop import SSLProtocol as UvSSLProtocol  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover
-        return AsyncioSSLProtocol
-    return UvSSLProtocol if isinstance(loop, uvloop.Loop) else AsyncioSSLProtocol
+    layer = LAYERS.get(type(loop))
+    if layer is None:
+        layer = LAYERS[type(loop)] = AsyncioSSLProtocol
+        try:
+            import uvloop
+            from uvloop.loop import SSLProtocol as UvSSLProtocol  # type: ignore[attr-defined]
+        except ImportError:  # pragma: no cover
+            return layer
+        if isinstance(loop, uvloop.Loop):
+            layer = LAYERS[type(loop)] = UvSSLProtocol
+    return layer
 
 
+LAYERS: dict[type, type] = {}  # by the loop's type, found once
 HANDSHAKE: Final = 0x16  # the TLS record type of a ClientHello
 PLAIN_HTTP: Final = (
     "plain HTTP sent to the HTTPS port: this balancer terminates TLS here (tls.mode "
