@@ -9,6 +9,7 @@ be chosen; this module only asks them.
 from __future__ import annotations
 
 import random
+import ssl
 from collections import Counter
 from collections.abc import Callable, Collection
 
@@ -26,6 +27,7 @@ from lab.balancer.queue import RequestQueue
 from lab.balancer.rules import DEFAULT_POOL, Rule, match
 from lab.balancer.settings import trusted_networks
 from lab.balancer.sticky import Sticky
+from lab.balancer.tls_context import contexts_for
 from lab.balancer.upstream import UpstreamPool
 from lab.proxy_protocol import TrustedSources
 from lab.vocabulary.events import CONFIG, DRAIN, ERROR
@@ -66,6 +68,7 @@ class Balancer:
         self.end_flows: Callable[[], None] = _nothing
         self.udp_per_datagram = False
         self.udp_unavailable = ""  # why the daemon could not open its UDP port, if it could not
+        self.tls_context: ssl.SSLContext | None = None  # set while tls.mode is terminate
         self._apply(config, changes=None)
 
     # -- routing -------------------------------------------------------------------------
@@ -195,7 +198,9 @@ class Balancer:
         retry: int = 0,
         pool: Pool | None = None,
         rule: Rule | None = None,
+        tls: str = "",
     ) -> None:
+        """`tls`: the event's tls field as JSON text (",\"tls\":{...}"), made once a connection."""
         if not self.events.listening:
             return
         pool = pool or self.default_pool
@@ -206,6 +211,8 @@ class Balancer:
         named = pool is not self.default_pool
         if retry or rule is not None or decision.sticky or named or request.upgrade:
             more += route_extras(retry, pool, rule, decision.sticky, named, request.upgrade)
+        if tls:
+            more += tls
         self.events.publish_encoded(
             f'{{"type":"route","id":"{rid}","t":{self.event_time()},"mode":"{self.mode}",'
             f'"client":"{request.client}","backend":"{decision.backend.name}",'
@@ -337,6 +344,11 @@ class Balancer:
         self.proxy_trusted = TrustedSources(trusted_networks(new.proxy_protocol.trusted))
         self.proxy_send = new.proxy_protocol.send
         self.udp_per_datagram = new.udp.per_datagram
+        tls = contexts_for(new.tls)  # checked already: built then, and kept
+        if tls.upstream is not self.upstreams.context:  # idle ones speak the old way
+            self.upstreams.close_idle()
+            self.upstreams.context = tls.upstream
+        self.tls_context = tls.server  # read once per new connection (lab.balancer.daemon)
         self.flows.configure(new.udp.idle_timeout_ms / 1000, new.udp.max_flows)
         self.health.use_settings(new)  # slow start applies to backends added just below
         self.queue.configure(new.max_queue, new.timeouts.queue_ms)

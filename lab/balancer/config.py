@@ -31,6 +31,7 @@ from lab.balancer.settings import (
     unique_name,
     whole_number,
 )
+from lab.balancer.tls_context import contexts_for
 
 MODES = ("http", "tcp", "udp")
 MAX_WEIGHT = 256  # HAProxy's ceiling; plenty for a lab
@@ -307,11 +308,31 @@ def check_whole(config: BalancerConfig) -> None:
                 "a sticky cookie needs Layer 7 (mode http): at Layer 4 the balancer cannot "
                 'read or set cookies; use "source" to pin by client address',
             )
+    check_tls(config)
     if config.mode == "udp" and config.health.type in ("http", "tcp"):
         raise ConfigError(
             "health.type",
             f"a {config.health.type} check cannot tell whether a UDP service answers: "
             'use "udp" (a probe datagram and its reply) or "" to follow the mode',
+        )
+
+
+def check_tls(config: BalancerConfig) -> None:
+    """Termination needs Layer 7, and certificate files that load (see tls_context)."""
+    tls = config.tls
+    if tls.mode == "terminate":
+        if config.mode != "http":
+            raise ConfigError(
+                "tls.mode",
+                f"terminate needs Layer 7 (mode http), not mode {config.mode}: decrypting is "
+                'for a balancer that reads HTTP; at Layer 4 use "passthrough"',
+            )
+        contexts_for(tls)  # raises ConfigError naming the file's field
+    elif tls.upstream:
+        raise ConfigError(
+            "tls.upstream",
+            "re-encrypting to the backends needs tls.mode terminate: the balancer "
+            "encrypts again only what it decrypted",
         )
 
 

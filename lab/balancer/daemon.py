@@ -13,6 +13,7 @@ from lab.balancer.balancer import Balancer
 from lab.balancer.config import BalancerConfig, format_address
 from lab.balancer.http_proxy import HttpClientConnection
 from lab.balancer.tcp_proxy import TcpClientConnection
+from lab.balancer.tls_termination import TlsSniffer
 from lab.balancer.udp_proxy import UdpProxy
 from lab.lifecycle import report_ready
 
@@ -65,7 +66,10 @@ class Daemon:
     def accept(self) -> asyncio.Protocol:
         # The mode is read per connection, so a live switch needs no new listener:
         # new connections get the new layer, open ones finish in the layer they began in.
-        return PROTOCOLS[self.balancer.config.mode](self.balancer)
+        balancer = self.balancer
+        if balancer.tls_context is not None:  # tls.mode terminate (so mode http)
+            return TlsSniffer(balancer, balancer.tls_context)
+        return PROTOCOLS[balancer.config.mode](balancer)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

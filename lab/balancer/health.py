@@ -18,6 +18,7 @@ a reason, and every probe a `check` event, so a learner can watch both happen.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Collection
 
@@ -25,6 +26,7 @@ from lab.balancer.backend import Backend
 from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig
 from lab.balancer.settings import HealthSettings, PassiveSettings
+from lab.balancer.tls_context import contexts_for, tls_failure
 from lab.balancer.udp_check import udp_probe
 from lab.vocabulary.events import CHECK, HEALTH
 
@@ -58,6 +60,7 @@ class Health:
         self.config: BalancerConfig | None = None
         self.tasks: dict[Backend, asyncio.Task] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.tls: ssl.SSLContext | None = None  # tls.upstream's context, for http checks
 
     # -- configuration -------------------------------------------------------------------
 
@@ -78,8 +81,10 @@ class Health:
         self.use_settings(config)
         settings = config.health if config.health.enabled else None
         check_type = config.health.type or config.mode
-        restart = settings != self.settings or check_type != self.check_type
-        self.settings, self.check_type = settings, check_type
+        # tls.upstream: backends serve TLS, so an http check speaks it too (HAProxy's check-ssl)
+        tls = contexts_for(config.tls).upstream if check_type == "http" else None
+        restart = settings != self.settings or check_type != self.check_type or tls is not self.tls
+        self.settings, self.check_type, self.tls = settings, check_type, tls
         backends = set(self.backends())
         for backend in list(self.tasks):
             if restart or backend not in backends:
@@ -139,7 +144,12 @@ class Health:
                         backend.host, backend.port, settings.udp_send, settings.udp_expect
                     )
                     return ok, detail, (time.perf_counter() - started) * 1000
-                reader, writer = await asyncio.open_connection(backend.host, backend.port)
+                if self.tls is None:
+                    reader, writer = await asyncio.open_connection(backend.host, backend.port)
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        backend.host, backend.port, ssl=self.tls, server_hostname=backend.host
+                    )
                 if self.check_type == "tcp":
                     ok, detail = True, "connected"
                 else:
@@ -156,6 +166,8 @@ class Health:
                 "port unreachable (ICMP)" if self.check_type == "udp" else "connection refused"
             )
             ok, detail = False, refused
+        except ssl.SSLError as exc:
+            ok, detail = False, f"TLS: {tls_failure(exc)}"
         except OSError as exc:
             ok, detail = False, exc.strerror or type(exc).__name__
         finally:

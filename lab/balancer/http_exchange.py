@@ -9,6 +9,7 @@ route, done and error events.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
@@ -23,6 +24,7 @@ from lab.balancer.hop_by_hop import (
     without_hop_by_hop,
 )
 from lab.balancer.retries import REPLAY_LIMIT
+from lab.balancer.tls_context import tls_failure
 from lab.balancer.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -115,7 +117,10 @@ class Exchange:
 
     def build_head(self) -> bytes:
         if self.forwarded:
-            xff = b"X-Forwarded-For: %s, %s\r\n" % (self.forwarded, self.client.client_ip_bytes)
+            client = self.client
+            xff = b"X-Forwarded-For: %s, %s\r\nX-Forwarded-Proto: %s\r\n" % (
+                self.forwarded, client.client_ip_bytes, client.proto,
+            )  # fmt: skip
         else:
             xff = self.client.forwarded_for  # the same line for every request on a connection
         framing = (
@@ -145,6 +150,8 @@ class Exchange:
                 self.lines = without_cookie(self.lines, balancer.sticky.cookie)
         else:  # most settings never look at headers: skip decoding them
             self.info = RequestInfo(self.client.client_ip, self.method, path)
+        if self.client.tls:
+            self.info.sni = self.client.sni
         upgrade = self.client.upgrade
         if upgrade is not None and upgrade.exchange is self:
             self.info.upgrade = upgrade.protocol
@@ -192,7 +199,9 @@ class Exchange:
         else:
             self.client.loop.create_task(self.connect(backend))
         # Observers hear of it once the request is on its way: the event waits, not the request.
-        balancer.publish_route(self.id, self.info, outcome, self.attempts - 1, self.pool, self.rule)
+        balancer.publish_route(
+            self.id, self.info, outcome, self.attempts - 1, self.pool, self.rule, self.client.tls
+        )
 
     # -- waiting in the queue (see lab.balancer.queue) ---------------------------------
 
@@ -210,11 +219,12 @@ class Exchange:
             conn = await self.balancer.upstreams.connect(backend, timeouts.connect_ms / 1000)
         except (TimeoutError, OSError) as exc:
             if not self.finished and self.backend is backend:
-                why = (
-                    f"did not accept the connection within {timeouts.connect_ms} ms"
-                    if isinstance(exc, asyncio.TimeoutError)
-                    else "refused the connection"
-                )
+                if isinstance(exc, asyncio.TimeoutError):
+                    why = f"did not accept the connection within {timeouts.connect_ms} ms"
+                elif isinstance(exc, ssl.SSLError):  # tls.upstream: verification, mostly
+                    why = f"failed the TLS handshake (tls.upstream): {tls_failure(exc)}"
+                else:
+                    why = "refused the connection"
                 failed_before_response(self, f"{backend.name} {why}", count_failure=True)
             return
         if self.finished or self.backend is not backend:

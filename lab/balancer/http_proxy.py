@@ -34,7 +34,7 @@ NOT_FORWARDED: Final = frozenset(
     + [b"transfer-encoding", b"content-length"]
 )
 # Headers on_header looks at more closely than "forward it as it is".
-NOTED: Final = NOT_FORWARDED | {b"x-forwarded-for", b"host"}
+NOTED: Final = NOT_FORWARDED | {b"x-forwarded-for", b"x-forwarded-proto", b"host"}
 # Header names most requests carry, none with "_" (see on_header).
 COMMON: Final = frozenset(
     b"user-agent accept accept-encoding accept-language cookie content-type referer origin "
@@ -53,7 +53,10 @@ class HttpClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.client_ip_bytes = b""
-        self.forwarded_for = b""  # the X-Forwarded-For line when the client sent none
+        self.forwarded_for = b""  # X-Forwarded-For (when the client sent none) and -Proto
+        self.proto = b"http"  # the scheme the client used: "https" once TLS is terminated
+        self.tls = ""  # the route event's tls field, as JSON text, the same all connection long
+        self.sni: str | None = None  # the name the client's TLS hello asked for
         self.exchanges: deque[Exchange] = deque()  # in arrival order; [0] is being served
         # The request being parsed: on_message_begin sets it before any other callback.
         # (Not Optional: compiled, a known type is read and written directly.)
@@ -94,10 +97,25 @@ class HttpClientConnection(asyncio.Protocol):
         self.head_started = monotonic()  # the first request head is due from now
         self.wake_by(self.head_started + self.balancer.client_header_s)
 
+    def tls_made(self, transport: asyncio.Transport, client_ip: str, tls: str, sni: str | None):
+        """The handshake is done (lab.balancer.tls_termination): HTTP starts, decrypted."""
+        self.transport = transport
+        self.proto = b"https"
+        self.tls = tls
+        self.sni = sni
+        self.set_client(client_ip)  # a PROXY header, if any, came before the hello
+        self.head_started = monotonic()
+        self.wake_by(self.head_started + self.balancer.client_header_s)
+
     def set_client(self, ip: str) -> None:
         self.client_ip = ip
         self.client_ip_bytes = ip.encode()
-        self.forwarded_for = b"X-Forwarded-For: %s\r\n" % self.client_ip_bytes
+        # X-Forwarded-Proto is always ours, "http" on a plain connection too (nginx's
+        # $scheme): a client's own is dropped (on_header), so a backend can believe it.
+        self.forwarded_for = b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n" % (
+            self.client_ip_bytes,
+            self.proto,
+        )
 
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected or self.done_reading:
@@ -231,6 +249,8 @@ class HttpClientConnection(asyncio.Protocol):
             exchange.content_lengths.append(value.strip())
         elif lower == b"transfer-encoding":
             exchange.transfer_encoding = value
+        elif lower == b"x-forwarded-proto":
+            return  # the client's claim is not forwarded: ours says what it really used
         elif lower == b"x-forwarded-for":
             old = exchange.forwarded
             exchange.forwarded = old + b", " + value if old else value

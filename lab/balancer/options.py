@@ -75,6 +75,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="mode udp: live flows kept; past it the flow idle longest is evicted (default 10000)",
     )
+    parser.add_argument(
+        "--tls",
+        choices=("off", "terminate", "passthrough"),
+        help="HTTPS: terminate = decrypt at Layer 7 (needs --tls-cert and --tls-key), "
+        "passthrough = route encrypted connections by SNI at Layer 4",
+    )
+    parser.add_argument("--tls-cert", metavar="FILE.pem", help="terminate: certificate chain")
+    parser.add_argument("--tls-key", metavar="FILE.pem", help="terminate: its private key")
+    parser.add_argument(
+        "--tls-min-version", choices=("1.2", "1.3"), help="terminate: oldest TLS (default 1.2)"
+    )
+    parser.add_argument(
+        "--tls-upstream",
+        action="store_true",
+        default=None,
+        help="terminate: encrypt again to backends that serve TLS, verified by --tls-upstream-ca",
+    )
+    parser.add_argument(
+        "--tls-upstream-ca",
+        metavar="FILE.pem",
+        help="the CA that signed the backends' certificates",
+    )
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -111,6 +133,20 @@ def config_from_options(options: argparse.Namespace):
     }
     if udp:
         data["udp"] = udp  # a partial table: the file's other udp settings stay
+    tls = {
+        key: value
+        for key, value in (
+            ("mode", options.tls),
+            ("certificate", options.tls_cert),
+            ("key", options.tls_key),
+            ("min_version", options.tls_min_version),
+            ("upstream", options.tls_upstream),
+            ("upstream_ca", options.tls_upstream_ca),
+        )
+        if value is not None
+    }
+    if tls:
+        data["tls"] = tls  # a partial table, as udp's
     return from_dict(data, base=base)
 
 

@@ -7,6 +7,7 @@ handshake per request would cost more than the routing itself.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
@@ -225,6 +226,8 @@ class UpstreamPool:
 
     def __init__(self) -> None:
         self.idle: dict[Backend, list[UpstreamConnection]] = {}
+        # tls.upstream: connections are TLS, verified against tls.upstream_ca (None: plain).
+        self.context: ssl.SSLContext | None = None
 
     def take_idle(self, backend: Backend) -> UpstreamConnection | None:
         idle = self.idle.get(backend)
@@ -253,12 +256,29 @@ class UpstreamPool:
         for conn in self.idle.pop(backend, []):
             conn.close()
 
+    def close_idle(self) -> None:
+        for backend in list(self.idle):
+            self.forget(backend)
+
     async def connect(self, backend: Backend, timeout: float) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
-        _, conn = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: UpstreamConnection(backend, self), backend.host, backend.port
-            ),
-            timeout,
-        )
+        context = self.context
+        if context is None:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: UpstreamConnection(backend, self), backend.host, backend.port
+                ),
+                timeout,
+            )
+        else:  # the backend's certificate must name its address (an IP SAN for 127.0.0.1)
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: UpstreamConnection(backend, self),
+                    backend.host,
+                    backend.port,
+                    ssl=context,
+                    server_hostname=backend.host,
+                ),
+                timeout,
+            )
         return conn

@@ -20,7 +20,7 @@ class RequestInfo:
     Header names are lower-case.
     """
 
-    __slots__ = ("client", "method", "path", "headers", "cookies", "upgrade")
+    __slots__ = ("client", "method", "path", "headers", "cookies", "upgrade", "sni")
 
     def __init__(
         self,
@@ -36,6 +36,7 @@ class RequestInfo:
         self.headers = headers
         self.cookies = cookies
         self.upgrade = ""  # "websocket" for a WebSocket handshake (lab.balancer.tunnel)
+        self.sni: str | None = None  # the TLS server name, when the client's hello gave one
 
     def __repr__(self) -> str:
         return f"RequestInfo({self.client!r}, {self.method!r}, {self.path!r})"
