@@ -189,6 +189,8 @@ BAD_SETTINGS = [
     ("settings: {traffic: {clients: 0}}", "clients must be"),
     ("settings: {traffic: {speed: 2}}", "unknown setting 'speed'"),
     ("settings: {lab: 1}", "unknown setting 'lab'"),
+    ("settings: {balancers: 3}", "1 balancer or 2 on the same backends, got 3"),
+    ("settings: {balancers: true}", "1 balancer or 2"),
 ]
 
 

@@ -93,6 +93,7 @@ def test_measurements_come_from_the_processes_numbers_and_the_events():
     metrics = measure(balancer, traffic, {"b1": 3}, [before, now])
     assert metrics["routed"] == 4 and metrics["routed.max"] == 3 and metrics["routed.min"] == 1
     assert metrics["served.b1"] == 3 and metrics["served.b2"] == 0
+    assert metrics["backends_idle"] == 1  # b2's process served nothing
     assert metrics["healthy"] == 1 and metrics["weight.b1"] == 2
     assert metrics["status.2xx"] == 3 and metrics["p50_ms"] == 1.5 and "p95_ms" not in metrics
     assert metrics["decisions"] == 4 and metrics["retries"] == 1

@@ -282,3 +282,59 @@ def test_a_bad_flag_exits_2_with_one_line(args, message):
     )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+class Counter(BaseHTTPRequestHandler):
+    """Answers 200 and notes which server saw which client address."""
+
+    seen: list[tuple[int, str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.server.server_address[1], self.client_address[0]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_split_shares_the_clients_out_between_two_balancers(start_traffic):
+    """Two balancers in front of the same backends: each client always reaches the same one."""
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Counter) for _ in range(2)]
+    Counter.seen = []
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports = [server.server_address[1] for server in servers]
+    try:
+        with Supervisor() as supervisor:
+            child = supervisor.start(
+                "traffic",
+                ["traffic", "--target", f"http://127.0.0.1:{ports[0]}",
+                 "--target", f"http://127.0.0.1:{ports[1]}", "--split",
+                 "--rate", "0", "--clients", "4"],
+            )  # fmt: skip
+            control = Http(child.addresses["control"])
+            try:
+                control.json("POST", "/send", {"count": 8})
+
+                def answered() -> list[dict] | None:
+                    sides = state(control)["sides"]
+                    done = all(s["counters"]["completed"] == 4 for s in sides)
+                    return sides if done else None
+
+                sides = wait_for(answered, what="four answers on each side")
+            finally:
+                control.close()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert [side["counters"]["sent"] for side in sides] == [4, 4]  # one send per arrival
+    by_server = {port: sorted(peer for p, peer in Counter.seen if p == port) for port in ports}
+    assert by_server == {
+        ports[0]: ["127.0.0.2", "127.0.0.2", "127.0.0.4", "127.0.0.4"],  # c1, c3
+        ports[1]: ["127.0.0.3", "127.0.0.3", "127.0.0.5", "127.0.0.5"],  # c2, c4
+    }

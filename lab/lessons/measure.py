@@ -5,6 +5,8 @@ Every number comes from a process of the lab, read when the check runs:
     routed, routed.b1      the balancer's routing decisions (requests at Layer 7,
                            connections at Layer 4), from its GET /state
     served, served.b1      requests the backend process itself answered (/_lab/state)
+    backends_idle          backends whose process served nothing (with two balancers on
+                           the same backends: nothing from either)
     active, failures, healthy, draining, weight (and .b1 ...)   the balancer's, per backend
     <any of those>.max / .min   the largest / smallest over the backends
     backends               how many backends the balancer has
@@ -64,6 +66,7 @@ NAMED = ("rule", "pool")  # families whose parts are the names of rules and pool
 ENDED = tuple(end.replace("-", "_") for end in FLOW_ENDS)  # ended.idle, ended.backend_down...
 SCALARS = (
     "backends",
+    "backends_idle",
     "sent",
     "completed",
     "failed",
@@ -156,6 +159,7 @@ def measure(
         per["datagrams"][name] = backend.get("datagrams", 0)
     for family, values in per.items():
         _family(metrics, family, values)
+    metrics["backends_idle"] = sum(1 for value in per["served"].values() if value == 0)
     if traffic is not None:
         _traffic(metrics, traffic)
     current = windows[-1] if windows else []

@@ -54,7 +54,9 @@ class TrafficGenerator:
 
     `targets` pairs each target with its resolved address. With two (a
     comparison) every arrival is sent to both, at the same instant, by the same
-    client: one arrival, two sends.
+    client: one arrival, two sends. With `split`, the clients are shared out
+    between the targets instead (client k sends to target k mod 2, as DNS or
+    ECMP would spread them over two balancers): one arrival, one send.
     """
 
     def __init__(
@@ -64,8 +66,10 @@ class TrafficGenerator:
         rng: random.Random,
         bind_source: bool = True,
         proxy: str = "",
+        split: bool = False,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.split = split and len(targets) > 1
         self.sides = [Side(target, address) for target, address in targets]
         self.settings = settings
         self.bind_source = bind_source
@@ -198,6 +202,11 @@ class TrafficGenerator:
             self._timer = self.loop.call_at(self.schedule.next_due, self._arrive)
 
     def _submit(self, arrival: Arrival) -> None:
+        job = Job(arrival.page, arrival.due)
+        if self.split:  # each client always goes to the same balancer
+            side = self.sides[arrival.client % len(self.sides)]
+            side.clients[arrival.client].submit(job)
+            return
         for side in self.sides:  # one arrival, one send per side, in the same callback
             side.clients[arrival.client].submit(Job(arrival.page, arrival.due))
 
@@ -253,7 +262,12 @@ async def serve(
         options.udp_session,
     )
     generator = TrafficGenerator(
-        targets, settings, random.Random(options.seed), bind_source, options.proxy_protocol or ""
+        targets,
+        settings,
+        random.Random(options.seed),
+        bind_source,
+        options.proxy_protocol or "",
+        split=options.split,
     )
     try:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
@@ -261,7 +275,7 @@ async def serve(
             f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
         )
         paused = " (paused)" if settings.paused else ""
-        where = " and ".join(target.url for target, _ in targets)
+        where = (" or " if generator.split else " and ").join(t.url for t, _ in targets)
         report_ready(
             f"traffic -> {where} at {settings.rate:g} "
             f"{'datagrams' if settings.protocol == 'udp' else 'req'}/s from "

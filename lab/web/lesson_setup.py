@@ -54,6 +54,8 @@ def open_setup(lab: Any, setup: LabSetup) -> None:
         actions.set_traffic(lab, **{k: v for k, v in setup.traffic.items() if k != "paused"})
         actions.reconnect_traffic(lab)
     actions.reset(lab)
+    if setup.balancers > 1:  # a second balancer on these backends, the clients split (reset)
+        compare.start(lab, same_backends=True)
     if lab.traffic is not None and not setup.traffic["paused"]:
         actions.resume(lab)
 
