@@ -287,10 +287,13 @@ def test_a_bad_flag_exits_2_with_one_line(args, message):
 class Counter(BaseHTTPRequestHandler):
     """Answers 200 and notes which server saw which client address."""
 
+    protocol_version = "HTTP/1.1"  # keeps connections open, as the clients want
     seen: list[tuple[int, str]] = []
+    connections: list[tuple[str, int]] = []  # each request's client address and port
 
     def do_GET(self) -> None:
         self.seen.append((self.server.server_address[1], self.client_address[0]))
+        self.connections.append(self.client_address[:2])
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -338,3 +341,28 @@ def test_split_shares_the_clients_out_between_two_balancers(start_traffic):
         ports[0]: ["127.0.0.2", "127.0.0.2", "127.0.0.4", "127.0.0.4"],  # c1, c3
         ports[1]: ["127.0.0.3", "127.0.0.3", "127.0.0.5", "127.0.0.5"],  # c2, c4
     }
+
+
+def test_one_connection_per_client_carries_a_burst_in_turn(start_traffic):
+    """`connections: 1`, as an HTTP/2 or gRPC client: a burst waits its turn on one connection."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Counter)
+    Counter.seen, Counter.connections = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with Supervisor() as supervisor:
+            control = start_traffic(supervisor, target, "--rate", "0", "--clients", "2")
+            assert control.json("PUT", "/config", {"connections": 1})[0] == 200
+            control.json("POST", "/send", {"count": 12})
+            settled(control, 12)
+            bad = control.json("PUT", "/config", {"connections": 7})
+            assert bad[0] == 400 and "connections must be a whole number 1-6" in str(bad[1])
+            assert control.json("PUT", "/config", {"connections": 6})[0] == 200
+            control.json("POST", "/send", {"count": 12})
+            settled(control, 24)
+    finally:
+        server.shutdown()
+        server.server_close()
+    first, then = Counter.connections[:12], Counter.connections[12:]
+    assert len(set(first)) == 2  # one connection per client, for all six of its requests
+    assert len(set(then)) > 2  # as browsers: more connections for a burst

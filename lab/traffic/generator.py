@@ -111,6 +111,10 @@ class TrafficGenerator:
                     client.datagrams.set_session(new.udp_session)
         if "clients" in diff:
             self._resize(new.clients)
+        if "connections" in diff:
+            for side in self.sides:
+                for client in side.clients:
+                    client.set_max_connections(new.connections)
         if "rate" in diff or "paused" in diff:
             self._reschedule()
         if diff:
@@ -231,6 +235,7 @@ class TrafficGenerator:
                         proxy=self.proxy,
                     )
                 )
+                side.clients[-1].max_connections = self.settings.connections
 
     def _tick(self) -> None:
         now = self.loop.time()

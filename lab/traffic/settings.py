@@ -21,6 +21,7 @@ MAX_RATE = 5000.0
 MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
 MAX_SEND = 1000
 MAX_SESSION = 1000  # datagrams on one source port before a fresh one
+MAX_CONNECTIONS = 6  # per client, as browsers allow per host
 PROTOCOLS = ("http", "udp")
 
 
@@ -57,6 +58,9 @@ class Settings:
     # udp_session of them from one source port before a fresh one (0: never a fresh one).
     protocol: str = "http"
     udp_session: int = 5
+    # Connections a client may hold at once: 6 as a browser's HTTP/1.1, or 1 as an HTTP/2 or
+    # gRPC client that keeps one connection for everything (its requests wait their turn on it).
+    connections: int = MAX_CONNECTIONS
 
     def updated(self, changes: Any) -> Settings:
         """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
@@ -114,6 +118,7 @@ def protocol(field: str, value: Any) -> str:
 client_count = whole(1, MAX_CLIENTS)
 send_count = whole(1, MAX_SEND)
 session_length = whole(0, MAX_SESSION)
+connection_count = whole(1, MAX_CONNECTIONS)
 
 _CHECKS = {
     "rate": rate,
@@ -122,6 +127,7 @@ _CHECKS = {
     "paused": flag,
     "protocol": protocol,
     "udp_session": session_length,
+    "connections": connection_count,
 }
 
 
