@@ -181,6 +181,8 @@ def test_backend_clients_count_the_addresses_the_backends_were_told():
     assert metrics["backend_clients.proxy_protocol"] == 2
     assert metrics["backend_clients.forwarded_for"] == 1
     assert metrics["backend_clients"] == 3
+    assert metrics["backends_per_client"] == 2  # 127.0.0.3 reached both backends
     nothing = measure(balancer, None, {}, [[]])  # no backend answered: nothing was told
     assert (nothing["backend_peers"], nothing["backend_clients"]) == (0, 0)
+    assert nothing["backends_per_client"] == 0 and known("backends_per_client")
     assert all(known(name) for name in ("backend_peers", "backend_clients.forwarded_for"))

@@ -366,3 +366,38 @@ def test_one_connection_per_client_carries_a_burst_in_turn(start_traffic):
     first, then = Counter.connections[:12], Counter.connections[12:]
     assert len(set(first)) == 2  # one connection per client, for all six of its requests
     assert len(set(then)) > 2  # as browsers: more connections for a burst
+
+
+def test_spread_request_sends_each_clients_requests_to_both_balancers_in_turn(start_traffic):
+    """As ECMP sends a client's new connections to any balancer: c1 first, then the other."""
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Counter) for _ in range(2)]
+    Counter.seen, Counter.connections = [], []
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports = [server.server_address[1] for server in servers]
+    try:
+        with Supervisor() as supervisor:
+            child = supervisor.start(
+                "traffic",
+                ["traffic", "--target", f"http://127.0.0.1:{ports[0]}",
+                 "--target", f"http://127.0.0.1:{ports[1]}", "--split",
+                 "--rate", "0", "--clients", "2"],
+            )  # fmt: skip
+            control = Http(child.addresses["control"])
+            try:
+                bad = control.json("PUT", "/config", {"spread": "packet"})
+                assert bad[0] == 400 and "spread must be one of client, request" in str(bad[1])
+                assert control.json("PUT", "/config", {"spread": "request"})[0] == 200
+                for sent in range(1, 5):  # one at a time: c1, c2, c1, c2
+                    control.json("POST", "/send", {"count": 1})
+                    wait_for(lambda n=sent: len(Counter.seen) == n, what=f"request {sent}")
+            finally:
+                control.close()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert Counter.seen == [
+        (ports[0], "127.0.0.2"), (ports[1], "127.0.0.3"),  # c1 starts on the first, c2 not
+        (ports[1], "127.0.0.2"), (ports[0], "127.0.0.3"),  # then each takes the other
+    ]  # fmt: skip

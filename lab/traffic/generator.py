@@ -70,6 +70,7 @@ class TrafficGenerator:
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.split = split and len(targets) > 1
+        self._turns: dict[int, int] = {}  # spread "request": each client's next balancer
         self.sides = [Side(target, address) for target, address in targets]
         self.settings = settings
         self.bind_source = bind_source
@@ -134,6 +135,7 @@ class TrafficGenerator:
             for client in side.clients:
                 client.jar.clear()
         self.schedule.restart_turns()
+        self._turns.clear()
 
     def state(self) -> dict:
         settings = self.settings
@@ -207,12 +209,20 @@ class TrafficGenerator:
 
     def _submit(self, arrival: Arrival) -> None:
         job = Job(arrival.page, arrival.due)
-        if self.split:  # each client always goes to the same balancer
-            side = self.sides[arrival.client % len(self.sides)]
+        if self.split:  # two balancers: this request goes to one of them
+            side = self.sides[self._balancer_for(arrival.client)]
             side.clients[arrival.client].submit(job)
             return
         for side in self.sides:  # one arrival, one send per side, in the same callback
             side.clients[arrival.client].submit(Job(arrival.page, arrival.due))
+
+    def _balancer_for(self, client: int) -> int:
+        """Which balancer: the client's own (spread "client"), or the next in its turn."""
+        if self.settings.spread == "client":
+            return client % len(self.sides)
+        turn = self._turns.get(client, client)  # c1 starts on the first, c2 on the second
+        self._turns[client] = turn + 1
+        return turn % len(self.sides)
 
     def _resize(self, count: int) -> None:
         self.schedule.resize(count)

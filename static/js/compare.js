@@ -307,7 +307,7 @@ export class Comparison {
     this.logs.box.hidden = !shared;
     this.root.classList.toggle("two-balancers", shared);
     this.heading.firstChild.textContent = shared ? "Two balancers, the same backends " : "Same traffic, compared ";
-    this.right.part("clients-label").textContent = shared ? "Other clients" : "Same clients";
+    this.right.part("clients-label").textContent = shared ? "Clients" : "Same clients";
     if (shared) {
       this.part("compare-seed").textContent = "same backends";
       toggle.title = `${SHARED_TITLE}; press to close the second balancer`;
