@@ -37,3 +37,14 @@ def test_fresh_takes_only_one_or_zero(lab):
     status, answer = lab.admin("PUT", "/config?fresher=1", {"algorithm": "random"})
     assert status == 400 and answer["field"] == "query"
     assert lab.state()["algorithm"] == "round-robin"  # refused whole: nothing changed
+
+
+def test_a_fresh_config_rolls_a_seeded_balancers_dice_from_the_start_again(lab):
+    """A lesson opened twice, or after others, makes the same random choices (replayable)."""
+    lab.start_balancer("--seed", "5", "--algorithm", "random")
+    first = served(lab, 12)
+    assert len(set(first)) > 1  # random, not a rotation in disguise
+    assert served(lab, 12) != first  # the dice roll on
+    status, _ = lab.admin("PUT", "/config?fresh=1", {"algorithm": "random"})
+    assert status == 200
+    assert served(lab, 12) == first

@@ -119,7 +119,7 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
                     - {name: b1, weight: 5, latency_ms: 300}
                     - {name: b2, max_concurrency: 2}
                   balancer: {algorithm: least-connections, mode: tcp}
-                  traffic: {rate: 0, clients: 2}
+                  traffic: {rate: 0, clients: 2, connections: 1}
                 """
             )
         ),
@@ -133,6 +133,8 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
     assert setup.traffic == {
         "rate": 0.0, "clients": 2, "keep_alive": True, "paused": True,
         "protocol": "http", "udp_session": 5,  # the clients speak the balancer's layer
+        "connections": 1,  # one long-lived connection per client, as HTTP/2 and gRPC
+        "spread": "client",  # with two balancers, each client keeps to one
     }  # fmt: skip
     document = setup.balancer_document({"b1": "127.0.0.1:1", "b2": "127.0.0.1:2"})
     assert document["algorithm"] == "least-connections" and document["mode"] == "tcp"
@@ -189,6 +191,8 @@ BAD_SETTINGS = [
     ("settings: {traffic: {clients: 0}}", "clients must be"),
     ("settings: {traffic: {speed: 2}}", "unknown setting 'speed'"),
     ("settings: {lab: 1}", "unknown setting 'lab'"),
+    ("settings: {balancers: 3}", "1 balancer or 2 on the same backends, got 3"),
+    ("settings: {balancers: true}", "1 balancer or 2"),
 ]
 
 

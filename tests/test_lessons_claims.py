@@ -93,6 +93,7 @@ def test_measurements_come_from_the_processes_numbers_and_the_events():
     metrics = measure(balancer, traffic, {"b1": 3}, [before, now])
     assert metrics["routed"] == 4 and metrics["routed.max"] == 3 and metrics["routed.min"] == 1
     assert metrics["served.b1"] == 3 and metrics["served.b2"] == 0
+    assert metrics["backends_idle"] == 1  # b2's process served nothing
     assert metrics["healthy"] == 1 and metrics["weight.b1"] == 2
     assert metrics["status.2xx"] == 3 and metrics["p50_ms"] == 1.5 and "p95_ms" not in metrics
     assert metrics["decisions"] == 4 and metrics["retries"] == 1
@@ -180,6 +181,8 @@ def test_backend_clients_count_the_addresses_the_backends_were_told():
     assert metrics["backend_clients.proxy_protocol"] == 2
     assert metrics["backend_clients.forwarded_for"] == 1
     assert metrics["backend_clients"] == 3
+    assert metrics["backends_per_client"] == 2  # 127.0.0.3 reached both backends
     nothing = measure(balancer, None, {}, [[]])  # no backend answered: nothing was told
     assert (nothing["backend_peers"], nothing["backend_clients"]) == (0, 0)
+    assert nothing["backends_per_client"] == 0 and known("backends_per_client")
     assert all(known(name) for name in ("backend_peers", "backend_clients.forwarded_for"))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from html.parser import HTMLParser
+from pathlib import Path
 
+import pytest
 from test_lessons import lesson_text
 
 from lab.lessons.catalog import parse_lesson
+from lab.lessons.errors import LessonError
 
 
 class Tags(HTMLParser):
@@ -75,3 +78,34 @@ def test_rendering_shifts_headings_and_opens_outside_links_safely():
         lesson.html
     )
     assert '<a href="/lessons/round-robin">in</a>' in lesson.html
+
+
+def test_a_figure_is_one_of_the_courses_own_pictures_with_its_words_escaped():
+    from lab.lessons.figures import FIGURES
+
+    static = Path(__file__).resolve().parents[1] / "static" / "figures"
+    for name in FIGURES:  # every figure a lesson may name is shipped, and is an SVG
+        assert (static / f"{name}.svg").read_text().lstrip().startswith("<svg")
+    body = '```figure\nname: dns\nalt: "A <b>bold</b> claim"\ncaption: Two sites & one name\n```\n'
+    lesson = parse_lesson(lesson_text(body=body), "figures")
+    assert (
+        '<figure class="lesson-figure"><img src="/static/figures/dns.svg" '
+        'alt="A &lt;b&gt;bold&lt;/b&gt; claim"><figcaption>Two sites &amp; one name'
+        "</figcaption></figure>"
+    ) in lesson.html
+    assert lesson.directives == ()  # a picture, not a step
+
+
+@pytest.mark.parametrize(
+    "block, words",
+    [
+        ("name: ../../etc/passwd\nalt: x", "no figure '../../etc/passwd'"),
+        ("name: dns", "a figure needs alt"),
+        ("name: dns\nalt: x\nsrc: http://example.org/a.svg", "not 'src'"),
+        ("[dns]", "a mapping of name, alt and caption"),
+    ],
+)
+def test_a_bad_figure_is_refused_with_its_line(block, words):
+    with pytest.raises(LessonError) as caught:
+        parse_lesson(lesson_text(body=f"Text.\n\n```figure\n{block}\n```\n"), "bad-figure")
+    assert words in str(caught.value) and "line" in str(caught.value)

@@ -360,6 +360,8 @@ class Balancer:
         if fresh:
             self.sticky.table.clear()
             self.end_flows()
+            if new.seed is not None:  # the dice from the start too: a run replays the same
+                self.rng.seed(new.seed)
         self.rules = new.rules
         self.sticky.configure(new.sticky)
         self.reads_headers = (

@@ -5,6 +5,8 @@ Every number comes from a process of the lab, read when the check runs:
     routed, routed.b1      the balancer's routing decisions (requests at Layer 7,
                            connections at Layer 4), from its GET /state
     served, served.b1      requests the backend process itself answered (/_lab/state)
+    backends_idle          backends whose process served nothing (with two balancers on
+                           the same backends: nothing from either)
     active, failures, healthy, draining, weight (and .b1 ...)   the balancer's, per backend
     <any of those>.max / .min   the largest / smallest over the backends
     backends               how many backends the balancer has
@@ -23,6 +25,9 @@ Every number comes from a process of the lab, read when the check runs:
     backend_clients        how many client addresses the backends were told, by a PROXY
                            header or by X-Forwarded-For (lab.backend.clients)
     backend_clients.proxy_protocol, backend_clients.forwarded_for   ...told each way
+    backends_per_client    the most backends any one client was served by, as the backends
+                           were told (1: every client stuck to one backend, whichever
+                           balancer its requests went through)
     rule.api, pool.api     route events that rule `api` matched / that pool `api` served
                            (pool.default: the default pool); 0 for every rule and pool
                            the balancer has, whether used or not
@@ -64,6 +69,7 @@ NAMED = ("rule", "pool")  # families whose parts are the names of rules and pool
 ENDED = tuple(end.replace("-", "_") for end in FLOW_ENDS)  # ended.idle, ended.backend_down...
 SCALARS = (
     "backends",
+    "backends_idle",
     "sent",
     "completed",
     "failed",
@@ -90,6 +96,7 @@ SCALARS = (
     "backend_clients",
     "backend_clients.proxy_protocol",
     "backend_clients.forwarded_for",
+    "backends_per_client",
 )
 TOLD = ("proxy_protocol", "forwarded_for")  # the ways a backend is told the client (clients.py)
 SIDES = ("left", "right")  # a comparison's sides, as a name's first part
@@ -156,6 +163,7 @@ def measure(
         per["datagrams"][name] = backend.get("datagrams", 0)
     for family, values in per.items():
         _family(metrics, family, values)
+    metrics["backends_idle"] = sum(1 for value in per["served"].values() if value == 0)
     if traffic is not None:
         _traffic(metrics, traffic)
     current = windows[-1] if windows else []
@@ -181,6 +189,11 @@ def _told(metrics: dict[str, float], clients: Sequence[dict[str, dict[str, int]]
         metrics[f"backend_clients.{way}"] = len(named)
         told |= named
     metrics["backend_clients"] = len(told)
+    reached: dict[str, int] = {}  # client -> how many backends were told of it
+    for table in clients:
+        for address in {a for way in TOLD for a in table.get(way, {}) if a}:
+            reached[address] = reached.get(address, 0) + 1
+    metrics["backends_per_client"] = max(reached.values(), default=0)
 
 
 def _flows(metrics: dict[str, float], events: list[dict]) -> None:

@@ -1,7 +1,8 @@
 """Lesson markdown to HTML: markdown-it with raw HTML off, directives as empty placeholders.
 
 Raw HTML in a lesson is shown as text, links may not use javascript: (or any
-scheme markdown-it does not trust), and images are off. A directive block
+scheme markdown-it does not trust), and images are off; a `figure` block
+shows one of the course's own pictures (lab.lessons.figures). A directive block
 becomes `<div class="directive" data-directive="N" data-kind="do"></div>`;
 the page builds its button, question or check from the JSON description with
 DOM text nodes, so no lesson text ever reaches the page as markup.
@@ -15,6 +16,7 @@ from markdown_it import MarkdownIt
 
 from lab.lessons.directives import KINDS, Backends, Directive, parse_directive
 from lab.lessons.errors import LessonError
+from lab.lessons.figures import parse_figure
 
 
 def markdown() -> MarkdownIt:
@@ -44,9 +46,15 @@ def render_lesson(
         if token.type != "fence":
             continue
         kind = token.info.strip().split(" ")[0]
+        line = first_line + (token.map[0] if token.map else 0)
+        if kind == "figure":
+            try:
+                token.meta["figure"] = parse_figure(token.content)
+            except LessonError as exc:
+                raise exc.within(f"line {line}") from None
+            continue
         if kind not in KINDS:
             continue
-        line = first_line + (token.map[0] if token.map else 0)
         try:
             directive = parse_directive(kind, token.content, slug, names)
         except LessonError as exc:
@@ -59,6 +67,8 @@ def render_lesson(
 
 def _fence(renderer, tokens, idx, options, env) -> str:
     token = tokens[idx]
+    if "figure" in token.meta:
+        return token.meta["figure"].html()
     if "directive" in token.meta:
         return (
             f'<div class="directive directive-{token.meta["kind"]}" '

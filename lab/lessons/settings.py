@@ -6,6 +6,11 @@
         - {name: b2, latency_ms: 300}
       balancer: {algorithm: round-robin, mode: http}
       traffic: {rate: 0, clients: 4, keep_alive: true, paused: true}
+      balancers: 2                    # optional: a second balancer on the same backends
+
+With `balancers: 2` the lab runs two balancer processes in front of the same
+backend processes, each with only its own view (what it sent itself), and the
+clients are shared out between them (lab.web.compare, `same_backends`).
 
 A backend entry mixes two kinds of keys. The toy backend's knobs (latency_ms,
 jitter_ms, error_rate, max_concurrency, ...) go to that backend process and are
@@ -36,6 +41,7 @@ from lab.lessons.errors import LessonError
 from lab.traffic.settings import Settings as TrafficSettings
 
 MAX_BACKENDS = 12  # as the lab controller
+BALANCERS = (1, 2)  # the lab itself, or a second balancer beside it on the same backends
 BACKEND_NAME = re.compile(r"^b([1-9][0-9]?)$")
 KNOB_NAMES = tuple(f.name for f in dataclasses.fields(Knobs))
 DEFAULT_KNOBS = Knobs().as_json()
@@ -69,6 +75,7 @@ class LabSetup:
     backends: tuple[BackendSetting, ...]
     balancer: dict[str, Any]  # what the lesson said; balancer_document() adds the defaults
     traffic: dict[str, Any]  # every traffic setting
+    balancers: int = 1
 
     @property
     def names(self) -> list[str]:
@@ -93,6 +100,7 @@ class LabSetup:
             "backends": [{"name": b.name, **b.balancer, **b.knobs} for b in self.backends],
             "balancer": dict(self.balancer),
             "traffic": dict(self.traffic),
+            **({"balancers": self.balancers} if self.balancers != 1 else {}),
         }
 
 
@@ -111,17 +119,24 @@ def parse_setup(data: Any) -> LabSetup:
         data = {}
     if not isinstance(data, dict):
         raise LessonError("settings must be a mapping of backends, balancer and traffic")
-    unknown = sorted(set(data) - {"backends", "balancer", "traffic"})
+    unknown = sorted(set(data) - {"backends", "balancer", "traffic", "balancers"})
     if unknown:
         raise LessonError(
-            f"unknown setting {unknown[0]!r}; settings are backends, balancer and traffic",
+            f"unknown setting {unknown[0]!r}; settings are backends, balancer, traffic "
+            "and balancers",
             "settings",
+        )
+    balancers = data.get("balancers", 1)
+    if isinstance(balancers, bool) or balancers not in BALANCERS:
+        raise LessonError(
+            f"the lab runs 1 balancer or 2 on the same backends, got {balancers!r}",
+            "settings.balancers",
         )
     backends = _backends(data.get("backends", 3))
     balancer, traffic = _balancer(data.get("balancer")), _traffic(data.get("traffic"))
     if "protocol" not in (data.get("traffic") or {}):  # the clients speak the balancer's layer
         traffic["protocol"] = "udp" if balancer.get("mode") == "udp" else "http"
-    setup = LabSetup(backends, balancer, traffic)
+    setup = LabSetup(backends, balancer, traffic, balancers)
     try:
         apply_update(BalancerConfig(), setup.balancer_document(setup.placeholder_addresses()))
     except ConfigError as exc:

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start each TCP connection with a PROXY header naming the client's own address "
         "(127.0.0.k+1), instead of binding it; the target must accept PROXY headers "
         "(lb-lab balancer --accept-proxy)")  # fmt: skip
+    add("--split", action="store_true",
+        help="with two targets, share the clients out between them (client k to target k mod 2, "
+        "as two balancers in front of the same backends) instead of sending to both")  # fmt: skip
     add("--paused", action="store_true", help="start paused: only POST /send sends anything")
     add("--seed", type=int, default=None, metavar="N", help="seed arrivals and paths (replayable)")
     parser.set_defaults(run=run, parser=parser)

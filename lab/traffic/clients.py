@@ -3,8 +3,9 @@
 Client k sends from 127.0.0.(k+1), so ip-hash and source stickiness see N
 distinct visitors. Like a browser, a client never pipelines: one request per
 connection at a time. With keep-alive on it reuses an idle connection, opens
-another when all of its connections are busy (up to MAX_CONNECTIONS, the
-browsers' limit per host), and past that its requests wait in line, their
+another when all of its connections are busy (up to `max_connections`: the
+browsers' limit per host, or 1 for a client that holds one long-lived
+connection as HTTP/2 and gRPC clients do), and past that its requests wait in line, their
 latency counting from when they fell due. With keep-alive off every request
 gets a fresh connection (under the same cap) and says `Connection: close`.
 
@@ -26,11 +27,10 @@ from lab.proxy_protocol import encode_v1, encode_v2
 from lab.traffic.arrivals import Page
 from lab.traffic.cookies import CookieJar
 from lab.traffic.datagrams import DatagramSender
-from lab.traffic.settings import Target
+from lab.traffic.settings import MAX_CONNECTIONS, Target
 from lab.traffic.stats import TrafficStats
 
 REQUEST_TIMEOUT_S = 10.0  # from falling due to the last byte of the answer, connecting included
-MAX_CONNECTIONS = 6  # per client, as browsers allow per host
 USER_AGENT = b"lb-lab-traffic"
 
 
@@ -72,6 +72,7 @@ class Client:
         self.address = address  # the target, resolved once
         self.stats = stats
         self.keep_alive = keep_alive
+        self.max_connections = MAX_CONNECTIONS
         self.jar = CookieJar()
         self.retired = False  # no new work; connections close as they come free
         self.connections: set[Connection] = set()  # open or opening
@@ -99,7 +100,7 @@ class Client:
     def _dispatch(self, job: Job) -> None:
         if self.idle:
             self.idle.pop().send(job)  # the most recently used: the least likely to be stale
-        elif len(self.connections) < MAX_CONNECTIONS:
+        elif len(self.connections) < self.max_connections:
             self._open(job)
         else:
             self.waiting.append(job)
@@ -155,8 +156,8 @@ class Client:
         job = self._next_waiting()
         if job is not None:
             connection.send(job)
-        elif self.retired:
-            self._drop(connection)
+        elif self.retired or len(self.connections) > self.max_connections:
+            self._drop(connection)  # retired, or more connections than now allowed
         else:
             self.idle.append(connection)
 
@@ -177,7 +178,7 @@ class Client:
 
     def _fill(self) -> None:
         """Start waiting requests on new connections while there is room."""
-        while self.waiting and len(self.connections) < MAX_CONNECTIONS:
+        while self.waiting and len(self.connections) < self.max_connections:
             job = self._next_waiting()
             if job is not None:
                 self._open(job)
@@ -193,6 +194,14 @@ class Client:
             self.stats.failed_with("timeout")
 
     # -- being steered
+
+    def set_max_connections(self, count: int) -> None:
+        """Hold at most `count` connections: idle extras close now, busy ones when free."""
+        self.max_connections = count
+        while self.idle and len(self.connections) > count:
+            connection = self.idle.pop(0)  # the least recently used first
+            self.connections.discard(connection)
+            connection.close()
 
     def set_keep_alive(self, keep_alive: bool) -> None:
         self.keep_alive = keep_alive

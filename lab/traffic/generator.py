@@ -54,7 +54,9 @@ class TrafficGenerator:
 
     `targets` pairs each target with its resolved address. With two (a
     comparison) every arrival is sent to both, at the same instant, by the same
-    client: one arrival, two sends.
+    client: one arrival, two sends. With `split`, the clients are shared out
+    between the targets instead (client k sends to target k mod 2, as DNS or
+    ECMP would spread them over two balancers): one arrival, one send.
     """
 
     def __init__(
@@ -64,8 +66,11 @@ class TrafficGenerator:
         rng: random.Random,
         bind_source: bool = True,
         proxy: str = "",
+        split: bool = False,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.split = split and len(targets) > 1
+        self._turns: dict[int, int] = {}  # spread "request": each client's next balancer
         self.sides = [Side(target, address) for target, address in targets]
         self.settings = settings
         self.bind_source = bind_source
@@ -107,6 +112,10 @@ class TrafficGenerator:
                     client.datagrams.set_session(new.udp_session)
         if "clients" in diff:
             self._resize(new.clients)
+        if "connections" in diff:
+            for side in self.sides:
+                for client in side.clients:
+                    client.set_max_connections(new.connections)
         if "rate" in diff or "paused" in diff:
             self._reschedule()
         if diff:
@@ -126,6 +135,7 @@ class TrafficGenerator:
             for client in side.clients:
                 client.jar.clear()
         self.schedule.restart_turns()
+        self._turns.clear()
 
     def state(self) -> dict:
         settings = self.settings
@@ -198,8 +208,21 @@ class TrafficGenerator:
             self._timer = self.loop.call_at(self.schedule.next_due, self._arrive)
 
     def _submit(self, arrival: Arrival) -> None:
+        job = Job(arrival.page, arrival.due)
+        if self.split:  # two balancers: this request goes to one of them
+            side = self.sides[self._balancer_for(arrival.client)]
+            side.clients[arrival.client].submit(job)
+            return
         for side in self.sides:  # one arrival, one send per side, in the same callback
             side.clients[arrival.client].submit(Job(arrival.page, arrival.due))
+
+    def _balancer_for(self, client: int) -> int:
+        """Which balancer: the client's own (spread "client"), or the next in its turn."""
+        if self.settings.spread == "client":
+            return client % len(self.sides)
+        turn = self._turns.get(client, client)  # c1 starts on the first, c2 on the second
+        self._turns[client] = turn + 1
+        return turn % len(self.sides)
 
     def _resize(self, count: int) -> None:
         self.schedule.resize(count)
@@ -222,6 +245,7 @@ class TrafficGenerator:
                         proxy=self.proxy,
                     )
                 )
+                side.clients[-1].max_connections = self.settings.connections
 
     def _tick(self) -> None:
         now = self.loop.time()
@@ -253,7 +277,12 @@ async def serve(
         options.udp_session,
     )
     generator = TrafficGenerator(
-        targets, settings, random.Random(options.seed), bind_source, options.proxy_protocol or ""
+        targets,
+        settings,
+        random.Random(options.seed),
+        bind_source,
+        options.proxy_protocol or "",
+        split=options.split,
     )
     try:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
@@ -261,7 +290,7 @@ async def serve(
             f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
         )
         paused = " (paused)" if settings.paused else ""
-        where = " and ".join(target.url for target, _ in targets)
+        where = (" or " if generator.split else " and ").join(t.url for t, _ in targets)
         report_ready(
             f"traffic -> {where} at {settings.rate:g} "
             f"{'datagrams' if settings.protocol == 'udp' else 'req'}/s from "

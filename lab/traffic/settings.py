@@ -21,7 +21,13 @@ MAX_RATE = 5000.0
 MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
 MAX_SEND = 1000
 MAX_SESSION = 1000  # datagrams on one source port before a fresh one
+MAX_CONNECTIONS = 6  # per client, as browsers allow per host
 PROTOCOLS = ("http", "udp")
+# With two balancers on the same backends (--split): how the clients' requests are shared
+# out. "client": each client always to the same balancer, as DNS does (a resolver caches one
+# answer). "request": a client's requests take the balancers in turn, as a router's ECMP hash
+# sends a client's connections (each from a new source port) to any of them.
+SPREADS = ("client", "request")
 
 
 class SettingError(FieldError):
@@ -57,6 +63,10 @@ class Settings:
     # udp_session of them from one source port before a fresh one (0: never a fresh one).
     protocol: str = "http"
     udp_session: int = 5
+    # Connections a client may hold at once: 6 as a browser's HTTP/1.1, or 1 as an HTTP/2 or
+    # gRPC client that keeps one connection for everything (its requests wait their turn on it).
+    connections: int = MAX_CONNECTIONS
+    spread: str = "client"
 
     def updated(self, changes: Any) -> Settings:
         """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
@@ -105,6 +115,12 @@ def flag(field: str, value: Any) -> bool:
     return value
 
 
+def spread(field: str, value: Any) -> str:
+    if value not in SPREADS:
+        raise SettingError(field, f"{field} must be one of {', '.join(SPREADS)}, got {value!r}")
+    return value
+
+
 def protocol(field: str, value: Any) -> str:
     if value not in PROTOCOLS:
         raise SettingError(field, f"{field} must be one of {', '.join(PROTOCOLS)}, got {value!r}")
@@ -114,6 +130,7 @@ def protocol(field: str, value: Any) -> str:
 client_count = whole(1, MAX_CLIENTS)
 send_count = whole(1, MAX_SEND)
 session_length = whole(0, MAX_SESSION)
+connection_count = whole(1, MAX_CONNECTIONS)
 
 _CHECKS = {
     "rate": rate,
@@ -122,6 +139,8 @@ _CHECKS = {
     "paused": flag,
     "protocol": protocol,
     "udp_session": session_length,
+    "connections": connection_count,
+    "spread": spread,
 }
 
 

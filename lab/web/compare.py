@@ -14,6 +14,15 @@ same instant, from the same client (lab.traffic.generator). From then on:
   lab's `state` carries the right side whole under `compare.right`.
 
 `stop` ends the right side's processes and sends the traffic to the left alone.
+
+With `same_backends` it is not a comparison of two labs but one lab with two
+balancers, as a site with many balancers has: the right balancer fronts the
+left's own backend processes, and the generator shares the clients out
+between the two balancers (client k to balancer k mod 2) instead of sending
+every arrival to both. Each balancer knows only what it sent itself, so each
+side's cards show that balancer's own view, and the backends' `served` counts
+are what both sent. A backend command then acts on the processes once (the
+left's), and the right balancer is given the backends as they now are.
 """
 
 from __future__ import annotations
@@ -31,8 +40,15 @@ SHARED = ("backends", "listen", "admin", "seed", "events_queue")
 MAX_SEED = 2**31 - 1
 
 
-def start(lab: Any, left: dict | None = None, right: dict | None = None, seed: int | None = None):
-    """Open a comparison (afresh, if one is open): `left` and `right` are balancer settings."""
+def start(
+    lab: Any,
+    left: dict | None = None,
+    right: dict | None = None,
+    seed: int | None = None,
+    same_backends: bool = False,
+):
+    """Open a comparison (afresh, if one is open): `left` and `right` are balancer settings;
+    `same_backends`: a second balancer in front of the lab's own backends, the clients split."""
     left, right = left or {}, right or {}
     for side, settings in (("left", left), ("right", right)):
         shared = sorted(set(settings) & set(SHARED))
@@ -46,7 +62,7 @@ def start(lab: Any, left: dict | None = None, right: dict | None = None, seed: i
         lab.put_config(left)
     from lab.web.right_side import RightSide  # it is a LabController: imported when used
 
-    side = RightSide(lab)
+    side = RightSide(lab, same_backends)
     try:
         side.start_side(right)
     except BaseException:
@@ -71,6 +87,15 @@ def stop(lab: Any, restart_traffic: bool = True) -> None:
     lab.compare_seed = None
     if restart_traffic:
         lab.restart_traffic(lab.settings.seed)
+
+
+def follows(side: Any, action: Any) -> bool:
+    """Whether a both-sides action runs on the right side too, or (same backends) the
+    right balancer only needs the backends as they now are: the processes are the left's."""
+    if not side.same_backends:
+        return True
+    touches_processes = "backends" in action.needs and "traffic" not in action.needs
+    return not touches_processes  # reset (it needs everything) zeroes the right's counters
 
 
 def end_compare(lab: Any) -> None:

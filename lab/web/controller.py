@@ -173,6 +173,8 @@ class LabController:
         args = ["traffic", "--target", f"http://{self.addresses['listen']}/"]
         if self.right is not None:
             args += ["--target", f"http://{self.right.addresses['listen']}/"]
+            if self.right.same_backends:  # two balancers, one set of clients shared out
+                args.append("--split")
         rate, clients = (now["rate"], now["clients"]) if now else (settings.rate, settings.clients)
         args += ["--rate", str(rate), "--clients", str(clients)]
         args += ["--control", f"{settings.host}:0"]
@@ -350,7 +352,10 @@ class LabController:
             try:
                 action.run(self, **command.fields)
                 if action.both_sides and self.right is not None:
-                    action.run(self.right, **command.fields)  # knobs are the same on both sides
+                    if compare.follows(self.right, action):  # knobs alike on both sides
+                        action.run(self.right, **command.fields)
+                    else:  # the same backend processes: the right balancer hears of them
+                        self.right.follow_backends()
                 turn.changed = action.announces
             except (CommandError, ApiError, StartError) as exc:
                 answer = {"ok": False, "error": str(exc)}

@@ -50,12 +50,20 @@ def open_setup(lab: Any, setup: LabSetup) -> None:
         raise
     for name in [n for n in lab.backends if n not in setup.names]:
         lab.stop_backend(name)
+    lesson_traffic(lab, setup)
+    actions.reset(lab)
+    if setup.balancers > 1:  # a second balancer on these backends, the clients split (reset)
+        compare.start(lab, same_backends=True)
+        lesson_traffic(lab, setup)  # the traffic generator was started afresh for both
+    if lab.traffic is not None and not setup.traffic["paused"]:
+        actions.resume(lab)
+
+
+def lesson_traffic(lab: Any, setup: LabSetup) -> None:
+    """The lesson's traffic settings (all but paused), on connections opened afresh."""
     if lab.traffic is not None:
         actions.set_traffic(lab, **{k: v for k, v in setup.traffic.items() if k != "paused"})
         actions.reconnect_traffic(lab)
-    actions.reset(lab)
-    if lab.traffic is not None and not setup.traffic["paused"]:
-        actions.resume(lab)
 
 
 def reset_lesson(lab: Any, slug: str) -> None:

@@ -4,6 +4,7 @@ See lab.web.compare. It is a LabController with its own supervisor, backends
 and balancer, and no traffic generator: the left's sends it the same
 arrivals, so its traffic numbers are the generator's second side. Its batches
 go out marked `"side": "right"`; a change to it goes out in the left's `state`.
+With `same_backends` it starts no backends: its balancer fronts the left's.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from lab.web.records import KILLED, RUNNING, BackendProcess
 class RightSide(LabController):
     """The right side: `start_side`, then `attach_to` the left."""
 
-    def __init__(self, left: LabController) -> None:
-        settings = dataclasses.replace(left.settings, balancer_port=0, first_backend_port=0)
+    def __init__(self, left: LabController, same_backends: bool = False) -> None:
+        seed = left.settings.seed
+        if same_backends and seed is not None:
+            seed += 1  # a balancer of its own rolls its own dice (same ones: the same picks)
+        settings = dataclasses.replace(
+            left.settings, balancer_port=0, first_backend_port=0, seed=seed
+        )
         super().__init__(settings, left._lessons)
         self.left = left
+        self.same_backends = same_backends
         self.lesson = left.lesson
         # One numbering of readings for the lab and every right side it opens: a page keeps
         # counters only if they were read later (`read`), so a new comparison's must not
@@ -31,6 +38,13 @@ class RightSide(LabController):
 
     def start_side(self, settings: dict) -> None:
         """The left's backends (names, knobs), a balancer with its settings, then ours."""
+        if self.same_backends:
+            self.backends = self.left.backends  # the very same records: one set of processes
+            self._start_balancer()
+            self.put_config(copied_config(self.left, self.backends), fresh=True)
+            if settings:
+                self.put_config(settings)
+            return
         for name, record in self.left.backends.items():
             self.backends[name] = BackendProcess(
                 name, "", knobs=dict(record.knobs), other_knobs=dict(record.other_knobs)
@@ -44,6 +58,10 @@ class RightSide(LabController):
         self.put_config(copied_config(self.left, self.backends), fresh=True)
         if settings:
             self.put_config(settings)
+
+    def follow_backends(self) -> None:
+        """Same backends: give our balancer the left's backends as they are now."""
+        self.put_config({"backends": copied_config(self.left, self.backends)["backends"]})
 
     def traffic_state(self, poll: bool = False) -> dict | None:
         return traffic_side(self.left.traffic_state(poll), 1)

@@ -5,10 +5,16 @@
 // lab's, and the right side's (feed.js fills it from `state.compare.right` and the batches
 // marked `"side": "right"`). The components are the lab's own (Scene, Cards): a second lab
 // needed no new renderer.
+//
+// Two balancers in front of the same backends (a lesson's `balancers: 2`) come the same way;
+// the page knows them by the right side's backends having the left's very addresses. Each
+// side's cards then show that balancer's own view, each balancer's decisions get a log of
+// their own, and the sentence adds the two up: what the backends themselves carry.
 
 import { Scene } from "./scene.js";
 import { MODE_WORDS } from "./words.js";
 import { Cards, backendQueue } from "./cards.js";
+import { DecisionLog } from "./log.js";
 import { fit } from "./charts.js";
 import { OKABE_ITO, INK } from "./palette.js";
 
@@ -16,6 +22,45 @@ const PANELS_EVERY_MS = 200; // as the lab page's own panels (page.js)
 const COMPARE_TITLE = "a second balancer with its own backends, alike, on the same traffic: compare two algorithms side by side";
 const SIDE_INK = { left: OKABE_ITO.blue, right: OKABE_ITO.vermillion };
 const SIDE_DASH = { left: [], right: [7, 4] }; // colour is never the only signal
+const SHARED_TITLE = "a second balancer in front of the same backends, the clients shared out between the two";
+
+/** True if the right side's balancer fronts the left's own backend processes. */
+export function sameBackends(state) {
+  const right = state.compare && state.compare.right;
+  if (!right || right.backends.length !== state.backends.length) return false;
+  return right.backends.every((b, i) => b.name === state.backends[i].name && b.address === state.backends[i].address);
+}
+
+/** "b1 2 · b2 2 · b3 0": what both balancers have in progress (or routed) per backend. */
+export function bothSides(leftCounters, rightCounters, key) {
+  const names = Object.keys(leftCounters.backends);
+  const number = (counters, name) => (counters.backends[name] ? counters.backends[name][key] || 0 : 0);
+  return names.map((name) => `${name} ${number(leftCounters, name) + number(rightCounters, name)}`).join(" · ");
+}
+
+/** Two balancers, one set of backends: each balancer's decisions, side by side. */
+class SharedLogs {
+  constructor(panel, leftStore, rightStore) {
+    // Made here, after the lab's own log found its list, so it never takes one of these.
+    this.box = Object.assign(document.createElement("div"), { className: "shared-logs", hidden: true });
+    this.logs = [["left", leftStore], ["right", rightStore]].map(([side, store]) => {
+      const section = Object.assign(document.createElement("section"), { className: `shared-log ${side}` });
+      section.setAttribute("aria-label", `The ${side} balancer's decisions`);
+      const title = Object.assign(document.createElement("h3"), { textContent: `${side === "left" ? "Left" : "Right"} balancer's decisions` });
+      const list = Object.assign(document.createElement("ol"), { className: "log" });
+      list.dataset.part = "log";
+      section.append(title, list);
+      this.box.append(section);
+      return new DecisionLog(section, store);
+    });
+    panel.append(this.box);
+  }
+
+  render(now) {
+    if (this.box.hidden) return;
+    for (const log of this.logs) log.render(now);
+  }
+}
 
 /** The right side: its own scene and cards, its balancer's algorithm, and its own loop. */
 class RightSide {
@@ -177,10 +222,14 @@ class ComparisonPanel {
   render(leftState, leftCounters, rightState, rightCounters) {
     const left = { side: "left", ...sideNumbers(leftState, leftCounters) };
     const right = { side: "right", ...sideNumbers(rightState, rightCounters) };
-    const key = JSON.stringify([left, right]);
+    const shared = sameBackends(leftState) && leftCounters && rightCounters;
+    const both = shared
+      ? `Both balancers together, per backend: in progress ${bothSides(leftCounters, rightCounters, "active")}; routed ${bothSides(leftCounters, rightCounters, "total")}`
+      : "";
+    const key = JSON.stringify([left, right, both]);
     if (key === this.last) return;
     this.last = key;
-    this.part("compare-sentence").textContent = resultSentence(left, right);
+    this.part("compare-sentence").textContent = shared ? both : resultSentence(left, right);
     this.renderTable(left, right);
     drawDistribution(this.part("compare-chart"), [left, right]);
   }
@@ -234,6 +283,8 @@ export class Comparison {
     this.panelAt = 0;
     this.right = new RightSide(this.pane, rightStore, this.part("card-template"));
     this.panel = new ComparisonPanel(this.part("comparison"));
+    this.logs = new SharedLogs(this.part("comparison"), store, rightStore);
+    this.heading = this.part("comparison").querySelector("h2");
     this.open = false;
     store.on("state", ({ state }) => this.renderState(state));
     this.part("compare-toggle").addEventListener("click", () => this.toggle());
@@ -252,6 +303,15 @@ export class Comparison {
     toggle.setAttribute("aria-pressed", String(open));
     toggle.title = open ? "end the comparison: stop the right side's processes" : COMPARE_TITLE;
     if (open) this.part("compare-seed").textContent = `seed ${state.compare.seed}`;
+    const shared = open && sameBackends(state);
+    this.logs.box.hidden = !shared;
+    this.root.classList.toggle("two-balancers", shared);
+    this.heading.firstChild.textContent = shared ? "Two balancers, the same backends " : "Same traffic, compared ";
+    this.right.part("clients-label").textContent = shared ? "Clients" : "Same clients";
+    if (shared) {
+      this.part("compare-seed").textContent = "same backends";
+      toggle.title = `${SHARED_TITLE}; press to close the second balancer`;
+    }
   }
 
   /** Open a comparison against the next algorithm (the learner changes it on the right). */
@@ -286,5 +346,6 @@ export class Comparison {
     const left = this.store;
     const right = this.right.store;
     if (left.state && right.state) this.panel.render(left.state, left.counters, right.state, right.counters);
+    this.logs.render(now);
   }
 }
