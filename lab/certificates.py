@@ -68,7 +68,7 @@ def make_certificates(folder: Path, names: tuple[str, ...] = NAMES) -> LabCertif
 
 
 def runtime_certificates(prefix: str = "lb-lab-tls-") -> LabCertificates:
-    """The lab's certificates in a fresh private temporary folder, removed when the process exits."""
+    """The lab's certificates in a new private temporary folder, removed at process exit."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))  # mode 0700: only its owner may look in
     atexit.register(shutil.rmtree, folder, True)
     return make_certificates(folder)

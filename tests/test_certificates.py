@@ -44,9 +44,11 @@ def _handshake(certificates, name: str) -> bytes:
     listener, thread = _serve_once(certificates.certificate, certificates.key)
     try:
         client = ssl.create_default_context(cafile=certificates.ca)
-        with socket.create_connection(listener.getsockname(), timeout=5) as raw:
-            with client.wrap_socket(raw, server_hostname=name) as tls:
-                return tls.recv(5)
+        with (
+            socket.create_connection(listener.getsockname(), timeout=5) as raw,
+            client.wrap_socket(raw, server_hostname=name) as tls,
+        ):
+            return tls.recv(5)
     finally:
         thread.join(5)
         listener.close()
@@ -65,9 +67,9 @@ def test_a_name_the_certificate_does_not_carry_is_refused(certificates):
 def test_a_client_without_the_lab_ca_refuses_the_certificate(certificates):
     listener, thread = _serve_once(certificates.certificate, certificates.key)
     try:
-        with socket.create_connection(listener.getsockname(), timeout=5) as raw:
-            with pytest.raises(ssl.SSLCertVerificationError, match="self.signed|unable to get"):
-                ssl.create_default_context().wrap_socket(raw, server_hostname="shop.lab.test")
+        refused = pytest.raises(ssl.SSLCertVerificationError, match="self.signed|unable to get")
+        with socket.create_connection(listener.getsockname(), timeout=5) as raw, refused:
+            ssl.create_default_context().wrap_socket(raw, server_hostname="shop.lab.test")
     finally:
         thread.join(5)
         listener.close()
