@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections import deque
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from lab.traffic.cookies import CookieJar
 from lab.traffic.datagrams import DatagramSender
 from lab.traffic.settings import Target
 from lab.traffic.stats import TrafficStats
+from lab.traffic.tls import ClientContext, client_context
 
 REQUEST_TIMEOUT_S = 10.0  # from falling due to the last byte of the answer, connecting included
 MAX_CONNECTIONS = 6  # per client, as browsers allow per host
@@ -62,6 +64,7 @@ class Client:
         protocol: str = "http",
         udp_session: int = 5,
         proxy: str = "",
+        ca_pem: str | None = None,
     ) -> None:
         self.name = f"c{index}"
         # "v1" or "v2": rather than bind its address, the client names it in a PROXY header
@@ -81,11 +84,41 @@ class Client:
         self.protocol = protocol
         self.datagrams = DatagramSender(self.name, self.source, address, stats, udp_session)
         self._prefix = target.prefix.encode()
-        self._fixed = b"Host: %s\r\nUser-Agent: %s\r\nX-Lab-Client: %s\r\nAccept: */*\r\n" % (
-            target.authority.encode(),
+        self.target = target
+        # HTTPS (lab.traffic.tls): off until `set_tls`; the context is made when first needed.
+        self.ca_pem = ca_pem
+        self.tls = False
+        self.server_name: str | None = None  # the SNI name this client asks for
+        self.context: ClientContext | None = None
+        self.resume = True
+        self._fixed = self._fixed_lines()
+
+    def _fixed_lines(self) -> bytes:
+        # A browser at https://shop.lab.test:PORT/ names the same site in Host as in its SNI.
+        host = self.target.authority
+        if self.tls and self.server_name:
+            host = f"{self.server_name}:{self.target.port}"
+        return b"Host: %s\r\nUser-Agent: %s\r\nX-Lab-Client: %s\r\nAccept: */*\r\n" % (
+            host.encode(),
             USER_AGENT,
             self.name.encode(),
         )
+
+    def set_tls(self, on: bool, server_name: str | None, resume: bool) -> None:
+        """Speak HTTPS (or not) from the next connection on, asking for `server_name`."""
+        if on and self.ca_pem is None:
+            raise ValueError("HTTPS needs the CA file to verify against")
+        changed = (on, server_name) != (self.tls, self.server_name)
+        self.tls, self.server_name, self.resume = on, server_name, resume
+        if on and self.context is None:
+            self.context = client_context(self.ca_pem or "", resume)
+        if self.context is not None:
+            self.context.resume = resume
+            if changed or not resume:
+                self.context.session = None  # a session is for one name; off: none kept
+        self._fixed = self._fixed_lines()
+        if changed:
+            self._close_idle()  # they speak the old way; the next request opens a new one
 
     # -- taking work
 
@@ -129,14 +162,19 @@ class Client:
         host, port = self.address
         local = (self.source, 0) if self.source else None
         left = job.due + REQUEST_TIMEOUT_S - self.loop.time()
+        tls: dict = {}
+        if self.tls:  # verified against the CA, for the name this client asks for
+            tls = {"ssl": self.context, "server_hostname": self.server_name or self.target.host}
         try:
             await asyncio.wait_for(
-                self.loop.create_connection(lambda: connection, host, port, local_addr=local),
+                self.loop.create_connection(
+                    lambda: connection, host, port, local_addr=local, **tls
+                ),
                 max(left, 0.001),
             )
         except (OSError, TimeoutError) as exc:
             self.connections.discard(connection)
-            self.stats.failed_with("timeout" if isinstance(exc, TimeoutError) else "connect")
+            self.stats.failed_with(_failure(exc))
             self._fill()
             return
         finally:
@@ -222,6 +260,12 @@ class Client:
             connection.close()
 
 
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "handshake" if isinstance(exc, ssl.SSLError) else "connect"
+
+
 class Connection(asyncio.Protocol):
     """One TCP connection of a client, carrying one request at a time."""
 
@@ -235,6 +279,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self._framed = False  # the answer has Content-Length or chunked: not read-until-close
         self._head_done = False
+        self.ssl_object = None  # a TLS connection's, once its handshake is done
 
     def send(self, job: Job) -> None:
         if self.closed or self.transport is None:
@@ -250,6 +295,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         client = self.client
+        self.ssl_object = transport.get_extra_info("ssl_object")
+        if self.ssl_object is not None:  # asyncio calls this once the handshake is done
+            client.stats.handshake(bool(self.ssl_object.session_reused))
         if client.proxy:  # first of all: who this connection is from (lab.proxy_protocol)
             here = transport.get_extra_info("sockname")
             port = here[1] if here else 0
@@ -308,6 +356,8 @@ class Connection(asyncio.Protocol):
             self.abort()
             return
         self._cancel_timer()
+        if self.ssl_object is not None and self.client.context is not None:
+            self.client.context.keep(self.ssl_object)  # TLS 1.3's ticket has come by now
         self.client.answered(
             self, job, self.parser.get_status_code(), self.parser.should_keep_alive()
         )
