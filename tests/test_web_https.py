@@ -170,3 +170,35 @@ def test_a_lesson_setup_makes_the_lab_plain_again(lab):
     assert controller.run("default_lab")["ok"]
     assert controller.tls_backends is False and traffic(controller)["tls"] is False
     assert balancer_addresses(controller) == {n: r.address for n, r in controller.backends.items()}
+
+
+def test_passthrough_carries_real_https_end_to_end_with_each_clients_sni(lab):
+    """Layer 4 pipes bytes untouched, so HTTPS through it reaches the backends' TLS listeners
+    (the SNI routing and the route events' `tls` come with the balancer's passthrough)."""
+    _, controller = lab
+    assert controller.run("set_tls", tls="passthrough")["ok"]
+    try:
+        for record in controller.backends.values():
+            Http(record.address).json("POST", "/_lab/reset")
+        before = traffic(controller)["counters"]
+        assert controller.run("send", count=12) == {"ok": True}
+        counters = wait_for(
+            lambda: (
+                (c := traffic(controller)["counters"])["completed"] >= before["completed"] + 12
+                and c["in_flight"] == 0
+                and c
+            ),
+            timeout=15,
+            what="12 answers over HTTPS",
+        )
+        assert counters["status"]["2xx"] - before["status"]["2xx"] == 12
+        seen: dict[str, int] = {}
+        for record in controller.backends.values():
+            state = Http(record.address).json("GET", "/_lab/state")[1]["tls"]
+            for name, count in state["sni"].items():
+                seen[name] = seen.get(name, 0) + count
+        # A handshake per connection: three of the four clients ask for shop, one for api.
+        assert set(seen) == {"shop.lab.test", "api.lab.test"}
+        assert seen["shop.lab.test"] > seen["api.lab.test"] > 0
+    finally:
+        assert controller.run("set_tls", tls="off")["ok"]
