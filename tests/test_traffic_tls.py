@@ -175,3 +175,25 @@ def test_tls_without_a_ca_file_is_refused_and_nothing_changes(tls_backend):
     assert (status, answer["field"]) == (400, "tls") and "--ca-file" in answer["error"]
     state = traffic_state(control)
     assert (state["tls"], state["rate"]) == (False, 5.0)
+
+
+def test_clients_that_name_themselves_in_a_proxy_header_send_it_before_the_handshake(
+    certificates, tls_backend
+):
+    """Where 127.0.0.2 and up cannot be bound (macOS) the lab's clients say who they are in
+    a PROXY header: on the bare socket, then TLS. A Layer 4 balancer that reads the header
+    pipes the rest, the TLS, untouched to the backend's TLS port."""
+    supervisor, plain, secure = tls_backend
+    balancer = supervisor.start("balancer", [
+        "balancer", "--mode", "tcp", "--accept-proxy", "--listen", "127.0.0.1:0",
+        "--admin", "127.0.0.1:0", "--backend", f"b1={secure}",
+    ])  # fmt: skip
+    control = start_traffic(
+        supervisor, f"https://{balancer.addresses['listen']}/", "--ca-file", str(certificates.ca),
+        "--proxy-protocol", "v2", "--sni-mix", "api.lab.test", "--keep-alive", "off",
+    )  # fmt: skip
+    counters = send_and_settle(control, 4)
+    assert (counters["status"]["2xx"], counters["tls"]["handshakes"]) == (4, 4)
+    assert backend_tls(plain)["sni"] == {API: 4}
+    admin = Http(balancer.addresses["admin"]).json("GET", "/state")[1]
+    assert admin["backends"][0]["total"] == 4

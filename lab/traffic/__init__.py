@@ -82,8 +82,6 @@ def run(options: argparse.Namespace) -> int:
     https = options.tls or any(target.https for target in options.target)
     if https and options.ca_pem is None:
         options.parser.error("HTTPS needs --ca-file FILE: the CA to verify the target against")
-    if https and options.proxy_protocol:
-        options.parser.error("--tls does not work with --proxy-protocol yet")
     if len(options.target) > 2:
         options.parser.error("--target: at most two targets (the two sides of a comparison)")
     targets, bind_source = [], True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -165,13 +166,14 @@ class Client:
         tls: dict = {}
         if self.tls:  # verified against the CA, for the name this client asks for
             tls = {"ssl": self.context, "server_hostname": self.server_name or self.target.host}
-        try:
-            await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: connection, host, port, local_addr=local, **tls
-                ),
-                max(left, 0.001),
+        if tls and self.proxy:  # the PROXY header goes first, before the TLS handshake
+            connecting = self._proxied_tls(connection, tls)
+        else:
+            connecting = self.loop.create_connection(
+                lambda: connection, host, port, local_addr=local, **tls
             )
+        try:
+            await asyncio.wait_for(connecting, max(left, 0.001))
         except (OSError, TimeoutError) as exc:
             self.connections.discard(connection)
             self.stats.failed_with(_failure(exc))
@@ -183,6 +185,23 @@ class Client:
             self.stats.failed_with("reset")
             return
         connection.send(job)
+
+    async def _proxied_tls(self, connection: Connection, tls: dict) -> None:
+        """Connect, say who we are in a PROXY header on the bare socket, then start TLS on it."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await self.loop.sock_connect(sock, self.address)
+            await self.loop.sock_sendall(sock, self.proxy_header(sock.getsockname()[1]))
+            connection.header_sent = True
+            await self.loop.create_connection(lambda: connection, sock=sock, **tls)
+        except BaseException:
+            sock.close()
+            raise
+
+    def proxy_header(self, port: int) -> bytes:
+        encode = encode_v2 if self.proxy == "v2" else encode_v1
+        return encode((self.claimed, port), self.address)
 
     def answered(self, connection: Connection, job: Job, status: int, reusable: bool) -> None:
         now = self.loop.time()
@@ -280,6 +299,7 @@ class Connection(asyncio.Protocol):
         self._framed = False  # the answer has Content-Length or chunked: not read-until-close
         self._head_done = False
         self.ssl_object = None  # a TLS connection's, once its handshake is done
+        self.header_sent = False  # its PROXY header went out before the TLS handshake
 
     def send(self, job: Job) -> None:
         if self.closed or self.transport is None:
@@ -298,11 +318,9 @@ class Connection(asyncio.Protocol):
         self.ssl_object = transport.get_extra_info("ssl_object")
         if self.ssl_object is not None:  # asyncio calls this once the handshake is done
             client.stats.handshake(bool(self.ssl_object.session_reused))
-        if client.proxy:  # first of all: who this connection is from (lab.proxy_protocol)
+        if client.proxy and not self.header_sent:  # first: who this is from (lab.proxy_protocol)
             here = transport.get_extra_info("sockname")
-            port = here[1] if here else 0
-            encode = encode_v2 if client.proxy == "v2" else encode_v1
-            transport.write(encode((client.claimed, port), client.address))
+            transport.write(client.proxy_header(here[1] if here else 0))
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

@@ -71,7 +71,7 @@ class TrafficGenerator:
         self.loop = asyncio.get_running_loop()
         self.sides = [Side(target, address) for target, address in targets]
         self.ca_pem = ca_pem  # the CA that HTTPS verifies against (lab.traffic.tls)
-        check_tls(settings, ca_pem, proxy)
+        check_tls(settings, ca_pem)
         self.settings = settings
         self.bind_source = bind_source
         self.proxy = proxy  # "v1"/"v2": clients name their address in a PROXY header
@@ -99,7 +99,7 @@ class TrafficGenerator:
     def update(self, changes: object) -> dict:
         """Apply a partial settings change, all of it or none of it (SettingError)."""
         new = self.settings.updated(changes)
-        check_tls(new, self.ca_pem, self.proxy)
+        check_tls(new, self.ca_pem)
         old, self.settings = self.settings, new
         diff = {k: v for k, v in new.as_json().items() if getattr(old, k) != v}
         if "keep_alive" in diff:
@@ -309,7 +309,7 @@ async def serve(
             print(side.stats.summary(loop.time()), flush=True)
 
 
-def check_tls(settings: Settings, ca_pem: str | None, proxy: str) -> None:
+def check_tls(settings: Settings, ca_pem: str | None) -> None:
     """HTTPS needs a CA to verify against; SettingError naming `tls` if it cannot work."""
     if not settings.tls:
         return
@@ -319,8 +319,6 @@ def check_tls(settings: Settings, ca_pem: str | None, proxy: str) -> None:
             "tls needs the CA to verify the balancer against: start the traffic generator "
             "with --ca-file FILE (the lab's ca.pem)",
         )
-    if proxy:  # the PROXY header must come before the TLS handshake, on the raw socket
-        raise SettingError("tls", "tls does not work with --proxy-protocol clients yet")
 
 
 async def _stopped_or_timed_out(stop: asyncio.Event, duration: float | None) -> bool:
