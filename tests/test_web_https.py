@@ -202,3 +202,22 @@ def test_passthrough_carries_real_https_end_to_end_with_each_clients_sni(lab):
         assert seen["shop.lab.test"] > seen["api.lab.test"] > 0
     finally:
         assert controller.run("set_tls", tls="off")["ok"]
+
+
+def test_https_stays_through_backends_added_and_a_traffic_restart(lab):
+    _, controller = lab
+    assert controller.run("set_tls", tls="passthrough", sni_mix="api.lab.test=2")["ok"]
+    try:
+        assert controller.run("add_backend")["ok"]
+        added = max(controller.backends.values(), key=lambda r: r.number)
+        assert balancer_addresses(controller)[added.name] == added.tls_address
+        assert controller.run("remove_backend", name=added.name)["ok"]
+
+        controller.restart_traffic(None)
+        state = traffic(controller)
+        assert (state["tls"], state["sni_mix"]) == (True, {"api.lab.test": 2})
+
+        answer = controller.run("compare", seed=1)
+        assert answer["ok"] is False and "set_tls off" in answer["error"]
+    finally:
+        assert controller.run("set_tls", tls="off")["ok"]

@@ -30,6 +30,7 @@ from lab.web import actions, compare, snapshot
 from lab.web.api import ApiError, JsonApi
 from lab.web.client_addresses import by_proxy
 from lab.web.commands import COMMANDS, CommandError, parse_command
+from lab.web.https import https_flags
 from lab.web.ports import port_or_any
 from lab.web.records import EXITED, RUNNING, BackendProcess, LabSettings
 from lab.web.relay import EventRelay
@@ -201,6 +202,7 @@ class LabController:
             args += ["--seed", str(seed)]
         if self.certificates is not None:  # so a command can switch it to HTTPS later
             args += ["--ca-file", str(self.certificates.ca)]
+            args += https_flags(now or {})
         try:
             child = self.supervisor.start("traffic", args)
         except StartError as exc:

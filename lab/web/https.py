@@ -94,6 +94,18 @@ def _traffic_https(lab: Any, on: bool, traffic: dict, sni_mix: dict[str, int] | 
     actions.reconnect_traffic(lab)  # kept-alive connections speak the old way
 
 
+def https_flags(traffic: dict) -> list[str]:
+    """The traffic generator's flags that bring back its HTTPS settings (a restart's)."""
+    flags = []
+    if traffic.get("sni_mix"):
+        flags += ["--sni-mix", ",".join(f"{name}={w}" for name, w in traffic["sni_mix"].items())]
+    if traffic.get("resumption") is False:
+        flags += ["--resumption", "off"]
+    if traffic.get("tls"):
+        flags.append("--tls")
+    return flags
+
+
 def plain_again(lab: Any) -> None:
     """After a fresh balancer config (a lesson's setup): backends and traffic plain too."""
     lab.tls_backends = False
