@@ -221,3 +221,14 @@ def test_https_stays_through_backends_added_and_a_traffic_restart(lab):
         assert answer["ok"] is False and "set_tls off" in answer["error"]
     finally:
         assert controller.run("set_tls", tls="off")["ok"]
+
+
+def test_closing_the_lab_removes_its_certificates():
+    controller = LabController(
+        LabSettings(backends=1, balancer_port=0, first_backend_port=0, paused=True)
+    )
+    controller.start()
+    folder = controller.certificates.folder
+    assert (folder / "key.pem").exists()
+    controller.close()
+    assert not folder.exists()

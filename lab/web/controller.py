@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -285,6 +286,8 @@ class LabController:
         for api in [self.balancer, self.traffic, *self._pollers.values()]:
             if api is not None:
                 api.close()
+        if self.certificates is not None:  # no process uses them now (exit would remove them)
+            shutil.rmtree(self.certificates.folder, ignore_errors=True)
 
     def _watch(self, sleep: Callable[[float], None]) -> None:
         """Notice processes that exited on their own and tell the browsers."""
