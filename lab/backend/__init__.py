@@ -63,7 +63,8 @@ def run(options: argparse.Namespace) -> int:
     try:
         return run_server(options)
     except TlsSetupError as exc:
-        options.parser.error(f"--tls-cert/--tls-key: {exc}")
+        options.parser.error(f"--tls-cert/--tls-key: {exc}")  # exits 2
+        raise
 
 
 def _port(text: str) -> int:

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the traffic generator's flags on its subcommand parser."""
     parser.description = (
         "Send open-loop HTTP/1.1 traffic (Poisson arrivals) from simulated clients, each with its "
-        "own source address 127.0.0.(k+1), cookie jar and keep-alive connections. Steer it while "
+        "own source address 127.0.0.(k+1), cookie jar and keep-alive connections, over HTTPS "
+        "too (--tls, an SNI name per client, TLS session resumption). Steer it while "
         "it runs: GET /state, PUT /config, POST /send, POST /reset on the control address."
     )
     add = parser.add_argument

@@ -20,6 +20,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import httptools
@@ -166,6 +167,7 @@ class Client:
         tls: dict = {}
         if self.tls:  # verified against the CA, for the name this client asks for
             tls = {"ssl": self.context, "server_hostname": self.server_name or self.target.host}
+        connecting: Awaitable[object]
         if tls and self.proxy:  # the PROXY header goes first, before the TLS handshake
             connecting = self._proxied_tls(connection, tls)
         else:
