@@ -232,3 +232,35 @@ def test_closing_the_lab_removes_its_certificates():
     assert (folder / "key.pem").exists()
     controller.close()
     assert not folder.exists()
+
+
+def test_through_passthrough_a_client_resumes_only_with_the_backend_that_knows_its_ticket(lab):
+    """Each backend keeps its own session tickets: with ip-hash a client always reaches the
+    same backend and resumes; switching resumption off makes every handshake full."""
+    _, controller = lab
+    assert controller.run("set_tls", tls="passthrough")["ok"]
+    assert controller.run("set_algorithm", algorithm="ip-hash")["ok"]
+    assert controller.run("set_traffic", keep_alive=False, resumption=True)["ok"]
+    try:
+
+        def rounds(n: int) -> dict:
+            for _ in range(n):  # one request per client at a time: each keeps its ticket
+                done = traffic(controller)["counters"]["completed"]
+                assert controller.run("send", count=4)["ok"]
+                wait_for(
+                    lambda d=done: (
+                        (c := traffic(controller)["counters"])["completed"] == d + 4
+                        and c["in_flight"] == 0
+                    ),
+                    timeout=15,
+                )
+            return traffic(controller)["counters"]["tls"]
+
+        Http(controller.addresses["traffic"]).json("POST", "/reset")
+        assert rounds(4) == {"handshakes": 16, "resumed": 12}  # all but each client's first
+        assert controller.run("set_traffic", resumption=False)["ok"]
+        assert rounds(2) == {"handshakes": 24, "resumed": 12}
+    finally:
+        controller.run("set_traffic", keep_alive=True, resumption=True)
+        controller.run("set_algorithm", algorithm="round-robin")
+        assert controller.run("set_tls", tls="off")["ok"]
