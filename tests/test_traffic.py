@@ -108,7 +108,9 @@ def test_targets_are_http_host_port_and_an_optional_prefix():
     assert (target.host, target.port, target.prefix, target.url) == (
         "127.0.0.1", 8080, "/shop", "http://127.0.0.1:8080/shop"
     )  # fmt: skip
-    for bad in ("https://a:1", "http://a", "http://a:1/?q=1", "a:1", "http://u@a:1", "http://a:0"):
+    secure = parse_target("https://shop.lab.test:8443/")
+    assert (secure.https, secure.url, target.https) == (True, "https://shop.lab.test:8443/", False)
+    for bad in ("ftp://a:1", "https://a", "http://a:1/?q=1", "a:1", "http://u@a:1", "http://a:0"):
         with pytest.raises(SettingError):
             parse_target(bad)
 
@@ -144,6 +146,9 @@ class FakeTransport:
         self.closed = True
 
     abort = close
+
+    def get_extra_info(self, name: str, default=None):
+        return default  # plain TCP: no ssl_object
 
 
 def exchange(*replies: bytes, then_close: bool = False):

@@ -269,7 +269,17 @@ def test_duration_ends_the_run_with_a_summary(shop):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "https://127.0.0.1:8080"], "must start with http://"),
+        (["--target", "ftp://127.0.0.1:8080"], "must start with http:// or https://"),
+        (["--target", "https://127.0.0.1:8080"], "HTTPS needs --ca-file FILE"),
+        (
+            ["--target", "http://127.0.0.1:8080", "--tls", "--ca-file", "/nonexistent.pem"],
+            "cannot read the CA file /nonexistent.pem",
+        ),
+        (
+            ["--target", "http://127.0.0.1:8080", "--sni-mix", "shop.lab.test=x"],
+            "must be a whole number",
+        ),
+        (["--target", "http://127.0.0.1:8080", "--sni-mix", "127.0.0.1=2"], "is not a host name"),
         (["--target", "http://127.0.0.1:8080", "--rate", "9000"], "between 0 and 5000"),
         (["--target", "http://127.0.0.1:8080", "--clients", "65"], "whole number 1-64"),
         (["--target", "http://127.0.0.1:8080", "--keep-alive", "yes"], "expected on or off"),

@@ -41,13 +41,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a balancer with proxy_protocol.send sends it (default: one is read if it comes first, "
         "from loopback only)")  # fmt: skip
     add("--seed", type=int, default=None, help="seed for jitter and errors, to replay a run")
-    parser.set_defaults(run=run)
+    add("--tls-port", type=_port, default=None, metavar="N",
+        help="also serve the same answers over TLS on this port (0: any free one), with "
+        "--tls-cert and --tls-key; the plain port stays, for health checks and /_lab/")  # fmt: skip
+    add("--tls-cert", default=None, metavar="FILE",
+        help="the TLS listener's certificate chain, PEM (e.g. the lab's cert.pem)")  # fmt: skip
+    add("--tls-key", default=None, metavar="FILE",
+        help="the TLS listener's private key, PEM (e.g. the lab's key.pem)")  # fmt: skip
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(options: argparse.Namespace) -> int:
     from lab.backend.server import run as run_server
+    from lab.backend.tls import TlsSetupError
 
-    return run_server(options)
+    given = [flag for flag in ("tls_cert", "tls_key") if getattr(options, flag) is not None]
+    if options.tls_port is not None and len(given) < 2:
+        options.parser.error("--tls-port needs both --tls-cert FILE and --tls-key FILE")
+    if options.tls_port is None and given:
+        options.parser.error(f"--{given[0].replace('_', '-')} needs --tls-port N (0: any free)")
+    try:
+        return run_server(options)
+    except TlsSetupError as exc:
+        options.parser.error(f"--tls-cert/--tls-key: {exc}")  # exits 2
+        raise
 
 
 def _port(text: str) -> int:

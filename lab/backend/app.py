@@ -49,6 +49,7 @@ from lab.backend.concurrency import ConcurrencyLimit
 from lab.backend.connection import Request
 from lab.backend.knobs import KnobError, Knobs, milliseconds
 from lab.backend.responses import TEXT, Framer, echo_body, json_body, pattern_bytes
+from lab.backend.tls import TlsSeen
 
 MAX_BODY = 64 * 1024 * 1024
 MAX_CHUNKS = 100_000
@@ -80,6 +81,7 @@ class ToyBackend:
         self.connections = 0
         self.datagrams = 0  # UDP datagrams answered or dropped (lab.backend.datagrams)
         self.clients = ClientsSeen()  # who the served requests were from, as told (clients.py)
+        self.tls = TlsSeen()  # the TLS listener's handshakes, when it has one (tls.py)
 
     def set_knobs(self, knobs: Knobs) -> None:
         self.knobs = knobs
@@ -89,6 +91,7 @@ class ToyBackend:
     def reset(self) -> None:
         self.served = self.errors = self.health_checks = self.datagrams = 0
         self.clients.reset()
+        self.tls.reset()
 
     def counters(self) -> dict[str, int]:
         return {
@@ -195,6 +198,7 @@ class ToyBackend:
             request.body_sha256,
             request.forwarded_for,
             None if request.proxy_client is None else request.peer,
+            request.tls,
         )
         head_only = request.method == "HEAD"
         return self.framer.full(

@@ -24,6 +24,7 @@ import httptools
 
 from lab.backend import websocket
 from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
+from lab.backend.tls import Handshake, TlsSeen, handshake
 from lab.http_api import BODY_LIMIT, BODY_TOO_LARGE, error_body
 from lab.proxy_protocol import (
     LOOPBACK,
@@ -64,6 +65,7 @@ class Request:
     proxy_client: str | None = None  # the client a PROXY header named, if one did
     problem: tuple[int, str] | None = None  # (status, reason) when the bytes were not valid HTTP
     websocket_key: bytes | None = None  # a WebSocket handshake to GET /ws (lab.backend.websocket)
+    tls: str | None = None  # on the TLS port: the handshake as the echo's JSON (lab.backend.tls)
 
     @property
     def connection_header(self) -> bytes:
@@ -76,6 +78,7 @@ class App(Protocol):
     name: str
     framer: Framer
     connections: int
+    tls: TlsSeen
 
     def answer(self, request: Request) -> bytes | Awaitable[bytes]: ...
 
@@ -87,8 +90,10 @@ class Refused(Exception):
 class HttpConnection(asyncio.Protocol):
     """Serves the HTTP/1.x requests of one TCP connection."""
 
-    def __init__(self, app: App, proxy_protocol: bool = False) -> None:
+    def __init__(self, app: App, proxy_protocol: bool = False, tls: bool = False) -> None:
         self._app = app
+        self._on_tls = tls  # accepted by the TLS listener (lab.backend.tls)
+        self._tls: Handshake | None = None
         # A PROXY header (a balancer's proxy_protocol.send, HAProxy's send-proxy) names the
         # client, so the answer's "client" is the real one even at Layer 4. --proxy-protocol
         # requires one, as nginx's `listen ... proxy_protocol` does. Without it, one is read
@@ -123,6 +128,10 @@ class HttpConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._app.connections += 1
+        if self._on_tls:  # asyncio calls this once the handshake is done
+            self._tls = handshake(transport.get_extra_info("ssl_object"))
+            if self._tls is not None:
+                self._app.tls.record(self._tls)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -281,6 +290,8 @@ class HttpConnection(asyncio.Protocol):
             self._peer,
             self._proxy_client,
         )
+        if self._tls is not None:
+            request.tls = self._tls.json
         self._enqueue(request)
 
     # -- answering in order

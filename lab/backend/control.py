@@ -1,7 +1,8 @@
 """The backend's control API under /_lab/: read its state, turn its knobs, reset its counters.
 
     GET  /_lab/state   200 {"backend", "pid", "listen", "knobs": {...}, "counters": {...},
-                       "clients": {...}} (clients: who served requests came from, clients.py)
+                       "clients": {...}, "tls": {...} or null} (clients: who served requests
+                       came from, clients.py; tls: the TLS listener's handshakes, tls.py)
     PUT  /_lab/knobs   JSON object, a partial update of latency_ms, jitter_ms,
                        error_rate, max_concurrency, healthy. Validated whole
                        before anything changes: 200 with the new state, or
@@ -57,6 +58,8 @@ def state(backend: ToyBackend) -> dict[str, Any]:
         "knobs": backend.knobs.as_json(),
         "counters": backend.counters(),
         "clients": backend.clients.as_json(),
+        # The TLS listener and its handshakes (lab.backend.tls); null without --tls-port.
+        "tls": backend.tls.as_json() if backend.tls.listen else None,
     }
 
 

@@ -49,6 +49,7 @@ def echo_body(
     sha256: str,
     forwarded_for: str | None = None,
     peer: str | None = None,
+    tls: str | None = None,
 ) -> bytes:
     """The echo's JSON, formatted by hand: json.dumps would be a third of a request's cost."""
     text = (
@@ -60,6 +61,8 @@ def echo_body(
         text += ',"forwarded_for":' + quote(forwarded_for)
     if peer is not None:  # a PROXY header named `client`; the socket's own peer was this
         text += ',"peer":' + quote(peer)
+    if tls is not None:  # the TLS port: the handshake, already JSON (lab.backend.tls)
+        text += ',"tls":' + tls
     return (text + "}\n").encode()
 
 

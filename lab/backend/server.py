@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import gc
 import random
+import ssl
 
 from lab.address import join_address
 from lab.backend.app import ToyBackend
 from lab.backend.connection import HttpConnection
 from lab.backend.datagrams import DatagramService
 from lab.backend.knobs import Knobs
+from lab.backend.tls import server_context
 from lab.lifecycle import report_ready, run_daemon
 
 
@@ -47,15 +49,54 @@ async def serve(options: argparse.Namespace, stop: asyncio.Event) -> None:
         server.close()
         raise OSError(exc.errno, f"cannot bind UDP port {udp_port}: {exc.strerror}") from None
     udp = join_address(*datagrams.get_extra_info("sockname")[:2])
+    tls_server = None
+    if options.tls_port is not None:
+        context = options.tls_context
+        try:
+            tls_server = await _tls_listener(backend, options, context)
+        except OSError:
+            server.close()
+            datagrams.close()
+            raise
     gc.freeze()  # start-up objects never die; keep the collector from rescanning them
     human = f"backend {backend.name} listening on http://{backend.listen} and udp://{udp}"
-    report_ready(human, listen=backend.listen, udp=udp)
+    ready = {"listen": backend.listen, "udp": udp}
+    if tls_server is not None:
+        human += f" and https://{backend.tls.listen}"
+        ready["tls"] = backend.tls.listen
+    report_ready(human, **ready)
     try:
         await stop.wait()
     finally:
         server.close()
         datagrams.close()
+        if tls_server is not None:
+            tls_server.close()
+
+
+async def _tls_listener(
+    backend: ToyBackend, options: argparse.Namespace, context: ssl.SSLContext
+) -> asyncio.Server:
+    """The same app on a second port, behind TLS (lab.backend.tls)."""
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(
+            lambda: HttpConnection(backend, options.proxy_protocol, tls=True),
+            options.host,
+            options.tls_port,
+            ssl=context,
+            backlog=1024,
+        )
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot bind TLS port {options.tls_port}: {exc.strerror}"
+        ) from None
+    backend.tls.listen = join_address(*server.sockets[0].getsockname()[:2])
+    return server
 
 
 def run(options: argparse.Namespace) -> int:
+    options.tls_context = None
+    if options.tls_port is not None:  # a bad certificate stops us before anything binds
+        options.tls_context = server_context(options.tls_cert, options.tls_key)
     return run_daemon(lambda stop: serve(options, stop))

@@ -65,7 +65,9 @@ def pools_of(config: dict) -> list[Pool]:
     default = named.get("default", {})
     members = [by_name[m] for m in default["backends"] if m in by_name] if default else backends
     pools = [pool("default", members, default)]
-    if config.get("rules") and config.get("mode", "http") != "tcp":
+    rules = config.get("rules") or []
+    # At Layer 4 only an `sni` rule (TLS passthrough, lab.lessons.snippet_tls) can route.
+    if rules and (config.get("mode", "http") != "tcp" or any(r.get("sni") for r in rules)):
         for name, spec in named.items():
             if name != "default":
                 pools.append(pool(name, [by_name[m] for m in spec["backends"]], spec))

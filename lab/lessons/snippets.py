@@ -26,7 +26,7 @@ import math
 import re
 from typing import Any
 
-from lab.lessons import snippet_proxy
+from lab.lessons import snippet_proxy, snippet_tls
 from lab.lessons.snippet_rules import (
     FORWARDED_FOR,
     UPSTREAM,
@@ -235,6 +235,7 @@ def nginx_snippet(config: dict) -> str:
     if rules and mode != "tcp":
         lines += nginx_router(rules, pools, config.get("listen", "127.0.0.1:8080"))
     lines = snippet_proxy.nginx_lines(config, lines)
+    lines = snippet_tls.nginx_lines(config, lines, pools)
     newest = max((_needs(line) for line in lines), default=None, key=lambda v: v or (0, 0, 0))
     if newest:
         lines.insert(1, f"# needs nginx {_version_text(newest)} or later (Debian 12 has 1.22)")
@@ -366,7 +367,8 @@ def haproxy_snippet(config: dict) -> str:
         if i:
             lines.append("")
         lines += _haproxy_backend(config, pool)
-    return "\n".join(snippet_proxy.haproxy_frontend(config, lines))
+    lines = snippet_proxy.haproxy_frontend(config, lines)
+    return "\n".join(snippet_tls.haproxy_lines(config, lines, pools))
 
 
 def snippets(config: dict) -> dict[str, str]:
@@ -376,6 +378,7 @@ def snippets(config: dict) -> dict[str, str]:
 
 SETTINGS = (
     "health", "passive", "retries", "sticky", "timeouts", "slow_start_s", "udp", "proxy_protocol",
+    "tls",
 )  # fmt: skip
 
 

@@ -5,7 +5,8 @@ POST /command    one command, as the page sends it; answers its acknowledgement
 POST /check      {"slug", "index"}: a lesson's `expect` worked out now (lab.web.lesson_checks)
 POST /classroom  a viewer's answer or a web front's viewer count (lab.web.room)
 GET  /state      a full state, read now
-GET  /lab        the processes: the service's pid and API, each child's name, pid, address
+GET  /lab        the processes (pids, addresses) and the lab's certificate files
+GET  /lab-ca.pem {"pem": the lab CA's certificate}, for the page's download link
 GET  /recordings/NAME  a recording the `record` command made (lab.recording.service)
 
 Commands and state readings talk to the lab's processes and may take seconds,
@@ -34,10 +35,11 @@ from typing import Any
 from lab.http_api import ApiConnection, ApiError, Request, Response, error_body, parse_json
 from lab.service.stream import Stream
 from lab.web.access import host_name, is_loopback
+from lab.web.fields import CommandError
 
 ENDPOINTS = {
     "/stream": "GET", "/command": "POST", "/check": "POST", "/state": "GET", "/lab": "GET",
-    "/classroom": "POST", "/": "GET",
+    "/classroom": "POST", "/lab-ca.pem": "GET", "/": "GET",
 }  # fmt: skip
 RECORDINGS = "/recordings/"
 
@@ -77,7 +79,12 @@ class ServiceConnection(ApiConnection):
             return answer_later(self.read_state)
         if path == "/lab":
             return Response(200, self.processes())
-        lines = __doc__.strip().splitlines()[2:8]
+        if path == "/lab-ca.pem":
+            try:
+                return Response(200, {"pem": self.lab.ca_pem()})
+            except (CommandError, OSError) as exc:
+                raise ApiError(503, f"the lab has no CA to offer: {exc}") from None
+        lines = __doc__.strip().splitlines()[2:9]
         return Response(200, {"endpoints": [line.strip() for line in lines]})
 
     def start_stream(self, transport: asyncio.Transport) -> Callable[[], None]:
@@ -101,14 +108,21 @@ class ServiceConnection(ApiConnection):
         """Who runs this lab, for a benchmark or a second front: pids and addresses."""
         lab = self.lab
         children = dict(lab.supervisor.children)
+        files = getattr(lab, "certificates", None)
         return {
             "pid": os.getpid(),
             "api": self.address,
             "addresses": dict(lab.addresses),
             "settings": lab.settings.as_json(),
             "traffic_error": lab.traffic_error,
+            "certificates": files.as_json() if files is not None else None,
             "backends": [
-                {"name": r.name, "address": r.address, "process": r.process}
+                {
+                    "name": r.name,
+                    "address": r.address,
+                    "tls_address": r.tls_address,
+                    "process": r.process,
+                }
                 for r in sorted(lab.backends.values(), key=lambda r: (r.number, r.name))
             ],
             "children": [

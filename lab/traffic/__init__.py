@@ -14,6 +14,7 @@ from lab.traffic.settings import (
     SettingError,
     client_count,
     parse_address,
+    parse_sni_mix,
     parse_target,
     rate,
     session_length,
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the traffic generator's flags on its subcommand parser."""
     parser.description = (
         "Send open-loop HTTP/1.1 traffic (Poisson arrivals) from simulated clients, each with its "
-        "own source address 127.0.0.(k+1), cookie jar and keep-alive connections. Steer it while "
+        "own source address 127.0.0.(k+1), cookie jar and keep-alive connections, over HTTPS "
+        "too (--tls, an SNI name per client, TLS session resumption). Steer it while "
         "it runs: GET /state, PUT /config, POST /send, POST /reset on the control address."
     )
     add = parser.add_argument
@@ -53,6 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--split", action="store_true",
         help="with two targets, share the clients out between them (client k to target k mod 2, "
         "as two balancers in front of the same backends) instead of sending to both")  # fmt: skip
+    add("--tls", action="store_true",
+        help="speak HTTPS to the target (an https:// target does too), verified against "
+        "--ca-file; PUT /config {\"tls\": true|false} switches while it runs")  # fmt: skip
+    add("--ca-file", default=None, metavar="FILE",
+        help="the CA certificate (PEM) HTTPS verifies the target against, e.g. the lab's "
+        "ca.pem; needed for --tls")  # fmt: skip
+    add("--sni-mix", type=_sni_mix, default={}, metavar="NAME=W,...",
+        help="the SNI names the clients ask for and their shares, e.g. "
+        "shop.lab.test=3,api.lab.test=1 (default: the target's host)")  # fmt: skip
+    add("--resumption", type=_on_off, default=True, metavar="on|off",
+        help="each client offers its last TLS session, skipping the full handshake (on, the "
+        "default), or pays for a full handshake on every connection (off)")  # fmt: skip
     add("--paused", action="store_true", help="start paused: only POST /send sends anything")
     add("--seed", type=int, default=None, metavar="N", help="seed arrivals and paths (replayable)")
     parser.set_defaults(run=run, parser=parser)
@@ -61,7 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(options: argparse.Namespace) -> int:
     from lab.traffic.generator import resolve
     from lab.traffic.generator import run as run_generator
+    from lab.traffic.tls import read_ca
 
+    options.ca_pem = None
+    if options.ca_file is not None:
+        try:
+            options.ca_pem = read_ca(options.ca_file)
+        except SettingError as exc:
+            options.parser.error(f"--ca-file: {exc.message}")
+    https = options.tls or any(target.https for target in options.target)
+    if https and options.ca_pem is None:
+        options.parser.error("HTTPS needs --ca-file FILE: the CA to verify the target against")
     if len(options.target) > 2:
         options.parser.error("--target: at most two targets (the two sides of a comparison)")
     targets, bind_source = [], True
@@ -105,6 +129,11 @@ def _clients(text: str) -> int:
 @_checked
 def _session(text: str) -> int:
     return session_length("udp-session", _whole(text))
+
+
+@_checked
+def _sni_mix(text: str) -> dict[str, int]:
+    return parse_sni_mix("sni-mix", text)
 
 
 @_checked

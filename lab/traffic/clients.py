@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import httptools
@@ -29,6 +32,7 @@ from lab.traffic.cookies import CookieJar
 from lab.traffic.datagrams import DatagramSender
 from lab.traffic.settings import MAX_CONNECTIONS, Target
 from lab.traffic.stats import TrafficStats
+from lab.traffic.tls import ClientContext, client_context
 
 REQUEST_TIMEOUT_S = 10.0  # from falling due to the last byte of the answer, connecting included
 USER_AGENT = b"lb-lab-traffic"
@@ -62,6 +66,7 @@ class Client:
         protocol: str = "http",
         udp_session: int = 5,
         proxy: str = "",
+        ca_pem: str | None = None,
     ) -> None:
         self.name = f"c{index}"
         # "v1" or "v2": rather than bind its address, the client names it in a PROXY header
@@ -82,11 +87,41 @@ class Client:
         self.protocol = protocol
         self.datagrams = DatagramSender(self.name, self.source, address, stats, udp_session)
         self._prefix = target.prefix.encode()
-        self._fixed = b"Host: %s\r\nUser-Agent: %s\r\nX-Lab-Client: %s\r\nAccept: */*\r\n" % (
-            target.authority.encode(),
+        self.target = target
+        # HTTPS (lab.traffic.tls): off until `set_tls`; the context is made when first needed.
+        self.ca_pem = ca_pem
+        self.tls = False
+        self.server_name: str | None = None  # the SNI name this client asks for
+        self.context: ClientContext | None = None
+        self.resume = True
+        self._fixed = self._fixed_lines()
+
+    def _fixed_lines(self) -> bytes:
+        # A browser at https://shop.lab.test:PORT/ names the same site in Host as in its SNI.
+        host = self.target.authority
+        if self.tls and self.server_name:
+            host = f"{self.server_name}:{self.target.port}"
+        return b"Host: %s\r\nUser-Agent: %s\r\nX-Lab-Client: %s\r\nAccept: */*\r\n" % (
+            host.encode(),
             USER_AGENT,
             self.name.encode(),
         )
+
+    def set_tls(self, on: bool, server_name: str | None, resume: bool) -> None:
+        """Speak HTTPS (or not) from the next connection on, asking for `server_name`."""
+        if on and self.ca_pem is None:
+            raise ValueError("HTTPS needs the CA file to verify against")
+        changed = (on, server_name) != (self.tls, self.server_name)
+        self.tls, self.server_name, self.resume = on, server_name, resume
+        if on and self.context is None:
+            self.context = client_context(self.ca_pem or "", resume)
+        if self.context is not None:
+            self.context.resume = resume
+            if changed or not resume:
+                self.context.session = None  # a session is for one name; off: none kept
+        self._fixed = self._fixed_lines()
+        if changed:
+            self._close_idle()  # they speak the old way; the next request opens a new one
 
     # -- taking work
 
@@ -130,14 +165,21 @@ class Client:
         host, port = self.address
         local = (self.source, 0) if self.source else None
         left = job.due + REQUEST_TIMEOUT_S - self.loop.time()
-        try:
-            await asyncio.wait_for(
-                self.loop.create_connection(lambda: connection, host, port, local_addr=local),
-                max(left, 0.001),
+        tls: dict = {}
+        if self.tls:  # verified against the CA, for the name this client asks for
+            tls = {"ssl": self.context, "server_hostname": self.server_name or self.target.host}
+        connecting: Awaitable[object]
+        if tls and self.proxy:  # the PROXY header goes first, before the TLS handshake
+            connecting = self._proxied_tls(connection, tls)
+        else:
+            connecting = self.loop.create_connection(
+                lambda: connection, host, port, local_addr=local, **tls
             )
+        try:
+            await asyncio.wait_for(connecting, max(left, 0.001))
         except (OSError, TimeoutError) as exc:
             self.connections.discard(connection)
-            self.stats.failed_with("timeout" if isinstance(exc, TimeoutError) else "connect")
+            self.stats.failed_with(_failure(exc))
             self._fill()
             return
         finally:
@@ -146,6 +188,23 @@ class Client:
             self.stats.failed_with("reset")
             return
         connection.send(job)
+
+    async def _proxied_tls(self, connection: Connection, tls: dict) -> None:
+        """Connect, say who we are in a PROXY header on the bare socket, then start TLS on it."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await self.loop.sock_connect(sock, self.address)
+            await self.loop.sock_sendall(sock, self.proxy_header(sock.getsockname()[1]))
+            connection.header_sent = True
+            await self.loop.create_connection(lambda: connection, sock=sock, **tls)
+        except BaseException:
+            sock.close()
+            raise
+
+    def proxy_header(self, port: int) -> bytes:
+        encode = encode_v2 if self.proxy == "v2" else encode_v1
+        return encode((self.claimed, port), self.address)
 
     def answered(self, connection: Connection, job: Job, status: int, reusable: bool) -> None:
         now = self.loop.time()
@@ -231,6 +290,12 @@ class Client:
             connection.close()
 
 
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "handshake" if isinstance(exc, ssl.SSLError) else "connect"
+
+
 class Connection(asyncio.Protocol):
     """One TCP connection of a client, carrying one request at a time."""
 
@@ -244,6 +309,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self._framed = False  # the answer has Content-Length or chunked: not read-until-close
         self._head_done = False
+        self.ssl_object = None  # a TLS connection's, once its handshake is done
+        self.header_sent = False  # its PROXY header went out before the TLS handshake
 
     def send(self, job: Job) -> None:
         if self.closed or self.transport is None:
@@ -259,11 +326,12 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         client = self.client
-        if client.proxy:  # first of all: who this connection is from (lab.proxy_protocol)
+        self.ssl_object = transport.get_extra_info("ssl_object")
+        if self.ssl_object is not None:  # asyncio calls this once the handshake is done
+            client.stats.handshake(bool(self.ssl_object.session_reused))
+        if client.proxy and not self.header_sent:  # first: who this is from (lab.proxy_protocol)
             here = transport.get_extra_info("sockname")
-            port = here[1] if here else 0
-            encode = encode_v2 if client.proxy == "v2" else encode_v1
-            transport.write(encode((client.claimed, port), client.address))
+            transport.write(client.proxy_header(here[1] if here else 0))
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -317,6 +385,8 @@ class Connection(asyncio.Protocol):
             self.abort()
             return
         self._cancel_timer()
+        if self.ssl_object is not None and self.client.context is not None:
+            self.client.context.keep(self.ssl_object)  # TLS 1.3's ticket has come by now
         self.client.answered(
             self, job, self.parser.get_status_code(), self.parser.should_keep_alive()
         )

@@ -4,7 +4,8 @@
                         "counters": {"sent", "completed", "failed", "in_flight",
                                      "status": {"2xx", "4xx", "5xx"}, "failures": {...}},
                         "latency_ms": {"p50", "p95"}, "client_list": [...]}
-    PUT  /config   partial {"rate", "clients", "keep_alive", "paused"}, validated whole
+    PUT  /config   partial {"rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
+                   "tls", "sni_mix", "resumption"} (HTTPS: lab.traffic.tls), validated whole
                    before anything changes: 200 {"ok", "changes", "state"}, or
                    400 {"error": "...", "field": "..."} and nothing changed
     POST /send     {"count": N} with N 1-1000: a burst now, paused or not;

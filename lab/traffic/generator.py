@@ -20,6 +20,7 @@ from lab.traffic.control import ControlConnection
 from lab.traffic.schedule import Arrival, Schedule
 from lab.traffic.settings import SettingError, Settings, Target, is_loopback
 from lab.traffic.stats import TrafficStats
+from lab.traffic.tls import names_for
 
 TICK_S = 1.0  # how often waiting requests are checked for their timeout
 DRAIN_S = 2.0  # at the end of --duration, how long answers still on their way are waited for
@@ -35,6 +36,7 @@ class Side:
 
     def __init__(self, target: Target, address: tuple[str, int]) -> None:
         self.target = target
+        self.tls = target.https  # as the generator's settings say (set by it)
         self.address = address
         self.stats = TrafficStats()
         self.clients: list[Client] = []
@@ -42,7 +44,7 @@ class Side:
 
     def state(self, now: float) -> dict:
         return {
-            "target": self.target.url,
+            "target": self.target.url_for(self.tls),
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(now),
             "distribution": self.stats.distribution.as_json(),
@@ -67,11 +69,14 @@ class TrafficGenerator:
         bind_source: bool = True,
         proxy: str = "",
         split: bool = False,
+        ca_pem: str | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.split = split and len(targets) > 1
         self._turns: dict[int, int] = {}  # spread "request": each client's next balancer
         self.sides = [Side(target, address) for target, address in targets]
+        self.ca_pem = ca_pem  # the CA that HTTPS verifies against (lab.traffic.tls)
+        check_tls(settings, ca_pem)
         self.settings = settings
         self.bind_source = bind_source
         self.proxy = proxy  # "v1"/"v2": clients name their address in a PROXY header
@@ -99,6 +104,7 @@ class TrafficGenerator:
     def update(self, changes: object) -> dict:
         """Apply a partial settings change, all of it or none of it (SettingError)."""
         new = self.settings.updated(changes)
+        check_tls(new, self.ca_pem)
         old, self.settings = self.settings, new
         diff = {k: v for k, v in new.as_json().items() if getattr(old, k) != v}
         if "keep_alive" in diff:
@@ -116,6 +122,8 @@ class TrafficGenerator:
             for side in self.sides:
                 for client in side.clients:
                     client.set_max_connections(new.connections)
+        if diff.keys() & {"tls", "sni_mix", "resumption"}:
+            self._set_tls()
         if "rate" in diff or "paused" in diff:
             self._reschedule()
         if diff:
@@ -141,7 +149,7 @@ class TrafficGenerator:
         settings = self.settings
         now = self.loop.time()
         return {
-            "target": self.target.url,
+            "target": self.target.url_for(settings.tls),
             "rate": settings.rate,
             "clients": settings.clients,
             "keep_alive": settings.keep_alive,
@@ -149,6 +157,9 @@ class TrafficGenerator:
             "protocol": settings.protocol,
             "client_addresses": self.client_addresses(),
             "udp_session": settings.udp_session,
+            "tls": settings.tls,
+            "sni_mix": dict(settings.sni_mix),
+            "resumption": settings.resumption,
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(now),
             "client_list": [
@@ -243,9 +254,20 @@ class TrafficGenerator:
                         protocol=self.settings.protocol,
                         udp_session=self.settings.udp_session,
                         proxy=self.proxy,
+                        ca_pem=self.ca_pem,
                     )
                 )
                 side.clients[-1].max_connections = self.settings.connections
+        self._set_tls()
+
+    def _set_tls(self) -> None:
+        """Give every client HTTPS or not, its SNI name from the mix, and resumption."""
+        settings = self.settings
+        names = names_for(settings.sni_mix, settings.clients)
+        for side in self.sides:
+            side.tls = settings.tls
+            for client, name in zip(side.clients, names, strict=False):
+                client.set_tls(settings.tls, name, settings.resumption)
 
     def _tick(self) -> None:
         now = self.loop.time()
@@ -275,6 +297,9 @@ async def serve(
         options.paused,
         options.protocol,
         options.udp_session,
+        tls=options.tls or any(target.https for target, _ in targets),
+        sni_mix=options.sni_mix,
+        resumption=options.resumption,
     )
     generator = TrafficGenerator(
         targets,
@@ -283,6 +308,7 @@ async def serve(
         bind_source,
         options.proxy_protocol or "",
         split=options.split,
+        ca_pem=options.ca_pem,
     )
     try:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
@@ -306,6 +332,18 @@ async def serve(
         generator.stop()
         for side in generator.sides:
             print(side.stats.summary(loop.time()), flush=True)
+
+
+def check_tls(settings: Settings, ca_pem: str | None) -> None:
+    """HTTPS needs a CA to verify against; SettingError naming `tls` if it cannot work."""
+    if not settings.tls:
+        return
+    if ca_pem is None:
+        raise SettingError(
+            "tls",
+            "tls needs the CA to verify the balancer against: start the traffic generator "
+            "with --ca-file FILE (the lab's ca.pem)",
+        )
 
 
 async def _stopped_or_timed_out(stop: asyncio.Event, duration: float | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,13 @@ PROTOCOLS = ("http", "udp")
 # answer). "request": a client's requests take the balancers in turn, as a router's ECMP hash
 # sends a client's connections (each from a new source port) to any of them.
 SPREADS = ("client", "request")
+MAX_SNI_NAMES = 16
+MAX_SNI_WEIGHT = 100
+# A DNS name as SNI carries it: labels of letters, digits and hyphens (no IP address: RFC 6066
+# says a client sends no SNI for one).
+HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 
 
 class SettingError(FieldError):
@@ -41,6 +49,7 @@ class Target:
     host: str
     port: int
     prefix: str = ""  # prepended to every path of the mix, without a trailing slash
+    https: bool = False  # given as https://: the generator starts with `tls` on
 
     @property
     def authority(self) -> str:
@@ -48,7 +57,10 @@ class Target:
 
     @property
     def url(self) -> str:
-        return f"http://{self.authority}{self.prefix or '/'}"
+        return self.url_for(self.https)
+
+    def url_for(self, tls: bool) -> str:
+        return f"{'https' if tls else 'http'}://{self.authority}{self.prefix or '/'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,12 @@ class Settings:
     # gRPC client that keeps one connection for everything (its requests wait their turn on it).
     connections: int = MAX_CONNECTIONS
     spread: str = "client"
+    # HTTPS (lab.traffic.tls): verified against the CA file the generator was started with;
+    # each client asks for an SNI name from the mix ({} = the target's host); resumption:
+    # offer the last connection's TLS session, or pay for a full handshake every time.
+    tls: bool = False
+    sni_mix: dict[str, int] = dataclasses.field(default_factory=dict)
+    resumption: bool = True
 
     def updated(self, changes: Any) -> Settings:
         """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
@@ -127,6 +145,48 @@ def protocol(field: str, value: Any) -> str:
     return value
 
 
+def parse_sni_mix(field: str, value: Any) -> dict[str, int]:
+    """{"name": weight}, from that mapping or from text like "shop.lab.test=3,api.lab.test=1".
+
+    A name without a weight counts 1; an empty mix means the target's own host name.
+    """
+    if isinstance(value, str):
+        value = _mix_from_text(field, value)
+    if not isinstance(value, dict):
+        raise SettingError(field, f'{field} must be like "shop.lab.test=3,api.lab.test=1"')
+    if len(value) > MAX_SNI_NAMES:
+        raise SettingError(field, f"{field} takes at most {MAX_SNI_NAMES} names, got {len(value)}")
+    mix: dict[str, int] = {}
+    for name, weight in value.items():
+        if not isinstance(name, str) or not HOST_NAME.match(name.lower()):
+            raise SettingError(field, f"{field}: {name!r} is not a host name (SNI names a host)")
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int)
+            or not 1 <= weight <= MAX_SNI_WEIGHT
+        ):
+            raise SettingError(
+                field,
+                f"{field}: the weight of {name} must be a whole number 1-{MAX_SNI_WEIGHT}, "
+                f"got {weight!r}",
+            )
+        mix[name.lower()] = weight
+    return mix
+
+
+def _mix_from_text(field: str, text: str) -> dict[str, Any]:
+    mix: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, equals, weight = part.partition("=")
+        if not equals:
+            mix[name.strip()] = 1
+        elif weight.strip().isascii() and weight.strip().isdigit():
+            mix[name.strip()] = int(weight)
+        else:
+            raise SettingError(field, f"{field}: the weight in {part!r} must be a whole number")
+    return mix
+
+
 client_count = whole(1, MAX_CLIENTS)
 send_count = whole(1, MAX_SEND)
 session_length = whole(0, MAX_SESSION)
@@ -141,21 +201,27 @@ _CHECKS = {
     "udp_session": session_length,
     "connections": connection_count,
     "spread": spread,
+    "tls": flag,
+    "sni_mix": parse_sni_mix,
+    "resumption": flag,
 }
 
 
 def parse_target(text: str) -> Target:
-    """http://HOST:PORT[/path], nothing more (no https, user, query or fragment)."""
+    """http://HOST:PORT[/path] or https://..., nothing more (no user, query or fragment).
+
+    The scheme is the caller's to read (`target_scheme`): https turns `tls` on.
+    """
     field = "target"
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise SettingError(field, f"not a URL: {text!r} ({exc})") from None
-    if parts.scheme != "http":
-        raise SettingError(field, f"target must start with http://, got {text!r}")
+    if parts.scheme not in ("http", "https"):
+        raise SettingError(field, f"target must start with http:// or https://, got {text!r}")
     if not parts.hostname or port is None or parts.username is not None:
-        raise SettingError(field, f"target must be http://HOST:PORT[/path], got {text!r}")
+        raise SettingError(field, f"target must be {parts.scheme}://HOST:PORT[/path], got {text!r}")
     if parts.query or parts.fragment:
         raise SettingError(field, f"target takes no query or fragment, got {text!r}")
     if port == 0:
@@ -164,7 +230,7 @@ def parse_target(text: str) -> Target:
         raise SettingError(
             field, f"target path must not hold spaces or control characters: {text!r}"
         )
-    return Target(parts.hostname, port, parts.path.rstrip("/"))
+    return Target(parts.hostname, port, parts.path.rstrip("/"), parts.scheme == "https")
 
 
 def parse_address(text: str) -> tuple[str, int]:

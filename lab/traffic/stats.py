@@ -13,7 +13,8 @@ from lab.traffic.distribution import Distribution
 
 WINDOW_S = 10.0  # p50/p95 describe the last ten seconds: recent enough to follow a knob
 MAX_SAMPLES = 50_000  # at the top rate the window holds this many; older ones go first
-FAILURE_KINDS = ("connect", "reset", "timeout", "bad_response")
+# handshake: a TLS handshake failed (the certificate did not verify, say)
+FAILURE_KINDS = ("connect", "handshake", "reset", "timeout", "bad_response")
 STATUS_CLASSES = ("2xx", "4xx", "5xx")  # always reported; 1xx and 3xx only once seen
 
 
@@ -29,6 +30,8 @@ class TrafficStats:
         self.failures: Counter[str] = Counter()
         self._latencies: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
         self.distribution = Distribution()  # every answer since the reset (a comparison's)
+        self.handshakes = 0  # TLS handshakes done, full or resumed
+        self.resumed = 0
 
     @property
     def failed(self) -> int:
@@ -52,6 +55,11 @@ class TrafficStats:
         self.status["reply"] += 1
         self._latencies.append((now, ms))
 
+    def handshake(self, resumed: bool) -> None:
+        """A TLS connection is up; `resumed`: its session was resumed, not a full handshake."""
+        self.handshakes += 1
+        self.resumed += resumed
+
     def failed_with(self, kind: str) -> None:
         self.in_flight -= 1
         self.failures[kind] += 1
@@ -74,6 +82,7 @@ class TrafficStats:
             "in_flight": self.in_flight,
             "status": status,
             "failures": {kind: self.failures[kind] for kind in FAILURE_KINDS},
+            "tls": {"handshakes": self.handshakes, "resumed": self.resumed},
         }
 
     def summary(self, now: float) -> str:

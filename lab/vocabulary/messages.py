@@ -254,6 +254,15 @@ def state(with_compare: bool = True) -> Schema:
                         "127.0.0.2 and up cannot be bound), shared (one address for all)",
                         ("bound", "proxy-v1", "proxy-v2", "shared"),
                     ),
+                    "tls": flag("whether clients speak HTTPS, verified against the lab's CA"),
+                    "sni_mix": mapping(
+                        whole("its share", 1),
+                        "the SNI names the clients ask for, with their shares; empty: the "
+                        "target's host",
+                    ),
+                    "resumption": flag(
+                        "whether each client offers its last TLS session (no full handshake)"
+                    ),
                 },
             ),
             record(

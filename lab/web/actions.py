@@ -66,7 +66,9 @@ def add_backend(lab: Any) -> None:
     record = lab.start_backend(name)
     try:
         lab.balancer_api().call(
-            "POST", "/backends", {"name": name, "address": record.address, "weight": 1}
+            "POST",
+            "/backends",
+            {"name": name, "address": lab.balancer_address(record), "weight": 1},
         )
     except ApiError:  # rolled back: the lab is as it was
         lab.stop_backend(name)
@@ -87,12 +89,15 @@ def kill_backend(lab: Any, name: str) -> None:
 
 def restart_backend(lab: Any, name: str) -> None:
     record = lab.backend(name)
-    old = record.address
+    old, old_balancer = record.address, lab.balancer_address(record)
     if record.process == RUNNING:
         lab.stop_backend(name, forget=False)
     lab.start_backend(name, port=int(old.rpartition(":")[2]))
-    if record.address != old:  # the old port was taken: tell the balancer where it went
-        lab.balancer_api().call("PUT", f"/backends/{name}", {"address": record.address})
+    # The old port was taken (or, for HTTPS, the TLS listener has a new one): say where.
+    if lab.balancer_address(record) != old_balancer:
+        lab.balancer_api().call(
+            "PUT", f"/backends/{name}", {"address": lab.balancer_address(record)}
+        )
 
 
 def set_weight(lab: Any, name: str, weight: int) -> None:

@@ -13,7 +13,11 @@ Browser -> server, event `command`, with an acknowledgement:
     set_latency {name, latency_ms, jitter_ms?}                   send {count: 1-1000}
     set_max_concurrency {name, max_concurrency: 0-1000}  (requests one backend works on
                                                          at once; the rest wait in line)
-    set_traffic {rate?, clients?, keep_alive?} (at least one)    pause {}  resume {}  reset {}
+    set_traffic {rate?, clients?, keep_alive?, sni_mix?, resumption?} (at least one)
+    pause {}  resume {}  reset {}
+    set_tls {tls: off|terminate|passthrough, upstream?, sni_mix?}   (HTTPS: the balancer's
+                           tls table with the lab's certificate, the backends' TLS listeners
+                           and the traffic's https, together; lab.web.https)
     open_lesson {slug}   reset_lesson {slug}   (the lesson's whole lab: backends, knobs,
                                                balancer, traffic; counters zeroed)
     default_lab {}   (leave the lesson: the lab `lb-lab serve` started, counters zeroed)
@@ -140,7 +144,7 @@ from flask_socketio import SocketIO, emit
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lab.lessons.catalog import Catalog
-from lab.web import presenter, recordings
+from lab.web import lab_ca, presenter, recordings
 from lab.web.access import Access
 from lab.web.audience import Audience
 from lab.web.bucket import Buckets
@@ -237,6 +241,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
     app.add_url_rule("/api/lessons/<slug>", "lesson_detail", lesson_detail)
     app.register_blueprint(recordings.blueprint)  # the Record button's files
+    app.register_blueprint(lab_ca.blueprint)  # the lab CA's certificate (HTTPS)
     controller = app.config["CONTROLLER"]
     if app.config.get("LESSONS") is None:
         app.config["LESSONS"] = controller.lessons if controller is not None else Catalog()

@@ -21,7 +21,7 @@ from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.recording import service as recording
 from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
 from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND, MAX_SESSION
-from lab.web import actions, class_actions, compare, lesson_setup
+from lab.web import actions, class_actions, compare, https, lesson_setup
 from lab.web.fields import CommandError, Field
 
 __all__ = ["COMMANDS", "Action", "Command", "CommandError", "Field", "parse_command"]
@@ -67,6 +67,14 @@ COMMANDS: dict[str, Action] = {
         "switch the balancer between Layer 7 (http) and Layer 4 (tcp connections or udp "
         "flows)", BALANCER + TRAFFIC,
         actions.set_mode, {"mode": Field("text", choices=MODES), "side": SIDE},
+    ),
+    "set_tls": Action(  # balancer, backends' TLS listeners and traffic, together (lab.web.https)
+        "HTTPS: terminate it at the balancer (Layer 7; upstream: re-encrypt to the backends), "
+        "pass it through by SNI (Layer 4), or plain (off); the traffic speaks HTTPS with an SNI "
+        "mix such as shop.lab.test=3,api.lab.test=1", ALL,
+        https.set_tls,
+        {"tls": Field("text", choices=https.TLS_MODES), "upstream": Field("bool", False),
+         "sni_mix": Field("text", False)},
     ),
     "add_backend": Action(
         "start one more toy backend and add it to the balancer", BACKENDS + BALANCER,
@@ -126,14 +134,17 @@ COMMANDS: dict[str, Action] = {
         both_sides=True,
     ),
     "set_traffic": Action(
-        "change the traffic: requests per second, clients, keep-alive, or (udp) datagrams per "
-        "source port, 0 for one port throughout (at least one)", TRAFFIC,
+        "change the traffic: requests per second, clients, keep-alive, (udp) datagrams per "
+        "source port, 0 for one port throughout, or (https) the SNI mix and TLS session "
+        "resumption (at least one)", TRAFFIC,
         actions.set_traffic,
         {
             "rate": Field("number", False, 0, MAX_RATE),
             "clients": Field("int", False, 1, MAX_CLIENTS),
             "keep_alive": Field("bool", False),
             "udp_session": Field("int", False, 0, MAX_SESSION),
+            "sni_mix": Field("text", False),
+            "resumption": Field("bool", False),
         },
     ),
     "send": Action(

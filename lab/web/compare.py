@@ -56,6 +56,9 @@ def start(
             raise CommandError(f"{side}: {shared[0]} is the same on both sides and not a setting")
     if lab.traffic is None:
         raise CommandError(lab.traffic_error or "a comparison needs the traffic generator")
+    traffic = lab.traffic_state() or {}
+    if getattr(lab, "tls_backends", False) or traffic.get("tls"):  # lab.web.https
+        raise CommandError("a comparison is plain HTTP: turn HTTPS off first (set_tls off)")
     if lab.right is not None:
         stop(lab, restart_traffic=False)
     if left:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from lab.balancer.config import BalancerConfig
+from lab.certificates import LabCertificates, runtime_certificates
 from lab.lessons.settings import balancer_defaults
 from lab.lessons.snippets import from_state, snippets
 from lab.supervisor import StartError, Supervisor
@@ -29,6 +31,7 @@ from lab.web import actions, compare, snapshot
 from lab.web.api import ApiError, JsonApi
 from lab.web.client_addresses import by_proxy
 from lab.web.commands import COMMANDS, CommandError, parse_command
+from lab.web.https import https_flags
 from lab.web.ports import port_or_any
 from lab.web.records import EXITED, RUNNING, BackendProcess, LabSettings
 from lab.web.relay import EventRelay
@@ -82,6 +85,11 @@ class LabController:
         self.right: Any = None  # a comparison's right side while one is open (lab.web.compare)
         self.compare_seed: int | None = None
         self.start_task: Callable[..., object] | None = None  # set by `attach`
+        # The lab's CA and leaf (lab.certificates), made at start-up in a private folder.
+        self.certificates: LabCertificates | None = None
+        # The balancer reaches the backends on their TLS listeners (passthrough, or
+        # re-encryption): lab.web.https sets it, `balancer_address` reads it.
+        self.tls_backends = False
 
     @property
     def lessons(self) -> Catalog:
@@ -104,6 +112,8 @@ class LabController:
         names = [f"b{number}" for number in range(1, settings.backends + 1)]
         for name in names:  # in name order, however the starts finish
             self.backends[name] = BackendProcess(name, "")
+        if self.certificates is None:
+            self.certificates = runtime_certificates()
         try:
             (run_all or _one_by_one)([partial(self.start_backend, name) for name in names])
             self._start_balancer()
@@ -119,12 +129,17 @@ class LabController:
             first = self.settings.first_backend_port
             port = first + record.number - 1 if first and record.number else 0
         args = ["backend", "--name", name, "--host", self.settings.host, *record.flags()]
+        files = self.certificates
+        if files is not None:  # a TLS listener too, for passthrough and re-encryption
+            args += ["--tls-port", "0", "--tls-cert", str(files.certificate)]
+            args += ["--tls-key", str(files.key)]
         try:
             child = self._start_child(name, args, port)
         except StartError:
             record.process = EXITED
             raise
         record.address, record.process = child.addresses["listen"], RUNNING
+        record.tls_address = child.addresses.get("tls", "")
         self.backends[name] = record
         if record.other_knobs:
             self.backend_api(record).call("PUT", "/_lab/knobs", record.other_knobs)
@@ -188,6 +203,9 @@ class LabController:
             args += ["--keep-alive", "off"]
         if seed is not None:
             args += ["--seed", str(seed)]
+        if self.certificates is not None:  # so a command can switch it to HTTPS later
+            args += ["--ca-file", str(self.certificates.ca)]
+            args += https_flags(now or {})
         try:
             child = self.supervisor.start("traffic", args)
         except StartError as exc:
@@ -270,6 +288,8 @@ class LabController:
         for api in [self.balancer, self.traffic, *self._pollers.values()]:
             if api is not None:
                 api.close()
+        if self.certificates is not None:  # no process uses them now (exit would remove them)
+            shutil.rmtree(self.certificates.folder, ignore_errors=True)
 
     def _watch(self, sleep: Callable[[float], None]) -> None:
         """Notice processes that exited on their own and tell the browsers."""
@@ -401,6 +421,18 @@ class LabController:
         if self.traffic is None:
             raise CommandError(self.traffic_error or "the traffic generator is not running")
         return self.traffic
+
+    def balancer_address(self, record: BackendProcess) -> str:
+        """Where the balancer reaches this backend: its TLS listener when HTTPS needs it."""
+        if self.tls_backends and record.tls_address:
+            return record.tls_address
+        return record.address
+
+    def ca_pem(self) -> str:
+        """The lab CA's certificate, for the page's download link and curl --cacert."""
+        if self.certificates is None:
+            raise CommandError("the lab has made no certificates yet")
+        return self.certificates.ca.read_text()
 
     def backend_api(self, record: BackendProcess) -> JsonApi:
         """A backend's /_lab/ API (a change through it counts as the command's)."""

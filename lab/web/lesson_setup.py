@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from lab.lessons.settings import DEFAULT_KNOBS, LabSetup
-from lab.web import actions, compare
+from lab.web import actions, compare, https
 from lab.web.default_lab import default_setup
 from lab.web.fields import CommandError
 from lab.web.records import KNOB_FLAGS, RUNNING, BackendProcess
@@ -78,6 +78,8 @@ def lesson_balancer(lab: Any, setup: LabSetup) -> None:
     # over from before, so a lesson's first decisions are the same every time. One
     # update, so nobody sees the lab half-way between the two.
     lab.put_config(document, fresh=True)
+    if document.get("tls", {}).get("mode", "off") == "off":  # a lesson's own HTTPS: later
+        https.plain_again(lab)
 
 
 def lesson_backend(lab: Any, name: str, knobs: dict[str, Any]) -> None:

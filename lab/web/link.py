@@ -101,6 +101,13 @@ class ServiceLink:
             raise OSError(f"the lab service answered {status}")
         return answer
 
+    def ca_pem(self) -> str:
+        """The lab CA's certificate (PEM), from the service (GET /lab-ca.pem)."""
+        status, answer = self._call("GET", "/lab-ca.pem", None, READ_TIMEOUT_S)
+        if status != 200 or not isinstance(answer, dict) or "pem" not in answer:
+            raise OSError(f"the lab service answered {status}")
+        return answer["pem"]
+
     def recording(self, name: str) -> bytes | None:
         """A recording the service made (the Record button), or None if it has no such file."""
         host, port = split_address(self.address)

@@ -49,6 +49,9 @@ class BackendProcess:
     name: str
     address: str
     process: str = RUNNING
+    # Its TLS listener (lab.backend.tls), with the lab's certificate: what the balancer
+    # connects to in passthrough or when it re-encrypts (lab.web.https); "" if none.
+    tls_address: str = ""
     knobs: dict[str, float] = field(
         default_factory=lambda: {
             "latency_ms": 0.0,

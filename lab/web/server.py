@@ -31,6 +31,7 @@ from lab.service.options import check_algorithm, passed_on
 from lab.supervisor import Child, StartError, Supervisor
 from lab.web.access import Access
 from lab.web.classroom import viewer_url
+from lab.web.https import curl_line
 from lab.web.link import ServiceLink
 
 DRAIN_OUTPUT_S = 2.0
@@ -279,5 +280,6 @@ def welcome(link: ServiceLink) -> str:
         f"  curl -i http://{addresses['listen']}/     # see X-Backend change on every request\n"
         f"  curl http://{addresses['admin']}/state    # every backend's numbers\n"
         f"  curl -N http://{addresses['admin']}/events   # every routing decision, live\n"
+        f"{curl_line(lab)}"
         f"Press Ctrl-C to stop."
     )

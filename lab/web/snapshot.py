@@ -22,6 +22,8 @@ TRAFFIC_SETTINGS = (
     "target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
     "client_addresses",
 )  # fmt: skip
+# HTTPS (lab.traffic.tls), with the values of a generator that predates them.
+TRAFFIC_TLS = {"tls": False, "sni_mix": {}, "resumption": True}
 # The balancer's flow table at mode udp, for the header's counters (lab.balancer.flows).
 UDP_COUNTERS = ("flows", "flows_started", "evicted", "expired", "datagrams_up", "datagrams_down")
 
@@ -83,7 +85,11 @@ def backend_entry(record: Any, live: dict) -> dict:
 def traffic_entry(traffic: dict | None, error: str) -> dict:
     if traffic is None:
         return {"available": False, "error": error or "not answering"}
-    return {"available": True, **{k: traffic[k] for k in TRAFFIC_SETTINGS}}
+    return {
+        "available": True,
+        **{k: traffic[k] for k in TRAFFIC_SETTINGS},
+        **{k: traffic.get(k, default) for k, default in TRAFFIC_TLS.items()},
+    }
 
 
 def snapshot(
