@@ -303,6 +303,7 @@ class Balancer:
                     "slow_start_s",
                     "max_queue",
                     "udp",
+                    "tls",
                 )
             },  # fmt: skip
             "udp": udp_state(self.flows, self.udp_counts),

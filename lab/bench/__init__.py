@@ -211,6 +211,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what reading PROXY headers costs: lb-lab at Layer 7 with and without "
         "--accept-proxy, keep-alive (uses --duration, --rounds, --connections, --backends)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="HTTPS: lb-lab terminating TLS against nginx (keep-alive, and new handshakes), "
+        "and passing it through on the SNI against HAProxy (uses --duration, --rounds, "
+        "--connections, --backends, --json)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -232,6 +239,10 @@ def _viewer_steps(text: str) -> tuple[int, ...]:
 
 
 def run(options: argparse.Namespace) -> int:
+    if options.tls:
+        from lab.bench.tls import main as tls_main
+
+        return tls_main(options)
     if options.proxy_protocol:
         from lab.bench.proxy import main as proxy_main
 

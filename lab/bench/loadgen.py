@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -31,10 +32,11 @@ DRAIN_TIMEOUT_S = 2.0
 T = TypeVar("T")
 
 
-def build_request(host: str, port: int, path: str = "/") -> bytes:
+def build_request(host: str, port: int, path: str = "/", close: bool = False) -> bytes:
+    last = "Connection: close\r\n" if close else ""
     return (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: lb-lab-bench\r\n"
-        "Accept: */*\r\n\r\n"
+        f"Accept: */*\r\n{last}\r\n"
     ).encode("ascii")
 
 
@@ -90,6 +92,8 @@ class _Driver:
         self.host = host
         self.port = port
         self.greeting = b""  # bytes each new connection starts with, before any request
+        self.ssl: ssl.SSLContext | None = None  # HTTPS: each connection's own handshake
+        self.server_hostname: str | None = None  # the name (SNI) the handshakes ask for
         self.conns: set[_Connection] = set()
         self.latencies: list[float] = []
         self.errors = 0
@@ -105,7 +109,8 @@ class _Driver:
 
     async def connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        made = loop.create_connection(lambda: _Connection(self), self.host, self.port)
+        tls = {"ssl": self.ssl, "server_hostname": self.server_hostname} if self.ssl else {}
+        made = loop.create_connection(lambda: _Connection(self), self.host, self.port, **tls)
         _, conn = await asyncio.wait_for(made, CONNECT_TIMEOUT_S)
         self.conns.add(conn)
         return conn
@@ -261,11 +266,12 @@ async def _prime(driver: _Driver, conns: list[_Connection]) -> None:
 
 
 async def _run(
-    driver: _ClosedLoop | _FixedRate, connections: int, duration: float
+    driver: _ClosedLoop | _FixedRate, connections: int, duration: float, prime: bool = True
 ) -> tuple[float, int]:
     try:
         conns = await driver.open(connections)
-        await _prime(driver, conns)
+        if prime:
+            await _prime(driver, conns)
         driver.errors = 0
         driver.recording = True
         started = time.perf_counter()
@@ -293,12 +299,18 @@ def closed_loop(
     duration: float,
     path: str = "/",
     greeting: bytes = b"",
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    fresh: bool = False,
 ) -> Sample:
     """C connections, each sending its next request as soon as the last one is answered
-    (after `greeting`, once per connection: a PROXY header, say)."""
-    driver = _ClosedLoop(build_request(host, port, path), host, port)
+    (after `greeting`, once per connection: a PROXY header, say). With `tls`, over TLS.
+    `fresh`: every request asks `Connection: close`, so each one pays a new connection
+    (and handshake); the connections are not primed, since each is used once."""
+    driver = _ClosedLoop(build_request(host, port, path, close=fresh), host, port)
     driver.greeting = greeting
-    elapsed, counted = _in_new_loop(_run(driver, connections, duration))
+    driver.ssl, driver.server_hostname = tls, server_hostname
+    elapsed, counted = _in_new_loop(_run(driver, connections, duration, prime=not fresh))
     return _sample(target, THROUGHPUT, driver, elapsed, counted)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 
 from lab.bench.stats import THROUGHPUT, Sample
 
@@ -35,14 +36,23 @@ def version(tool: str) -> str:
     return first[0].split(" Copyright")[0].strip() if first else tool
 
 
-def run(tool: str, target: str, url: str, connections: int, duration: float) -> Sample:
-    """One closed-loop run of wrk or hey against `url`."""
+def run(
+    tool: str,
+    target: str,
+    url: str,
+    connections: int,
+    duration: float,
+    headers: Sequence[str] = (),
+) -> Sample:
+    """One closed-loop run of wrk or hey against `url`, each request with `headers`
+    ("Connection: close" makes every request a new connection)."""
+    extra = [arg for header in headers for arg in ("-H", header)]
     if tool == "wrk":
         argv = ["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}"]
-        argv += [f"-d{duration:g}s", "--latency", url]
+        argv += [f"-d{duration:g}s", "--latency", *extra, url]
         parse = parse_wrk
     elif tool == "hey":
-        argv = ["hey", "-z", f"{duration:g}s", "-c", str(connections), url]
+        argv = ["hey", "-z", f"{duration:g}s", "-c", str(connections), *extra, url]
         parse = parse_hey
     else:
         raise ValueError(f"unknown tool {tool!r}")

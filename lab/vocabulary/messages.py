@@ -295,6 +295,16 @@ def state(with_compare: bool = True) -> Schema:
                     "per_datagram": flag("every datagram is balanced on its own"),
                 },
             ),
+            "tls": record(
+                "the balancer's HTTPS settings the page draws with",
+                {
+                    "mode": text(
+                        "off; terminate (Layer 7 decrypts); passthrough (Layer 4 reads the SNI)",
+                        ("off", "terminate", "passthrough"),
+                    ),
+                    "upstream": flag("terminated traffic is encrypted again to the backends"),
+                },
+            ),
             "backends": listing(backend_card(), "every backend, in order"),
             "pools": listing(
                 record(

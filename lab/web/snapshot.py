@@ -117,6 +117,11 @@ def snapshot(
             k: balancer.get("settings", {}).get("udp", {}).get(k, default)
             for k, default in (("idle_timeout_ms", 10_000), ("per_datagram", False))
         },
+        # HTTPS: the page puts a padlock on each encrypted hop and says what the balancer sees.
+        "tls": {
+            k: balancer.get("settings", {}).get("tls", {}).get(k, default)
+            for k, default in (("mode", "off"), ("upstream", False))
+        },
         "backends": [backend_entry(r, live.get(r.name, {})) for r in records],
         # Pools and the rules that feed them, for the page to group the cards.
         "pools": [

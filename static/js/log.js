@@ -15,7 +15,7 @@ export class DecisionLog {
   constructor(root, store) {
     const list = root.querySelector('[data-part="log"]');
     this.list = list;
-    this.entries = []; // newest first: {id, backend, reason, mark, failed}
+    this.entries = []; // newest first: {id, backend, reason, mark, failed, sni}
     this.dirty = true;
     this.lastRender = 0;
     store.on("batch", (batch) => this.ingest(batch.events));
@@ -48,7 +48,10 @@ export class DecisionLog {
   ingest(events) {
     for (const event of events) {
       if (event.type === "route") {
-        this.add({ id: event.id, backend: event.backend, reason: event.reason, mark: "…", failed: false });
+        // HTTPS: the name the client asked for in its ClientHello (all a Layer 4 balancer
+        // passing TLS through can read of it).
+        const sni = event.tls ? event.tls.sni || "no SNI" : "";
+        this.add({ id: event.id, backend: event.backend, reason: event.reason, mark: "…", failed: false, sni });
       } else if (event.type === "done") {
         const entry = this.entries.find((e) => e.id === event.id && e.backend === event.backend);
         if (entry) {
@@ -108,6 +111,13 @@ export class DecisionLog {
     const mark = document.createElement("span");
     mark.className = "mark";
     mark.textContent = entry.failed && !entry.mark.startsWith("✕") ? `✕ ${entry.mark}` : entry.mark;
+    if (entry.sni) {
+      const sni = document.createElement("span");
+      sni.className = "sni";
+      sni.title = "HTTPS: the server name the client asked for (SNI)";
+      sni.textContent = entry.sni;
+      why.prepend(sni, " ");
+    }
     li.append(who, why, mark);
     return li;
   }

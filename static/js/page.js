@@ -15,6 +15,7 @@ import { LessonPanel } from "./lessons/panel.js";
 import { Moves } from "./moves.js";
 import { Classroom } from "./classroom.js";
 import { RecordButton } from "./recorder.js";
+import { Https } from "./https.js";
 
 // Numbers, the log and the charts change together, five times a second, not with each
 // batch: a browser without a GPU redraws the whole page in any frame that changes more than
@@ -32,6 +33,8 @@ export class LabPage {
     this.cards = new Cards(root, store, { onLayout: () => this.scene.invalidateLayout() });
     this.controls = new Controls(root, store, { scene: this.scene });
     this.log = new DecisionLog(root, store);
+    // After Controls: it words the balancer box's mode line, HTTPS then adds to it.
+    this.https = new Https(root, store, { command: (data) => this.controls.command(data) });
     this.charts = new Charts(root, store);
     this.history = new RunHistory(root, store);
     this.moves = new Moves(root, store, this.scene);

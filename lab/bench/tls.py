@@ -1,0 +1,318 @@
+"""`lb-lab bench --tls`: HTTPS through lb-lab against nginx and HAProxy, same backends.
+
+Three figures (issue 14), each a ratio of lb-lab's requests a second to its peer's,
+in rounds that alternate the two so that a noisy neighbour hurts both alike (the
+ratio is the median of the per-round ratios):
+
+- **terminate**: Layer 7 with TLS termination, keep-alive, `--connections`
+  connections (64 by default), against nginx (one worker, `listen ... ssl`) with
+  the same certificate and key; both speak plain HTTP to the toy backends.
+- **handshakes**: the same two, but every request on a new connection
+  (`Connection: close`) and no session resumption: full handshakes a second.
+- **passthrough**: Layer 4 reading only the ClientHello's SNI, against HAProxy
+  `mode tcp` with `req.ssl_sni` (nbthread 1); the toy backends terminate TLS
+  themselves, so both proxies only read a hello and pipe bytes.
+
+Beside each ratio it reports each proxy's CPU time per thousand requests (from
+/proc), which the backends' own speed cannot hide.
+
+The load tool is wrk when it is installed (one thread, OpenSSL; it does not verify
+certificates, nor resume sessions across connections), else the built-in generator
+(Python's ssl, verifying against the lab CA, one session per connection). Every client
+asks for the name `localhost`, which the lab's certificate holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lab.bench import loadgen, peers, tools
+from lab.bench.runner import cpu_seconds
+from lab.bench.stats import Sample
+from lab.certificates import LabCertificates
+from lab.supervisor import Supervisor
+
+TERMINATE, HANDSHAKES, PASSTHROUGH = "terminate", "handshakes", "passthrough"
+GOAL = 0.8  # of the peer's requests a second, for each figure
+# The name every client asks for: one the lab's certificate holds and that resolves without
+# help (wrk has no --resolve), to 127.0.0.1 (wrk tries the addresses in turn).
+SNI = "localhost"
+
+
+@dataclass
+class TlsFigure:
+    """One figure: lb-lab and its peer, round by round."""
+
+    name: str
+    peer: str
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    cpu_ms_per_1k: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, who: str, sample: Sample, cpu_s: float | None) -> None:
+        self.rates.setdefault(who, []).append(sample.requests / sample.seconds)
+        self.errors[who] = self.errors.get(who, 0) + sample.errors
+        if cpu_s is not None and sample.requests:
+            self.cpu_ms_per_1k.setdefault(who, []).append(cpu_s * 1e6 / sample.requests)
+
+    def ratio(self) -> float | None:
+        ours, theirs = self.rates.get("lb-lab", []), self.rates.get(self.peer, [])
+        pairs = [a / b for a, b in zip(ours, theirs, strict=False) if b]
+        return statistics.median(pairs) if pairs else None
+
+    def as_json(self) -> dict:
+        ratio = self.ratio()
+        return {
+            "peer": self.peer,
+            "req_per_s": {who: round(statistics.median(r)) for who, r in self.rates.items()},
+            "per_round": {who: [round(x) for x in r] for who, r in self.rates.items()},
+            "cpu_ms_per_1k_requests": {
+                who: round(statistics.median(c), 1) for who, c in self.cpu_ms_per_1k.items()
+            },
+            "errors": self.errors,
+            "ratio": None if ratio is None else round(ratio, 3),
+            "goal": GOAL,
+        }
+
+    def text(self) -> str:
+        data = self.as_json()
+        rates = ", ".join(f"{who} {rate:,} req/s" for who, rate in data["req_per_s"].items())
+        cpu = ", ".join(f"{who} {ms} ms" for who, ms in data["cpu_ms_per_1k_requests"].items())
+        ratio = data["ratio"]
+        verdict = "" if ratio is None else (" (meets" if ratio >= GOAL else " (misses")
+        verdict += f" the goal of >= {GOAL}x)" if verdict else ""
+        shown = "-" if ratio is None else f"{ratio:.2f}x"
+        return (
+            f"  {self.name:11} {rates}: {shown}{verdict}\n"
+            f"  {'':11} CPU per 1,000 requests: {cpu}; errors {data['errors']}"
+        )
+
+
+def main(options: argparse.Namespace) -> int:
+    say = (lambda text: print(text, file=sys.stderr)) if options.json else print
+    tool = "wrk" if tools.installed("wrk") else "builtin"
+    folder = tempfile.mkdtemp(prefix="lb-lab-bench-tls-")
+    figures: list[TlsFigure] = []
+    notes: list[str] = []
+    try:
+        certs = LabCertificates(folder).make()
+        with Supervisor() as supervisor:
+            run = _Runner(supervisor, certs, options, tool, say)
+            if peers.installed("nginx"):
+                figures += run.terminate()
+            else:
+                notes.append("nginx is not installed: terminate and handshakes skipped")
+            if peers.installed("haproxy"):
+                figures.append(run.passthrough())
+            else:
+                notes.append("HAProxy is not installed: passthrough skipped")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result = {
+        "tool": tool,
+        "connections": options.connections,
+        "rounds": options.rounds,
+        "duration_s": options.duration,
+        "figures": {f.name: f.as_json() for f in figures},
+        "notes": notes,
+    }
+    if options.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"HTTPS, {options.connections} connections, {options.rounds} rounds of "
+            f"{options.duration:g} s, load from {tool}"
+        )
+        for figure in figures:
+            print(figure.text())
+        for note in notes:
+            print(f"  note: {note}")
+    return 0
+
+
+class _Runner:
+    def __init__(self, supervisor: Supervisor, certs, options, tool: str, say) -> None:
+        self.supervisor = supervisor
+        self.certs = certs
+        self.options = options
+        self.tool = tool
+        self.say = say
+
+    def backends(self, prefix: str, tls: bool) -> list[peers.Upstream]:
+        """Toy backends; with `tls`, each serves HTTPS with the lab's certificate on its
+        TLS port, and that is the address the proxies are given."""
+        upstreams = []
+        for i in range(1, self.options.backends + 1):
+            name = f"{prefix}{i}"
+            argv = ["backend", "--name", name, "--port", "0"]
+            if tls:
+                argv += self.certs.backend_arguments()
+            child = self.supervisor.start(name, argv)
+            address = child.addresses["tls" if tls else "listen"]
+            host, _, port = address.rpartition(":")
+            upstreams.append(peers.Upstream(name, host, int(port)))
+        return upstreams
+
+    def balancer(self, name: str, upstreams: Sequence[peers.Upstream], settings: dict):
+        argv = ["balancer", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+        for u in upstreams:
+            argv += ["--backend", f"{u.name}={u.host}:{u.port}"]
+        child = self.supervisor.start(name, argv)
+        _put_config(child.addresses["admin"], settings)
+        host, _, port = child.addresses["listen"].rpartition(":")
+        return child.process.pid, (host, int(port))
+
+    def terminate(self) -> list[TlsFigure]:
+        upstreams = self.backends("t", tls=False)
+        settings = {"mode": "http", "tls": self.certs.terminate_settings()}
+        lb_pid, lb = self.balancer("lb-tls", upstreams, settings)
+        nginx = _start_nginx_tls(upstreams, self.certs)
+        try:
+            targets = {"lb-lab": (lb_pid, lb), "nginx": (_worker(nginx), nginx.listeners["https"])}
+            keep = self.rounds(TlsFigure(TERMINATE, "nginx"), targets, fresh=False)
+            fresh = self.rounds(TlsFigure(HANDSHAKES, "nginx"), targets, fresh=True)
+        finally:
+            nginx.stop()
+        return [keep, fresh]
+
+    def passthrough(self) -> TlsFigure:
+        upstreams = self.backends("p", tls=True)
+        names = [u.name for u in upstreams]
+        settings = {
+            "mode": "tcp",
+            "tls": {"mode": "passthrough"},
+            "pools": [{"name": "shop", "backends": names}],
+            "rules": [{"name": "shop", "sni": SNI, "pool": "shop"}],
+        }
+        lb_pid, lb = self.balancer("lb-pass", upstreams, settings)
+        haproxy = _start_haproxy_sni(upstreams)
+        try:
+            targets = {
+                "lb-lab": (lb_pid, lb),
+                "haproxy": (_worker(haproxy), haproxy.listeners["tcp"]),
+            }
+            return self.rounds(TlsFigure(PASSTHROUGH, "haproxy"), targets, fresh=False)
+        finally:
+            haproxy.stop()
+
+    def rounds(self, figure: TlsFigure, targets: dict, fresh: bool) -> TlsFigure:
+        order = list(targets)
+        for round_ in range(self.options.rounds):
+            for who in order if round_ % 2 == 0 else order[::-1]:
+                pid, (host, port) = targets[who]
+                before = cpu_seconds(pid)
+                sample = self.load(who, host, port, fresh)
+                after = cpu_seconds(pid)
+                used = None if before is None or after is None else after - before
+                figure.add(who, sample, used)
+                self.say(
+                    f"round {round_ + 1}: {figure.name} {who}: "
+                    f"{sample.requests / sample.seconds:,.0f} req/s, {sample.errors} errors"
+                )
+        return figure
+
+    def load(self, who: str, host: str, port: int, fresh: bool) -> Sample:
+        connections, duration = self.options.connections, self.options.duration
+        if self.tool == "wrk":
+            headers = ("Connection: close",) if fresh else ()
+            url = f"https://{SNI}:{port}/"
+            return tools.run("wrk", who, url, connections, duration, headers=headers)
+        context = self.certs.client_context()
+        return loadgen.closed_loop(
+            who, host, port, connections, duration, tls=context, server_hostname=SNI, fresh=fresh
+        )
+
+
+def _put_config(admin: str, settings: dict) -> None:
+    host, _, port = admin.rpartition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("PUT", "/config", json.dumps(settings).encode())
+        answer = connection.getresponse()
+        body = answer.read().decode(errors="replace")
+    finally:
+        connection.close()
+    if answer.status != 200:
+        raise RuntimeError(f"the balancer refused {settings}: {body}")
+
+
+def _worker(peer: peers.Peer) -> int:
+    return peer.worker_pids()[0]
+
+
+def _start_nginx_tls(upstreams: Sequence[peers.Upstream], certs) -> peers.Peer:
+    workdir = peers._workdir("nginx-tls")
+    port = peers.free_port()
+    conf = os.path.join(workdir, "nginx.conf")
+    with open(conf, "w") as out:
+        out.write(nginx_tls_config(workdir, port, upstreams, certs.certificate, certs.key))
+    return peers._start(
+        "nginx",
+        peers.nginx_version(),
+        peers.nginx_argv(workdir, conf),
+        workdir,
+        {"https": ("127.0.0.1", port)},
+    )
+
+
+def nginx_tls_config(
+    workdir: str, port: int, upstreams: Sequence[peers.Upstream], certificate: str, key: str
+) -> str:
+    """peers.nginx_config with the listener made `ssl`: one worker, keep-alive both ways."""
+    plain = peers.nginx_config(workdir, port, upstreams, peers._nginx_temp_modules())
+    return plain.replace(
+        f"        listen 127.0.0.1:{port};\n",
+        f"        listen 127.0.0.1:{port} ssl;\n"
+        f"        ssl_certificate {certificate};\n"
+        f"        ssl_certificate_key {key};\n"
+        "        ssl_protocols TLSv1.2 TLSv1.3;\n",
+    )
+
+
+def _start_haproxy_sni(upstreams: Sequence[peers.Upstream]) -> peers.Peer:
+    workdir = peers._workdir("haproxy-sni")
+    port = peers.free_port()
+    conf = os.path.join(workdir, "haproxy.cfg")
+    with open(conf, "w") as out:
+        out.write(haproxy_sni_config(port, upstreams))
+    return peers._start(
+        "haproxy",
+        peers.haproxy_version(),
+        peers.haproxy_argv(conf),
+        workdir,
+        {"tcp": ("127.0.0.1", port)},
+    )
+
+
+def haproxy_sni_config(port: int, upstreams: Sequence[peers.Upstream]) -> str:
+    """One thread; Layer 4, waiting for the ClientHello and routing on its SNI."""
+    servers = "".join(f"    server {u.name} {u.host}:{u.port}\n" for u in upstreams)
+    return f"""\
+global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+
+frontend lab_sni
+    bind 127.0.0.1:{port}
+    tcp-request inspect-delay 5s
+    tcp-request content accept if {{ req_ssl_hello_type 1 }}
+    use_backend shop if {{ req.ssl_sni -i {SNI} }}
+
+backend shop
+    balance roundrobin
+{servers}"""
