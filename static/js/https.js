@@ -39,7 +39,7 @@ export class Https {
     this.command = command;
     this.part("https").addEventListener("change", (e) => {
       const mode = e.target.checked ? (this.store.state.mode === "tcp" ? "passthrough" : "terminate") : "off";
-      this.command({ action: "set_tls", mode });
+      this.command({ action: "set_tls", tls: mode });
     });
     store.on("state", ({ state }) => this.render(state));
   }
