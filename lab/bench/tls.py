@@ -29,16 +29,18 @@ import http.client
 import json
 import os
 import shutil
+import ssl
 import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lab.bench import loadgen, peers, tools
 from lab.bench.runner import cpu_seconds
 from lab.bench.stats import Sample
-from lab.certificates import LabCertificates
+from lab.certificates import LabCertificates, make_certificates
 from lab.supervisor import Supervisor
 
 TERMINATE, HANDSHAKES, PASSTHROUGH = "terminate", "handshakes", "passthrough"
@@ -104,7 +106,7 @@ def main(options: argparse.Namespace) -> int:
     figures: list[TlsFigure] = []
     notes: list[str] = []
     try:
-        certs = LabCertificates(folder).make()
+        certs = make_certificates(Path(folder))
         with Supervisor() as supervisor:
             run = _Runner(supervisor, certs, options, tool, say)
             if peers.installed("nginx"):
@@ -140,7 +142,9 @@ def main(options: argparse.Namespace) -> int:
 
 
 class _Runner:
-    def __init__(self, supervisor: Supervisor, certs, options, tool: str, say) -> None:
+    def __init__(
+        self, supervisor: Supervisor, certs: LabCertificates, options, tool: str, say
+    ) -> None:
         self.supervisor = supervisor
         self.certs = certs
         self.options = options
@@ -155,7 +159,8 @@ class _Runner:
             name = f"{prefix}{i}"
             argv = ["backend", "--name", name, "--port", "0"]
             if tls:
-                argv += self.certs.backend_arguments()
+                argv += ["--tls-port", "0", "--tls-cert", str(self.certs.certificate)]
+                argv += ["--tls-key", str(self.certs.key)]
             child = self.supervisor.start(name, argv)
             address = child.addresses["tls" if tls else "listen"]
             host, _, port = address.rpartition(":")
@@ -173,7 +178,8 @@ class _Runner:
 
     def terminate(self) -> list[TlsFigure]:
         upstreams = self.backends("t", tls=False)
-        settings = {"mode": "http", "tls": self.certs.terminate_settings()}
+        tls = {"mode": "terminate", "certificate": str(self.certs.certificate)}
+        settings = {"mode": "http", "tls": {**tls, "key": str(self.certs.key)}}
         lb_pid, lb = self.balancer("lb-tls", upstreams, settings)
         nginx = _start_nginx_tls(upstreams, self.certs)
         try:
@@ -226,7 +232,7 @@ class _Runner:
             headers = ("Connection: close",) if fresh else ()
             url = f"https://{SNI}:{port}/"
             return tools.run("wrk", who, url, connections, duration, headers=headers)
-        context = self.certs.client_context()
+        context = ssl.create_default_context(cafile=str(self.certs.ca))
         return loadgen.closed_loop(
             who, host, port, connections, duration, tls=context, server_hostname=SNI, fresh=fresh
         )
@@ -249,12 +255,14 @@ def _worker(peer: peers.Peer) -> int:
     return peer.worker_pids()[0]
 
 
-def _start_nginx_tls(upstreams: Sequence[peers.Upstream], certs) -> peers.Peer:
+def _start_nginx_tls(upstreams: Sequence[peers.Upstream], certs: LabCertificates) -> peers.Peer:
     workdir = peers._workdir("nginx-tls")
     port = peers.free_port()
     conf = os.path.join(workdir, "nginx.conf")
     with open(conf, "w") as out:
-        out.write(nginx_tls_config(workdir, port, upstreams, certs.certificate, certs.key))
+        out.write(
+            nginx_tls_config(workdir, port, upstreams, str(certs.certificate), str(certs.key))
+        )
     return peers._start(
         "nginx",
         peers.nginx_version(),
