@@ -204,10 +204,13 @@ class UdpProxy(asyncio.DatagramProtocol):
     def reply(self, flow: Flow, data: bytes) -> None:
         if flow.ended:
             return
+        # One read of the balancer's clock (the flow table's too) for the latency EWMA and
+        # the flow's activity below.
+        now = self.balancer.monotonic()
         ms = -1.0
         if flow.sent_at:  # the round trip of the datagram this answers
             ms = (perf_counter() - flow.sent_at) * 1000.0
-            flow.backend.observe_latency(ms, self.balancer.monotonic())
+            flow.backend.observe_latency(ms, now)
             flow.sent_at = 0.0
         flow.datagrams_down += 1
         flow.bytes_down += len(data)
@@ -221,7 +224,7 @@ class UdpProxy(asyncio.DatagramProtocol):
             self.table.remove(flow, ANSWERED)
             self.finish(flow)
         else:
-            self.table.touch(flow)
+            self.table.touch_at(flow, now)
 
     def refused(self, flow: Flow) -> None:
         """ICMP port unreachable: nothing listens there. Passive health counts it now;
