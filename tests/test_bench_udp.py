@@ -57,3 +57,25 @@ def test_the_ratio_is_the_median_of_the_rounds_ratios():
     assert report.ratio() == 0.9  # rounds: 0.9, 1.2, 0.5
     assert report.median("lb-udp") == 1000
     assert "lb-udp / nginx-udp: 0.90x (misses the goal" in report.text()
+
+
+def test_cpu_per_exchange_is_the_proxys_cpu_time_over_its_replies():
+    # The throughput ratio moves with whatever else the machine runs; the proxy's own CPU
+    # time per answered exchange is what the two proxies differ by, so it is reported too.
+    report = UdpReport(flows=64, duration=1.0, rounds=2)
+    report.runs["lb-udp"] = [UdpRun(64, 1.0, replies=1000, cpu_s=s) for s in (0.012, 0.014)]
+    report.runs["nginx-udp"] = [UdpRun(64, 1.0, replies=2000, cpu_s=0.02)] * 2
+    assert report.runs["lb-udp"][0].cpu_us == pytest.approx(12.0)
+    assert report.as_json()["cpu_us_per_exchange"] == {"lb-udp": 13.0, "nginx-udp": 10.0}
+    assert "cpu 13.0 us/exchange" in report.text()
+    assert UdpRun(64, 1.0, replies=0, cpu_s=0.01).cpu_us is None  # nothing answered
+
+
+def test_the_load_tool_measures_the_proxys_cpu_over_its_run(lab):
+    lab.start_balancer("--mode", "udp")
+    pid = lab.supervisor.children["balancer"].pid
+    run = run_load(split(lab.listen), flows=8, seconds=0.5, pid=pid)
+    assert run.replies > 8 and run.cpu_s is not None and 0 <= run.cpu_s <= 1.0
+    if run.replies >= 2000:  # at least 20 ms of the balancer's CPU: two of /proc's ticks
+        assert run.cpu_s > 0
+    assert run_load(split(lab.listen), flows=8, seconds=0.2).cpu_s is None  # no pid, no figure

@@ -4,7 +4,9 @@ Two figures (issue 15):
 - request/response datagrams per second through each proxy with `--udp-flows`
   concurrent flows (64 by default), from lab.bench.udp_load, in rounds that
   alternate the two so that a noisy neighbour hurts both alike; the ratio is
-  the median of the per-round ratios (goal: at least 1.0);
+  the median of the per-round ratios (goal: at least 1.0); with it, each proxy's
+  CPU time (user + system, from /proc) per answered exchange, which the rest of
+  a busy machine moves far less than it moves the throughput;
 - the balancer's memory per 10,000 live flows: its resident memory before and
   after `--udp-memory-flows` flows were opened and answered (and so are held
   until their idle timeout), scaled to 10,000. nginx's worker is measured the
@@ -59,6 +61,10 @@ class UdpReport:
         runs = self.runs.get(name) or []
         return statistics.median(r.per_second for r in runs) if runs else None
 
+    def cpu_us(self, name: str) -> float | None:
+        values = [v for r in self.runs.get(name) or [] if (v := r.cpu_us) is not None]
+        return round(statistics.median(values), 2) if values else None
+
     def ratio(self) -> float | None:
         ours, theirs = self.runs.get("lb-udp") or [], self.runs.get("nginx-udp") or []
         paired = zip(ours, theirs, strict=False)  # a round may have lost its nginx run
@@ -78,6 +84,7 @@ class UdpReport:
             },
             "lost": {name: sum(r.lost for r in runs) for name, runs in self.runs.items()},
             "p50_ms": {name: _p50(runs) for name, runs in self.runs.items()},
+            "cpu_us_per_exchange": {name: self.cpu_us(name) for name in self.runs},
             "ratio_lb_over_nginx": self.ratio(),
             "memory_kb_per_10k_flows": self.memory_kb_per_10k,
             "notes": self.notes,
@@ -89,10 +96,12 @@ class UdpReport:
             f"{self.duration:g} s (lb-lab: {self.build}; {self.nginx or 'no nginx'})",
         ]
         for name, runs in self.runs.items():
-            p50 = _p50(runs)
+            p50, cpu = _p50(runs), self.cpu_us(name)
             lines.append(
                 f"  {name:10} {self.median(name) or 0:>10,.0f} datagrams/s (median)  "
-                f"p50 {p50 if p50 is not None else '-'} ms  lost {sum(r.lost for r in runs)}  "
+                f"p50 {p50 if p50 is not None else '-'} ms  "
+                f"cpu {f'{cpu:.1f}' if cpu is not None else '-'} us/exchange  "
+                f"lost {sum(r.lost for r in runs)}  "
                 f"rounds {', '.join(f'{r.per_second:,.0f}' for r in runs)}"
             )
         ratio = self.ratio()
@@ -242,7 +251,8 @@ def _rounds(report: UdpReport, targets: dict, options: argparse.Namespace, say) 
     for round_number in range(options.rounds):
         order = names[round_number % len(names) :] + names[: round_number % len(names)]
         for name in order:
-            target, _ = targets[name]
-            run = run_load(target, options.udp_flows, options.duration)
+            target, pid = targets[name]
+            run = run_load(target, options.udp_flows, options.duration, pid=pid)
             report.runs.setdefault(name, []).append(run)
-            say(f"round {round_number + 1} {name}: {run.per_second:,.0f} datagrams/s")
+            cpu = f", cpu {run.cpu_us:.1f} us/exchange" if run.cpu_us is not None else ""
+            say(f"round {round_number + 1} {name}: {run.per_second:,.0f} datagrams/s{cpu}")

@@ -23,6 +23,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from lab.bench.runner import cpu_seconds
+
 LOST_S = 1.0
 RECEIVE_BYTES = 2048
 
@@ -36,10 +38,18 @@ class UdpRun:
     replies: int = 0
     lost: int = 0
     rtts_ms: list[float] = field(default_factory=list)
+    cpu_s: float | None = None  # the proxy's CPU time (user + system) during the run
 
     @property
     def per_second(self) -> float:
         return self.replies / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float | None:
+        """The proxy's CPU microseconds per answered exchange (a datagram up, its reply down)."""
+        if self.cpu_s is None or not self.replies:
+            return None
+        return self.cpu_s * 1e6 / self.replies
 
     def percentile(self, fraction: float) -> float | None:
         if not self.rtts_ms:
@@ -80,8 +90,14 @@ def open_flows(target: tuple[str, int], count: int, sources: int = 50) -> list[s
     return socks
 
 
-def run_load(target: tuple[str, int], flows: int, seconds: float, warmup: float = 0.3) -> UdpRun:
-    """Keep `flows` request/response conversations going for `seconds`; count the replies."""
+def run_load(
+    target: tuple[str, int], flows: int, seconds: float, warmup: float = 0.3, pid: int | None = None
+) -> UdpRun:
+    """Keep `flows` request/response conversations going for `seconds`; count the replies.
+
+    With `pid`, the proxy process's CPU time over the same `seconds` (warm-up left out) is
+    recorded too (/proc counts in 10 ms ticks: a run of seconds is needed).
+    """
     socks = open_flows(target, flows)
     by_fd = {sock.fileno(): _Flow(sock) for sock in socks}
     poller = select.epoll()
@@ -92,7 +108,11 @@ def run_load(target: tuple[str, int], flows: int, seconds: float, warmup: float 
             flow.send()
         _drive(poller, by_fd, time.perf_counter() + warmup, None)  # flows open, caches warm
         result = UdpRun(flows, seconds)
+        before = cpu_seconds(pid)
         _drive(poller, by_fd, time.perf_counter() + seconds, result)
+        after = cpu_seconds(pid)
+        if before is not None and after is not None:
+            result.cpu_s = after - before
         return result
     finally:
         poller.close()
