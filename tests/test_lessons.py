@@ -135,6 +135,7 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
         "protocol": "http", "udp_session": 5,  # the clients speak the balancer's layer
         "connections": 1,  # one long-lived connection per client, as HTTP/2 and gRPC
         "spread": "client",  # with two balancers, each client keeps to one
+        "tls": False, "sni_mix": {}, "resumption": True,  # plain HTTP unless the lesson says
     }  # fmt: skip
     document = setup.balancer_document({"b1": "127.0.0.1:1", "b2": "127.0.0.1:2"})
     assert document["algorithm"] == "least-connections" and document["mode"] == "tcp"
