@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
 
 from lab.balancer import compiled
@@ -64,7 +64,9 @@ class Balancer:
         # The datagram shell (lab.balancer.udp_proxy) ends flows; `end_flows` is its hook
         # for a fresh start, when every live flow belongs to backends that are gone.
         self.flows = FlowTable(clock)
-        self.udp_counts: Counter[str] = Counter()
+        # A defaultdict, not a Counter: Counter's Python-level methods made each `+= 1` from
+        # compiled code a method lookup (about 1.9k instructions per UDP exchange, callgrind).
+        self.udp_counts: defaultdict[str, int] = defaultdict(int)
         self.end_flows: Callable[[], None] = _nothing
         self.udp_per_datagram = False
         self.udp_unavailable = ""  # why the daemon could not open its UDP port, if it could not

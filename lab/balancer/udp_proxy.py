@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections import Counter
+from collections import defaultdict
 from time import perf_counter
 from typing import Any
 
@@ -40,7 +40,7 @@ class UdpProxy(asyncio.DatagramProtocol):
     def __init__(self, balancer: Balancer) -> None:
         self.balancer = balancer
         self.table: FlowTable = balancer.flows
-        self.counts: Counter[str] = balancer.udp_counts
+        self.counts: defaultdict[str, int] = balancer.udp_counts
         self.transport: asyncio.DatagramTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
