@@ -195,6 +195,7 @@ class Balancer:
         retry: int = 0,
         pool: Pool | None = None,
         rule: Rule | None = None,
+        tls: str = "",
     ) -> None:
         if not self.events.listening:
             return
@@ -206,6 +207,8 @@ class Balancer:
         named = pool is not self.default_pool
         if retry or rule is not None or decision.sticky or named or request.upgrade:
             more += route_extras(retry, pool, rule, decision.sticky, named, request.upgrade)
+        if tls:  # the `tls` field, already JSON text (event_text.passthrough_tls)
+            more += tls
         self.events.publish_encoded(
             f'{{"type":"route","id":"{rid}","t":{self.event_time()},"mode":"{self.mode}",'
             f'"client":"{request.client}","backend":"{decision.backend.name}",'
@@ -296,6 +299,7 @@ class Balancer:
                     "slow_start_s",
                     "max_queue",
                     "udp",
+                    "tls",
                 )
             },  # fmt: skip
             "udp": udp_state(self.flows, self.udp_counts),
@@ -336,6 +340,8 @@ class Balancer:
         self.proxy_accept = new.proxy_protocol.accept  # read once per new connection
         self.proxy_trusted = TrustedSources(trusted_networks(new.proxy_protocol.trusted))
         self.proxy_send = new.proxy_protocol.send
+        self.passthrough = new.tls.mode == "passthrough"  # read the ClientHello, route on SNI
+        self.no_sni_pool = new.tls.no_sni_pool
         self.udp_per_datagram = new.udp.per_datagram
         self.flows.configure(new.udp.idle_timeout_ms / 1000, new.udp.max_flows)
         self.health.use_settings(new)  # slow start applies to backends added just below
