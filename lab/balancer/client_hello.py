@@ -15,24 +15,39 @@ because a client may lie, and the whole hello must fit in MAX_HELLO_BYTES.
 
 from __future__ import annotations
 
-MAX_HELLO_BYTES = 16_384  # records and all; nginx's preread buffer is 16k as well
-MAX_RECORD = 16_384  # RFC 8446: a plaintext fragment is at most 2^14 bytes
-HANDSHAKE = 22
-CLIENT_HELLO = 1
-EXT_SERVER_NAME = 0
-EXT_ALPN = 16
-EXT_SESSION_TICKET = 35
-EXT_PRE_SHARED_KEY = 41
-EXT_SUPPORTED_VERSIONS = 43
-VERSION_NAMES = {
-    0x0304: "TLSv1.3",
-    0x0303: "TLSv1.2",
-    0x0302: "TLSv1.1",
-    0x0301: "TLSv1",
-    0x0300: "SSLv3",
-}  # as Python's ssl names them (SSLSocket.version())
-HTTP_METHODS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"PRI ")
-HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
+from typing import Final
+
+# Final: compiled, these become constants rather than a dictionary lookup at each use.
+MAX_HELLO_BYTES: Final = 16_384  # records and all; nginx's preread buffer is 16k as well
+MAX_RECORD: Final = 16_384  # RFC 8446: a plaintext fragment is at most 2^14 bytes
+HANDSHAKE: Final = 22
+CLIENT_HELLO: Final = 1
+EXT_SERVER_NAME: Final = 0
+EXT_ALPN: Final = 16
+EXT_SESSION_TICKET: Final = 35
+EXT_PRE_SHARED_KEY: Final = 41
+EXT_SUPPORTED_VERSIONS: Final = 43
+TLS13: Final = 0x0304
+# Highest first, named as Python's ssl names them (SSLSocket.version()).
+VERSIONS: Final = (
+    (0x0304, "TLSv1.3"),
+    (0x0303, "TLSv1.2"),
+    (0x0302, "TLSv1.1"),
+    (0x0301, "TLSv1"),
+    (0x0300, "SSLv3"),
+)
+HTTP_METHODS: Final = (
+    b"GET ",
+    b"POST",
+    b"HEAD",
+    b"PUT ",
+    b"DELE",
+    b"OPTI",
+    b"PATC",
+    b"CONN",
+    b"PRI ",
+)
+HOST_BYTES: Final = b"abcdefghijklmnopqrstuvwxyz0123456789-._"
 
 
 class NotTls(ValueError):
@@ -160,137 +175,141 @@ def _not_handshake(data: bytes) -> str:
     return f"not a TLS handshake: the first byte is {data[0]:#04x}, a ClientHello starts 0x16"
 
 
-class _Cursor:
-    """Reads big-endian fields from a message; any read past its end is a lie to report."""
+class _Reader:
+    """Reads one message's big-endian fields. Each read names the end of what holds it,
+    so a length that claims more than its container has is caught, and named."""
 
-    __slots__ = ("data", "at", "end", "what")
+    __slots__ = ("data", "at")
 
-    def __init__(self, data: bytes, start: int, end: int, what: str) -> None:
+    def __init__(self, data: bytes) -> None:
         self.data = data
-        self.at = start
-        self.end = end
-        self.what = what
+        self.at = 0
 
-    def need(self, count: int, field: str) -> None:
-        if self.at + count > self.end:
-            raise NotTls(
-                f"{field} says {count} bytes but only {self.end - self.at} remain in {self.what}"
-            )
-
-    def byte(self, field: str) -> int:
-        self.need(1, field)
+    def byte(self, end: int, field: str) -> int:
+        if self.at + 1 > end:
+            raise NotTls(f"the ClientHello ends inside {field}")
         self.at += 1
         return self.data[self.at - 1]
 
-    def short(self, field: str) -> int:
-        self.need(2, field)
+    def short(self, end: int, field: str) -> int:
+        if self.at + 2 > end:
+            raise NotTls(f"the ClientHello ends inside {field}")
         self.at += 2
         return (self.data[self.at - 2] << 8) | self.data[self.at - 1]
 
-    def block(self, size: int, field: str) -> _Cursor:
-        """The next `size` bytes as a cursor of their own; this one moves past them."""
-        self.need(size, field)
-        inner = _Cursor(self.data, self.at, self.at + size, field)
-        self.at += size
-        return inner
-
-    def left(self) -> int:
-        return self.end - self.at
+    def block(self, size: int, end: int, field: str) -> int:
+        """Where the next `size` bytes end, once sure they fit before `end`."""
+        if self.at + size > end:
+            raise NotTls(f"{field} says {size} bytes but only {end - self.at} remain")
+        return self.at + size
 
 
 def _client_hello(message: bytes, size: int) -> ClientHello:
-    hello = _Cursor(message, 0, len(message), "the ClientHello")
-    legacy = hello.short("the version")
-    hello.block(32, "the random")
-    session_id = hello.block(hello.byte("the session id length"), "the session id")
-    if session_id.left() > 32:
-        raise NotTls(f"a session id of {session_id.left()} bytes (at most 32)")
-    suites = hello.short("the cipher suites length")
+    read = _Reader(message)
+    end = len(message)
+    legacy = read.short(end, "the version")
+    read.at = read.block(32, end, "the random")
+    session_end = read.block(read.byte(end, "the session id length"), end, "the session id")
+    session_id = session_end - read.at
+    if session_id > 32:
+        raise NotTls(f"a session id of {session_id} bytes (at most 32)")
+    read.at = session_end
+    suites = read.short(end, "the cipher suites length")
     if suites == 0 or suites % 2:
         raise NotTls(f"a cipher suite list of {suites} bytes (a non-empty, even number)")
-    hello.block(suites, "the cipher suites")
-    methods = hello.byte("the compression methods length")
+    read.at = read.block(suites, end, "the cipher suites")
+    methods = read.byte(end, "the compression methods length")
     if methods == 0:
         raise NotTls("no compression methods (a hello lists at least null)")
-    hello.block(methods, "the compression methods")
+    read.at = read.block(methods, end, "the compression methods")
     sni: str | None = None
-    offered: list[int] = []
-    alpn: list[str] = []
-    ticket = psk = False
-    if hello.left():  # extensions are optional (a bare TLS 1.0 hello has none)
-        extensions = hello.block(hello.short("the extensions length"), "the extensions")
-        if hello.left():
-            raise NotTls(f"{hello.left()} bytes after the extensions")
-        seen: set[int] = set()
-        while extensions.left():
-            kind = extensions.short("an extension type")
-            data = extensions.block(extensions.short("an extension length"), f"extension {kind}")
-            if kind in seen:
-                raise NotTls(f"extension {kind} appears twice")
-            seen.add(kind)
+    offered: list[int] | None = None
+    alpn: list[str] | None = None
+    ticket: bool | None = None
+    psk = named = False
+    if read.at < end:  # extensions are optional (a bare TLS 1.0 hello has none)
+        listed = read.block(read.short(end, "the extensions length"), end, "the extensions")
+        if listed < end:
+            raise NotTls(f"{end - listed} bytes after the extensions")
+        while read.at < listed:
+            kind = read.short(listed, "an extension type")
+            stop = read.block(read.short(listed, "an extension length"), listed, "an extension")
+            # Twice is forbidden (RFC 8446 4.2); for what routing reads it would also be
+            # ambiguous: the balancer might route by one name and the server serve another.
             if kind == EXT_SERVER_NAME:
-                sni = _server_name(data)
+                if named:
+                    raise NotTls("the server name extension appears twice")
+                named = True
+                sni = _server_name(read, stop)
             elif kind == EXT_SUPPORTED_VERSIONS:
-                offered = _versions(data)
+                if offered is not None:
+                    raise NotTls("the supported versions extension appears twice")
+                offered = _versions(read, stop)
             elif kind == EXT_ALPN:
-                alpn = _alpn(data)
+                if alpn is not None:
+                    raise NotTls("the ALPN extension appears twice")
+                alpn = _alpn(read, stop)
             elif kind == EXT_SESSION_TICKET:
-                ticket = data.left() > 0  # empty: "I can take a ticket", not "here is one"
+                if ticket is not None:
+                    raise NotTls("the session ticket extension appears twice")
+                ticket = stop > read.at  # empty: "I can take a ticket", not "here is one"
             elif kind == EXT_PRE_SHARED_KEY:
+                if psk:
+                    raise NotTls("the pre_shared_key extension appears twice")
                 psk = True
+            read.at = stop
     if not offered:
         offered = [legacy]  # before TLS 1.3 the hello's own version is the highest offered
-    versions = tuple(
-        VERSION_NAMES[v] for v in sorted(set(offered), reverse=True) if v in VERSION_NAMES
-    )
+    versions = tuple([name for code, name in VERSIONS if code in offered])
     # A TLS 1.3 client sends a random 32-byte session id for middleboxes (RFC 8446 D.4),
     # so a session id means resumption only from a client that cannot do 1.3.
-    resumed_id = session_id.left() > 0 and 0x0304 not in offered
-    return ClientHello(sni, versions, tuple(alpn), ticket or psk or resumed_id, size)
+    resumed_id = session_id > 0 and TLS13 not in offered
+    resumption = bool(ticket) or psk or resumed_id
+    return ClientHello(sni, versions, tuple(alpn or ()), resumption, size)
 
 
-def _server_name(data: _Cursor) -> str | None:
-    names = data.block(data.short("the server name list length"), "the server name list")
-    if data.left():
+def _server_name(read: _Reader, end: int) -> str | None:
+    listed = read.block(read.short(end, "the server name list length"), end, "the server name list")
+    if listed != end:
         raise NotTls("bytes after the server name list")
     found: str | None = None
-    while names.left():
-        kind = names.byte("a server name type")
-        raw = names.block(names.short("a server name length"), "a server name")
-        if kind != 0 or found is not None:  # only host_name exists, and only once
-            continue
-        text = raw.data[raw.at : raw.end]
-        found = _host_name(text)
+    while read.at < listed:
+        kind = read.byte(listed, "a server name type")
+        stop = read.block(read.short(listed, "a server name length"), listed, "a server name")
+        if kind == 0 and found is None:  # only host_name exists, and only once
+            found = _host_name(read.data[read.at : stop].lower())
+        read.at = stop
     return found
 
 
 def _host_name(raw: bytes) -> str:
-    try:
-        name = raw.decode("ascii").lower()
-    except UnicodeDecodeError:
-        raise NotTls("the SNI name is not ASCII (names go as IDNA A-labels)") from None
-    if not name or len(name) > 253 or not set(name) <= HOST_CHARS or ".." in name:
+    if not raw.isascii():
+        raise NotTls("the SNI name is not ASCII (names go as IDNA A-labels)")
+    # translate(None, HOST_BYTES) deletes every allowed byte: what is left does not belong.
+    if not raw or len(raw) > 253 or raw.translate(None, HOST_BYTES) or raw.find(b"..") >= 0:
+        name = raw.decode("ascii")
         shown = name if len(name) <= 60 else name[:57] + "..."
         raise NotTls(f"the SNI name {shown!r} is not a host name")
-    return name.rstrip(".")
+    return raw.decode("ascii").rstrip(".")
 
 
-def _versions(data: _Cursor) -> list[int]:
-    listed = data.block(data.byte("the supported versions length"), "the supported versions")
-    if listed.left() % 2 or data.left():
+def _versions(read: _Reader, end: int) -> list[int]:
+    listed = read.block(read.byte(end, "the supported versions length"), end, "the versions")
+    if (listed - read.at) % 2 or listed != end:
         raise NotTls("a supported versions list that is not whole 2-byte versions")
     versions = []
-    while listed.left():
-        version = listed.short("a version")
+    while read.at < listed:
+        version = read.short(listed, "a version")
         if (version & 0x0F0F) != 0x0A0A:  # GREASE values (RFC 8701) mean nothing
             versions.append(version)
     return versions
 
 
-def _alpn(data: _Cursor) -> list[str]:
-    listed = data.block(data.short("the ALPN list length"), "the ALPN list")
+def _alpn(read: _Reader, end: int) -> list[str]:
+    listed = read.block(read.short(end, "the ALPN list length"), end, "the ALPN list")
     names = []
-    while listed.left():
-        name = listed.block(listed.byte("a protocol name length"), "a protocol name")
-        names.append(name.data[name.at : name.end].decode("latin-1"))
+    while read.at < listed:
+        stop = read.block(read.byte(listed, "a protocol name length"), listed, "a protocol name")
+        names.append(read.data[read.at : stop].decode("latin-1"))
+        read.at = stop
     return names
