@@ -259,7 +259,7 @@ class TcpClientConnection(asyncio.Protocol):
             len(self.tried),
             self.pool,
             self.rule,
-            passthrough_tls(hello) if hello is not None else "",
+            passthrough_tls(hello) if hello is not None and balancer.events.listening else "",
         )
         self.loop.create_task(self.connect(self.backend))
 
