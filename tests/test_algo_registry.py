@@ -24,7 +24,7 @@ def test_names_are_the_design_contract_in_order():
         "consistent-hash",
         "least-response-time",
     )
-    assert HASH_KEYS == ("client-ip", "path", "header:<name>", "cookie:<name>")
+    assert HASH_KEYS == ("client-ip", "path", "header:<name>", "cookie:<name>", "sni")
 
 
 def test_registry_reexports_the_strategy_seam():

@@ -213,7 +213,7 @@ class Balancer:
         named = pool is not self.default_pool
         if retry or rule is not None or decision.sticky or named or request.upgrade:
             more += route_extras(retry, pool, rule, decision.sticky, named, request.upgrade)
-        if tls:
+        if tls:  # the `tls` field, already JSON text (event_text.passthrough_tls)
             more += tls
         self.events.publish_encoded(
             f'{{"type":"route","id":"{rid}","t":{self.event_time()},"mode":"{self.mode}",'
@@ -346,6 +346,8 @@ class Balancer:
         self.proxy_accept = new.proxy_protocol.accept  # read once per new connection
         self.proxy_trusted = TrustedSources(trusted_networks(new.proxy_protocol.trusted))
         self.proxy_send = new.proxy_protocol.send
+        self.passthrough = new.tls.mode == "passthrough"  # read the ClientHello, route on SNI
+        self.no_sni_pool = new.tls.no_sni_pool
         self.udp_per_datagram = new.udp.per_datagram
         tls = contexts_for(new.tls)  # checked already: built then, and kept
         if tls.upstream is not self.upstreams.context:  # idle ones speak the old way

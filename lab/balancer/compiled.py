@@ -51,6 +51,7 @@ COMPILED_MODULES = (
     "lab.balancer.balancer",
     "lab.balancer.http_exchange",
     "lab.balancer.http_proxy",
+    "lab.balancer.client_hello",
     "lab.balancer.tcp_proxy",
     "lab.balancer.flows",
     "lab.balancer.udp_proxy",

@@ -294,13 +294,21 @@ def check_whole(config: BalancerConfig) -> None:
     for i, rule in enumerate(config.rules):
         if rule.pool not in pool_names:
             raise ConfigError(f"rules[{i}].pool", f"no pool named {rule.pool!r}")
+    _check_passthrough(config)
+    passthrough = config.tls.mode == "passthrough"
     if config.mode in ("tcp", "udp"):
         what = "bytes" if config.mode == "tcp" else "datagrams"
-        if config.rules:
+        if config.rules and not passthrough:
             raise ConfigError(
                 "rules",
                 "routing rules need Layer 7 (mode http): at Layer 4 the balancer sees only "
-                f"addresses and {what}, never a path, host, header, cookie or method",
+                f"addresses and {what}, never a path, host, header, cookie or method"
+                + (
+                    '; with tls.mode = "passthrough" it reads the TLS server name, '
+                    "and sni and host rules route on it"
+                    if config.mode == "tcp"
+                    else ""
+                ),
             )
         if config.sticky.mode == "cookie":
             raise ConfigError(
@@ -334,6 +342,29 @@ def check_tls(config: BalancerConfig) -> None:
             "re-encrypting to the backends needs tls.mode terminate: the balancer "
             "encrypts again only what it decrypted",
         )
+
+
+def _check_passthrough(config: BalancerConfig) -> None:
+    """TLS passthrough: Layer 4 TCP, rules on the server name only, a real no-SNI pool."""
+    tls = config.tls
+    if tls.no_sni_pool and tls.no_sni_pool not in {DEFAULT_POOL, *(p.name for p in config.pools)}:
+        raise ConfigError("tls.no_sni_pool", f"no pool named {tls.no_sni_pool!r}")
+    if tls.mode != "passthrough":
+        return
+    if config.mode != "tcp":
+        raise ConfigError(
+            "tls.mode",
+            'passthrough is Layer 4: it needs mode = "tcp" (the balancer pipes the encrypted '
+            'bytes; to decrypt and route on HTTP, use tls.mode = "terminate" with mode = "http")',
+        )
+    for i, rule in enumerate(config.rules):
+        sees = rule.layer_7_only()
+        if sees is not None:
+            raise ConfigError(
+                f"rules[{i}]",
+                f"encrypted: a Layer 4 balancer cannot see {sees}; in passthrough it reads "
+                "only the ClientHello's server name (use sni or host)",
+            )
 
 
 def load_toml(path: str) -> BalancerConfig:

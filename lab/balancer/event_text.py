@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from lab.balancer.client_hello import ClientHello
     from lab.balancer.pool import Pool
     from lab.balancer.rules import Rule
 
@@ -48,3 +49,19 @@ def route_extras(
     if upgrade:  # "websocket": a name of ours, never the client's text
         text += f',"upgrade":"{upgrade}"'
     return text
+
+
+def passthrough_tls(hello: ClientHello) -> str:
+    """The route event's `tls` field at Layer 4 passthrough: what the ClientHello said.
+
+    The name is a checked host name (lab.balancer.client_hello) and the version one of
+    ours, so neither can hold a quote. A hello that offers no resumption is a full
+    handshake for certain; one that offers it may still be refused by the server, and
+    the balancer never sees the answer, so `resumed` is left out then.
+    """
+    sni = f'"{hello.sni}"' if hello.sni is not None else "null"
+    version = f'"{hello.version}"' if hello.version else "null"
+    text = f',"tls":{{"sni":{sni},"version":{version},"terminated":false'
+    if not hello.resumption:
+        text += ',"resumed":false'
+    return text + "}"

@@ -1,10 +1,13 @@
-"""Layer 7 routing rules: an ordered list that sends matching requests to a named pool.
+"""Routing rules: an ordered list that sends matching requests to a named pool.
 
 A rule matches when every condition it gives holds (HAProxy's `acl` plus
 `use_backend ... if`). The first matching rule wins; a request no rule matches
 goes to the default pool. Rules read the path, host, headers, cookies and
-method, which only exist at Layer 7: asking for rules at Layer 4 is a config
-error, because that is the lesson.
+method, which only exist at Layer 7: asking for them at Layer 4 is a config
+error, because that is the lesson. The one exception is TLS passthrough, where
+a Layer 4 balancer reads the ClientHello's server name (SNI) and nothing else:
+there an `sni` rule, or a `host` rule, matches that name (nginx's ssl_preread
+with a `map $ssl_preread_server_name`, HAProxy's `req.ssl_sni`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from lab.balancer.settings import ConfigError, shown, unique_name
 
 DEFAULT_POOL = "default"
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")  # an HTTP header name or method
-CONDITIONS = ("path_prefix", "host", "header", "cookie", "method")
+CONDITIONS = ("path_prefix", "host", "header", "cookie", "method", "sni")
+# What each Layer 7 condition reads, for refusing it where the bytes are encrypted.
+SEES = {"path_prefix": "the path", "header": "headers", "cookie": "cookies", "method": "the method"}
+NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,11 @@ class Rule:
     header: tuple[str, str | None] | None = None  # (lower-case name, value; None = present)
     cookie: tuple[str, str | None] | None = None  # (name, value; None = present)
     method: str | None = None
+    sni: str | None = None  # a server name, or "*.suffix" for every name under suffix
 
     def matches(self, request: RequestInfo) -> bool:
+        if self.sni is not None and not sni_matches(self.sni, request.sni):
+            return False
         if self.path_prefix is not None and not request.path.startswith(self.path_prefix):
             return False
         if self.method is not None and request.method != self.method:
@@ -83,7 +92,15 @@ class Rule:
             parts.append(f"cookie {name} is {value}" if value is not None else f"has cookie {name}")
         if self.method is not None:
             parts.append(f"method is {self.method}")
+        if self.sni is not None:
+            parts.append(f"sni is {self.sni}")
         return " and ".join(parts)
+
+    def matches_sni(self, name: str) -> bool:
+        """At Layer 4 passthrough the SNI name is all there is: `sni` and `host` match it."""
+        if self.sni is not None and not sni_matches(self.sni, name):
+            return False
+        return self.host is None or self.host == name
 
     def as_json(self) -> dict:
         data: dict = {"name": self.name, "pool": self.pool}
@@ -97,7 +114,25 @@ class Rule:
             data["cookie"] = _pair_text(self.cookie, "=")
         if self.method is not None:
             data["method"] = self.method
+        if self.sni is not None:
+            data["sni"] = self.sni
         return data
+
+    def layer_7_only(self) -> str | None:
+        """The first condition a Layer 4 balancer cannot see, if any (see SEES)."""
+        for key, sees in SEES.items():
+            if getattr(self, key) is not None:
+                return sees
+        return None
+
+
+def sni_matches(pattern: str, name: str | None) -> bool:
+    """'shop.lab.test' matches itself; '*.lab.test' every name under lab.test, not lab.test."""
+    if name is None:
+        return False
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:]) and len(name) > len(pattern) - 1
+    return name == pattern
 
 
 def bare_host(text: str) -> str:
@@ -115,6 +150,16 @@ def _pair_text(pair: tuple[str, str | None], sep: str) -> str:
 def match(rules: tuple[Rule, ...], request: RequestInfo) -> Rule | None:
     for rule in rules:
         if rule.matches(request):
+            return rule
+    return None
+
+
+def match_sni(rules: tuple[Rule, ...], name: str | None) -> Rule | None:
+    """The first rule the SNI name satisfies, at Layer 4 passthrough; None without a name."""
+    if name is None:
+        return None
+    for rule in rules:
+        if rule.matches_sni(name):
             return rule
     return None
 
@@ -182,6 +227,7 @@ def parse_rules(items: object, pool_names: set[str]) -> tuple[Rule, ...]:
                 header=_pair(item.get("header"), ":", f"{where}.header", lower=True),
                 cookie=_pair(item.get("cookie"), "=", f"{where}.cookie"),
                 method=_method(item.get("method"), f"{where}.method"),
+                sni=_sni(item.get("sni"), f"{where}.sni"),
             )
         )
     return tuple(rules)
@@ -201,6 +247,17 @@ def _host(value: object, where: str) -> str | None:
     if not isinstance(value, str) or not value or any(c in value for c in " /\r\n"):
         raise ConfigError(where, f"expected a host name like shop.example, got {value!r}")
     return value.lower()
+
+
+def _sni(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    text = value.lower() if isinstance(value, str) else ""
+    if not NAME.match(text.removeprefix("*.")):
+        raise ConfigError(
+            where, f"expected a server name like shop.lab.test or *.lab.test, got {shown(value)}"
+        )
+    return text
 
 
 def _pair(value: object, sep: str, where: str, lower: bool = False) -> tuple | None:

@@ -3,6 +3,11 @@
 It sees only addresses and bytes. Whatever a client sends on one connection,
 every request in it goes to the backend chosen when the connection opened:
 the classic difference from Layer 7.
+
+With tls.mode = "passthrough" it reads one thing more before choosing: the TLS
+ClientHello, in the clear, for its server name (SNI). It never decrypts and holds
+no key: the hello goes on to the backend as it came, and so does everything after
+it, so the client's TLS session is with the backend itself.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ from time import perf_counter
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.balancer import Balancer
+from lab.balancer.client_hello import ClientHello, HelloReader, NotTls
+from lab.balancer.event_text import passthrough_tls
+from lab.balancer.pool import Pool
+from lab.balancer.rules import Rule, match_sni
 from lab.proxy_protocol import HeaderReader, ProxyError, encode_v1, encode_v2
 
 
@@ -71,7 +80,15 @@ class TcpClientConnection(asyncio.Protocol):
         self.local: tuple[str, int] = ("unknown", 0)
         self.awaiting_proxy = False
         self.proxy_reader = HeaderReader()
-        self.proxy_timer: asyncio.TimerHandle | None = None
+        # Covers the PROXY header and the ClientHello: timeouts.client_header_ms in all.
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.header_deadline = 0.0  # loop time
+        # tls.mode = "passthrough": the hello being read, then what it said.
+        self.hello_reader: HelloReader | None = None
+        self.hello: ClientHello | None = None
+        self.pool: Pool = balancer.default_pool
+        self.rule: Rule | None = None
+        self.why_pool = ""  # how the SNI chose the pool, for the reason
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -93,9 +110,14 @@ class TcpClientConnection(asyncio.Protocol):
                 return
             # Read on until the header is in: it names the client to route by.
             self.awaiting_proxy = True
-            self.proxy_timer = self.loop.call_later(
-                balancer.client_header_s, self.refuse_proxy, "no complete PROXY header in time"
+            self.header_deadline = self.loop.time() + balancer.client_header_s
+            self.header_timer = self.loop.call_at(
+                self.header_deadline, self.refuse_proxy, "no complete PROXY header in time"
             )
+            return
+        if balancer.passthrough:
+            self.header_deadline = self.loop.time() + balancer.client_header_s
+            self.await_hello()
             return
         self.transport.pause_reading()  # nothing to pipe to until the backend answers
         self.info = RequestInfo(self.client[0])
@@ -111,10 +133,13 @@ class TcpClientConnection(asyncio.Protocol):
         if header is None:
             return b""
         self.awaiting_proxy = False
-        if self.proxy_timer is not None:
-            self.proxy_timer.cancel()
+        if self.header_timer is not None:
+            self.header_timer.cancel()
         if header.source is not None and header.destination is not None:
             self.client, self.local = header.source, header.destination
+        if self.balancer.passthrough:
+            self.await_hello()  # what follows the header starts the ClientHello
+            return rest
         self.transport.pause_reading()
         self.info = RequestInfo(self.client[0])
         self.route()
@@ -125,6 +150,79 @@ class TcpClientConnection(asyncio.Protocol):
             return
         self.awaiting_proxy = False
         self.balancer.publish_error(self.id, None, reason, kind="proxy_protocol")
+        self.finished = True
+        self.transport.close()
+
+    # -- TLS passthrough: the ClientHello ------------------------------------------------
+
+    def await_hello(self) -> None:
+        self.hello_reader = HelloReader()
+        self.header_timer = self.loop.call_at(self.header_deadline, self.hello_late)
+
+    def read_hello(self, data: bytes) -> None:
+        """Buffer the client's bytes until the hello is whole, then route on its name."""
+        reader = self.hello_reader
+        assert reader is not None
+        try:
+            hello = reader.feed(data)
+        except NotTls as exc:
+            self.refuse_hello(f"not a TLS ClientHello: {exc} (from {self.client[0]})")
+            return
+        if hello is None:
+            return
+        self.hello_reader = None
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+        self.hello = hello
+        self.transport.pause_reading()
+        self.received += len(reader.buffer)
+        self.early.append(reader.buffer)  # the hello, and anything after it, go on untouched
+        self.info = RequestInfo(self.client[0], sni=hello.sni)
+        if self.choose_pool(hello):
+            self.route()
+
+    def choose_pool(self, hello: ClientHello) -> bool:
+        """The SNI name picks the pool (rules), or its absence does (tls.no_sni_pool)."""
+        balancer = self.balancer
+        name = hello.sni
+        if name is None:
+            if not balancer.no_sni_pool:
+                self.refuse_hello(
+                    f"the ClientHello from {self.client[0]} has no server name (SNI) and "
+                    "tls.no_sni_pool is not set: nothing to route by"
+                )
+                return False
+            self.pool = balancer.pools[balancer.no_sni_pool]
+            self.why_pool = f"no SNI in the ClientHello -> pool {self.pool.name} (tls.no_sni_pool)"
+            return True
+        if not balancer.rules:
+            return True
+        rule = match_sni(balancer.rules, name)
+        if rule is None:
+            self.why_pool = f"sni {name} matched no rule -> pool {self.pool.name}"
+            return True
+        self.rule = rule
+        self.pool = balancer.pools[rule.pool]
+        self.why_pool = f"sni {name} matched rule {rule.name} -> pool {rule.pool}"
+        if rule.host is not None:
+            self.why_pool += " (a host rule: at Layer 4 the host is the SNI name)"
+        return True
+
+    def hello_late(self) -> None:
+        reader = self.hello_reader
+        got = len(reader.buffer) if reader is not None else 0
+        self.refuse_hello(
+            f"no complete ClientHello within {self.balancer.config.timeouts.client_header_ms} ms "
+            f"(timeouts.client_header_ms; {got} bytes came)"
+        )
+
+    def refuse_hello(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.hello_reader = None
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+        self.balancer.publish_error(self.id, None, reason, kind="tls")
         self.finished = True
         self.transport.close()
 
@@ -139,10 +237,9 @@ class TcpClientConnection(asyncio.Protocol):
 
     def route(self, waited_ms: float = 0.0) -> None:
         balancer = self.balancer
-        outcome = balancer.route(self.info, self.tried)
+        outcome = balancer.route(self.info, self.tried, self.pool)
         if not isinstance(outcome, Decision):
-            pool = balancer.default_pool
-            if outcome.can_wait and balancer.queue.join(pool, self, outcome.reason):
+            if outcome.can_wait and balancer.queue.join(self.pool, self, outcome.reason):
                 return  # reading stays paused until a slot frees up
             # At Layer 4 "failed" can only mean the connection was refused, so say that.
             self.give_up(
@@ -151,8 +248,19 @@ class TcpClientConnection(asyncio.Protocol):
             return
         if waited_ms:
             outcome.reason = f"waited {waited_ms:.0f} ms for a free slot; {outcome.reason}"
+        if self.why_pool:
+            outcome.reason = f"{self.why_pool}; {outcome.reason}"
         self.backend = outcome.backend
-        balancer.publish_route(self.id, self.info, outcome, retry=len(self.tried))
+        hello = self.hello
+        balancer.publish_route(
+            self.id,
+            self.info,
+            outcome,
+            len(self.tried),
+            self.pool,
+            self.rule,
+            passthrough_tls(hello) if hello is not None and balancer.events.listening else "",
+        )
         self.loop.create_task(self.connect(self.backend))
 
     def resume_routing(self, waited_ms: float) -> None:
@@ -210,6 +318,9 @@ class TcpClientConnection(asyncio.Protocol):
             data = self.proxy_header(data)
             if not data:
                 return
+        if self.hello_reader is not None:
+            self.read_hello(data)
+            return
         self.received += len(data)
         if self.upstream is None:
             # uvloop may hand over bytes it read before our pause took effect.
@@ -218,6 +329,10 @@ class TcpClientConnection(asyncio.Protocol):
             self.upstream.transport.write(data)
 
     def eof_received(self) -> bool:
+        if self.hello_reader is not None:
+            got = len(self.hello_reader.buffer)
+            self.refuse_hello(f"the client closed after {got} bytes of an unfinished ClientHello")
+            return False
         self.client_eof = True  # half-close: pass it on, keep reading the backend's answer
         if self.upstream is not None and self.upstream.transport.can_write_eof():
             self.upstream.transport.write_eof()
@@ -226,8 +341,8 @@ class TcpClientConnection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.proxy_timer is not None:
-            self.proxy_timer.cancel()
+        if self.header_timer is not None:
+            self.header_timer.cancel()
         if self.upstream is not None:
             self.upstream.transport.close()
         self.finish(failed=False)

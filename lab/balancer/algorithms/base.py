@@ -16,7 +16,8 @@ from lab.balancer.backend import Backend
 class RequestInfo:
     """What the balancer knows about a request when it must choose.
 
-    At Layer 4 only `client` is known; path, headers and cookies are empty.
+    At Layer 4 only `client` is known (and `sni` in TLS passthrough); path, headers and
+    cookies are empty.
     Header names are lower-case.
     """
 
@@ -29,6 +30,7 @@ class RequestInfo:
         path: str = "",
         headers: dict[str, str] | None = None,
         cookies: dict[str, str] | None = None,
+        sni: str | None = None,
     ) -> None:
         self.client = client
         self.method = method
@@ -36,7 +38,7 @@ class RequestInfo:
         self.headers = headers
         self.cookies = cookies
         self.upgrade = ""  # "websocket" for a WebSocket handshake (lab.balancer.tunnel)
-        self.sni: str | None = None  # the TLS server name, when the client's hello gave one
+        self.sni = sni  # the TLS server name (SNI) the client sent, if any
 
     def __repr__(self) -> str:
         return f"RequestInfo({self.client!r}, {self.method!r}, {self.path!r})"

@@ -19,7 +19,7 @@ from lab.balancer.algorithms.common import weight_of, weights_text
 from lab.balancer.backend import Backend
 
 # The accepted forms of the consistent-hash `hash_key` option.
-HASH_KEYS = ("client-ip", "path", "header:<name>", "cookie:<name>")
+HASH_KEYS = ("client-ip", "path", "header:<name>", "cookie:<name>", "sni")
 
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
 _SHOWN_KEY_CHARS = 40
@@ -34,7 +34,7 @@ def stable_hash(text: str) -> int:
 class HashKey(NamedTuple):
     """Which part of a request the consistent hash uses: kind, and a header or cookie name."""
 
-    kind: str  # "client-ip", "path", "header" or "cookie"
+    kind: str  # "client-ip", "path", "header", "cookie" or "sni" (the TLS server name)
     name: str = ""
 
     @property
@@ -47,7 +47,7 @@ def parse_hash_key(text: object) -> HashKey:
     if not isinstance(text, str):
         raise ValueError(f"hash_key must be text, one of: {', '.join(HASH_KEYS)}")
     text = text.strip()
-    if text in ("client-ip", "path"):
+    if text in ("client-ip", "path", "sni"):
         return HashKey(text)
     kind, colon, name = text.partition(":")
     if colon and kind in ("header", "cookie"):
@@ -170,6 +170,8 @@ class ConsistentHash(Algorithm):
         value = None
         if kind == "path":
             value = request.path or None
+        elif kind == "sni":
+            value = request.sni
         elif kind == "header":
             value = (request.headers or {}).get(self._lookup_name)
         elif kind == "cookie":
@@ -180,7 +182,12 @@ class ConsistentHash(Algorithm):
         client = f"key {_shown(request.client)} (client IP)"
         if kind == "client-ip":
             return request.client, client
-        missing = "no path" if kind == "path" else f"no {name} {kind}"
+        if kind == "path":
+            missing = "no path"
+        elif kind == "sni":
+            missing = "no SNI"
+        else:
+            missing = f"no {name} {kind}"
         return request.client, f"{missing}, so {client}"
 
     def _build(self, members: tuple[tuple[str, int], ...]) -> Ring:
