@@ -65,8 +65,9 @@ COMMANDS: dict[str, Action] = {
     ),
     "set_mode": Action(  # then the traffic reconnects, so the change shows at once
         "switch the balancer between Layer 7 (http) and Layer 4 (tcp connections or udp "
-        "flows)", BALANCER + TRAFFIC,
-        actions.set_mode, {"mode": Field("text", choices=MODES), "side": SIDE},
+        "flows); with HTTPS on, it stays on: terminated at Layer 7, passed through at Layer 4",
+        ALL,  # with HTTPS on, the backends' addresses change too (lab.web.https)
+        https.set_mode, {"mode": Field("text", choices=MODES), "side": SIDE},
     ),
     "set_tls": Action(  # balancer, backends' TLS listeners and traffic, together (lab.web.https)
         "HTTPS: terminate it at the balancer (Layer 7; upstream: re-encrypt to the backends), "

@@ -90,6 +90,7 @@ class LabController:
         # The balancer reaches the backends on their TLS listeners (passthrough, or
         # re-encryption): lab.web.https sets it, `balancer_address` reads it.
         self.tls_backends = False
+        self.tls_mode = "off"  # the balancer's tls.mode, as set_tls left it (lab.web.https)
 
     @property
     def lessons(self) -> Catalog:

@@ -26,6 +26,7 @@ from lab.web.fields import CommandError
 
 TLS_MODES = ("off", "terminate", "passthrough")
 LAYER = {"terminate": "http", "passthrough": "tcp"}  # the balancer mode each one needs
+TLS_AT = {mode: tls for tls, mode in LAYER.items()}  # and the HTTPS each layer does
 DEFAULT_SNI_MIX = {"shop.lab.test": 3, "api.lab.test": 1}
 
 
@@ -59,6 +60,7 @@ def set_tls(lab: Any, tls: str, upstream: bool | None = None, sni_mix: str | Non
         actions.pause(lab)
     try:
         lab.put_config(change)
+        lab.tls_mode = tls
         lab.tls_backends = to_tls
         for record in lab.backends.values():
             lab.balancer_api().call(
@@ -69,6 +71,18 @@ def set_tls(lab: Any, tls: str, upstream: bool | None = None, sni_mix: str | Non
     finally:
         if held:
             actions.resume(lab)
+
+
+def set_mode(lab: Any, mode: str, side: str | None = None) -> None:
+    """set_mode, keeping HTTPS on when it is: a learner who switches layers with HTTPS on
+    sees the same traffic handled the other way, terminated at Layer 7 and passed
+    through at Layer 4 (UDP carries no TLS here, so HTTPS goes off)."""
+    if side in (None, "left") and getattr(lab, "tls_mode", "off") != "off":
+        if mode in TLS_AT:
+            set_tls(lab, TLS_AT[mode])
+            return
+        set_tls(lab, "off")
+    actions.set_mode(lab, mode, side)
 
 
 def tls_table(files: Any, tls: str, reencrypt: bool) -> dict[str, Any]:
@@ -108,6 +122,7 @@ def https_flags(traffic: dict) -> list[str]:
 
 def plain_again(lab: Any) -> None:
     """After a fresh balancer config (a lesson's setup): backends and traffic plain too."""
+    lab.tls_mode = "off"
     lab.tls_backends = False
     traffic = lab.traffic_state()
     if traffic is not None and traffic.get("tls"):

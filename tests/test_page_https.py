@@ -1,0 +1,73 @@
+"""The page with HTTPS, in a real headless Chromium against a real lab: the HTTPS toggle,
+what the balancer says it sees, a padlock on each encrypted hop, and the SNI name of real
+TLS handshakes in the decision log."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import needs_chromium, wait_for, watched_page
+
+pytestmark = needs_chromium
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
+expect = sync_api.expect
+
+LAB = 'document.querySelector("[data-lab]").lab'
+
+
+def command(page, **data) -> None:
+    answer = page.evaluate(f"(data) => {LAB}.command(data)", data)
+    assert answer["ok"], answer
+
+
+def logged_sni(page, layer_7: bool) -> set[str]:
+    """The SNI names in the decision log's rows of one layer: a request answered 200 at
+    Layer 7; a connection at Layer 4 (kept alive: still open, or closed)."""
+    rows = page.locator("#log li").filter(has=page.locator(".mark", has_text="200"))
+    if not layer_7:
+        rows = page.locator("#log li").filter(has_not=page.locator(".mark", has_text="200"))
+    return set(rows.locator(".sni").all_text_contents())
+
+
+def test_https_on_the_page_terminated_then_passed_through(chromium, lab_url):
+    with watched_page(chromium, "https") as page:
+        page.goto(lab_url)
+        expect(page.locator("#connection")).to_have_text("connected")
+        box = page.locator("#balancer")
+        sees = box.locator('[data-part="balancer-sees"]')
+        lock_in, lock_out = box.locator('[data-part="lock-in"]'), box.locator('[data-part="lock-out"]')
+        expect(sees).to_have_text("sees: method, path, headers")
+        expect(lock_in).to_be_hidden()
+
+        # Layer 7 with HTTPS: the balancer decrypts; the hop to the backends stays plain.
+        page.get_by_label("HTTPS").check()
+        expect(sees).to_have_text("sees: method, path, headers (it decrypts)")
+        expect(box.locator('[data-part="balancer-mode"]')).to_have_text(
+            "Layer 7 · HTTP requests · HTTPS"
+        )
+        expect(lock_in).to_be_visible()
+        expect(lock_out).to_be_hidden()
+        command(page, action="send", count=8)
+        names = wait_for(
+            lambda: logged_sni(page, layer_7=True), what="the SNI names of real handshakes in the log"
+        )
+        assert names <= {"shop.lab.test", "api.lab.test"}
+
+        # Switching to Layer 4 keeps HTTPS on: now passed through, locked end to end.
+        page.get_by_label("L4 · TCP").check()
+        expect(sees).to_have_text("sees: SNI name only")
+        expect(lock_in).to_be_visible()
+        expect(lock_out).to_be_visible()
+        expect(box).to_have_class("balancer sealed")
+        expect(page.get_by_label("HTTPS")).to_be_checked()
+        command(page, action="send", count=8)
+        names = wait_for(
+            lambda: logged_sni(page, layer_7=False), what="passed-through connections with their SNI"
+        )
+        assert names <= {"shop.lab.test", "api.lab.test"}
+
+        # And off again: no padlock, plain TCP.
+        page.get_by_label("HTTPS").uncheck()
+        expect(sees).to_have_text("sees: addresses and ports")
+        expect(lock_in).to_be_hidden()
+        expect(lock_out).to_be_hidden()
+        expect(page.get_by_label("HTTPS")).not_to_be_checked()
