@@ -41,17 +41,18 @@ export function bothSides(leftCounters, rightCounters, key) {
 /** Two balancers, one set of backends: each balancer's decisions, side by side. */
 class SharedLogs {
   constructor(panel, leftStore, rightStore) {
-    // Made here, after the lab's own log found its list, so it never takes one of these.
+    // Their lists are parts of their own name ("side-log"), so that the lab's own log, and
+    // anything else that looks for the page's "log", never finds one of these instead.
     this.box = Object.assign(document.createElement("div"), { className: "shared-logs", hidden: true });
     this.logs = [["left", leftStore], ["right", rightStore]].map(([side, store]) => {
       const section = Object.assign(document.createElement("section"), { className: `shared-log ${side}` });
       section.setAttribute("aria-label", `The ${side} balancer's decisions`);
       const title = Object.assign(document.createElement("h3"), { textContent: `${side === "left" ? "Left" : "Right"} balancer's decisions` });
       const list = Object.assign(document.createElement("ol"), { className: "log" });
-      list.dataset.part = "log";
+      list.dataset.part = "side-log";
       section.append(title, list);
       this.box.append(section);
-      return new DecisionLog(section, store);
+      return new DecisionLog(section, store, list);
     });
     panel.append(this.box);
   }

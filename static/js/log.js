@@ -12,8 +12,7 @@ const KEEP = 7; // as many as the panel shows
 const RENDER_EVERY_MS = 200;
 
 export class DecisionLog {
-  constructor(root, store) {
-    const list = root.querySelector('[data-part="log"]');
+  constructor(root, store, list = root.querySelector('[data-part="log"]')) {
     this.list = list;
     this.entries = []; // newest first: {id, backend, reason, mark, failed, sni}
     this.dirty = true;
