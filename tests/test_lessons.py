@@ -196,6 +196,7 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
     assert setup.traffic == {
         "rate": 0.0, "clients": 2, "keep_alive": True, "paused": True,
         "protocol": "http", "udp_session": 5,  # the clients speak the balancer's layer
+        "heavy_share": 0.0, "heavy_ms": 500.0,
     }  # fmt: skip
     document = setup.balancer_document({"b1": "127.0.0.1:1", "b2": "127.0.0.1:2"})
     assert document["algorithm"] == "least-connections" and document["mode"] == "tcp"

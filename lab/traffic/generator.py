@@ -71,6 +71,7 @@ class TrafficGenerator:
         self.bind_source = bind_source
         self.proxy = proxy  # "v1"/"v2": clients name their address in a PROXY header
         self.schedule = Schedule(rng, settings.clients)
+        self.schedule.mix.set_heavy(settings.heavy_share, settings.heavy_ms)
         self._timer: asyncio.TimerHandle | None = None
         self._ticker = self.loop.call_later(TICK_S, self._tick)
         self._resize(settings.clients)
@@ -105,6 +106,8 @@ class TrafficGenerator:
                 for client in side.clients:
                     client.protocol = new.protocol
                     client.datagrams.set_session(new.udp_session)
+        if "heavy_share" in diff or "heavy_ms" in diff:
+            self.schedule.mix.set_heavy(new.heavy_share, new.heavy_ms)
         if "clients" in diff:
             self._resize(new.clients)
         if "rate" in diff or "paused" in diff:
@@ -139,6 +142,8 @@ class TrafficGenerator:
             "protocol": settings.protocol,
             "client_addresses": self.client_addresses(),
             "udp_session": settings.udp_session,
+            "heavy_share": settings.heavy_share,
+            "heavy_ms": settings.heavy_ms,
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(now),
             "client_list": [

@@ -21,6 +21,7 @@ MAX_RATE = 5000.0
 MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
 MAX_SEND = 1000
 MAX_SESSION = 1000  # datagrams on one source port before a fresh one
+MAX_HEAVY_MS = 10_000.0  # a heavy request stays under the clients' 10 s timeout
 PROTOCOLS = ("http", "udp")
 
 
@@ -57,6 +58,10 @@ class Settings:
     # udp_session of them from one source port before a fresh one (0: never a fresh one).
     protocol: str = "http"
     udp_session: int = 5
+    # Requests of different cost: this share (0-1) asks for /report, which takes the
+    # backend heavy_ms longer than any other page (the toy backend's ?delay_ms).
+    heavy_share: float = 0.0
+    heavy_ms: float = 500.0
 
     def updated(self, changes: Any) -> Settings:
         """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
@@ -111,6 +116,22 @@ def protocol(field: str, value: Any) -> str:
     return value
 
 
+def share(field: str, value: Any) -> float:
+    """A fraction of the requests: a number from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise SettingError(field, f"{field} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def milliseconds(field: str, value: Any) -> float:
+    """How much longer a heavy request takes: 0 to MAX_HEAVY_MS."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingError(field, f"{field} must be a number of ms, got {value!r}")
+    if not 0 <= value <= MAX_HEAVY_MS:
+        raise SettingError(field, f"{field} must be 0-{MAX_HEAVY_MS:g} ms, got {value!r}")
+    return float(value)
+
+
 client_count = whole(1, MAX_CLIENTS)
 send_count = whole(1, MAX_SEND)
 session_length = whole(0, MAX_SESSION)
@@ -122,6 +143,8 @@ _CHECKS = {
     "paused": flag,
     "protocol": protocol,
     "udp_session": session_length,
+    "heavy_share": share,
+    "heavy_ms": milliseconds,
 }
 
 

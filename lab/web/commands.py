@@ -20,7 +20,7 @@ from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.recording import service as recording
 from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
-from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND, MAX_SESSION
+from lab.traffic.settings import MAX_CLIENTS, MAX_HEAVY_MS, MAX_RATE, MAX_SEND, MAX_SESSION
 from lab.web import actions, class_actions, compare, lesson_setup
 from lab.web.fields import CommandError, Field
 
@@ -126,14 +126,17 @@ COMMANDS: dict[str, Action] = {
         both_sides=True,
     ),
     "set_traffic": Action(
-        "change the traffic: requests per second, clients, keep-alive, or (udp) datagrams per "
-        "source port, 0 for one port throughout (at least one)", TRAFFIC,
+        "change the traffic: requests per second, clients, keep-alive, (udp) datagrams per "
+        "source port, 0 for one port throughout, or the share of heavy requests (/report) and "
+        "how much longer they take (at least one)", TRAFFIC,
         actions.set_traffic,
         {
             "rate": Field("number", False, 0, MAX_RATE),
             "clients": Field("int", False, 1, MAX_CLIENTS),
             "keep_alive": Field("bool", False),
             "udp_session": Field("int", False, 0, MAX_SESSION),
+            "heavy_share": Field("number", False, 0, 1),
+            "heavy_ms": Field("number", False, 0, MAX_HEAVY_MS),
         },
     ),
     "send": Action(

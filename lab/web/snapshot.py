@@ -20,7 +20,7 @@ PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy", "state", "re
 NOT_RUNNING = {"killed": "killed", "exited": "down"}
 TRAFFIC_SETTINGS = (
     "target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
-    "client_addresses",
+    "heavy_share", "heavy_ms", "client_addresses",
 )  # fmt: skip
 # The balancer's flow table at mode udp, for the header's counters (lab.balancer.flows).
 UDP_COUNTERS = ("flows", "flows_started", "evicted", "expired", "datagrams_up", "datagrams_down")
