@@ -441,6 +441,8 @@ BAD_DIRECTIVES = [
         "```predict\nquestion: Q\nchoices: [{say: a, when: x < 1}, {say: b, when: x > 1}]\n```\n",
         "'x', which is not a measurement",
     ),
+    ("```expect\nsay: S\ncheck: [p99 > before.before.p99]\n```\n", "not a measurement"),
+    ("```expect\nsay: S\ncheck: [p99 > before.speed]\n```\n", "not a measurement"),
     (
         "```predict\nquestion: Q\nchoices: [{say: a, when: moved < 1}, {say: b}]\n```\n",
         "choices[1] ('b') needs when",
@@ -550,3 +552,8 @@ def test_the_commands_lessons_add_are_checked_like_every_other():
     ):
         with pytest.raises(CommandError, match=words):
             parse_command(bad)
+
+
+def test_a_check_may_read_the_last_windows_numbers():
+    (expect,) = directives("```expect\nsay: S\ncheck: [p99 > 5 * before.p99]\n```\n")
+    assert expect.checks[0].names == ["p99", "before.p99"]
