@@ -86,7 +86,7 @@ COURSE_ORDER = {
 }
 LANDED = set(COURSE_ORDER) - {
     "https", "long-lived-connections", "many-balancers", "beyond-one-data-centre",
-    "overload-and-tail-latency", "changing-the-fleet-safely",
+    "changing-the-fleet-safely",
 }  # fmt: skip
 
 
