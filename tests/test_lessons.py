@@ -86,7 +86,6 @@ COURSE_ORDER = {
 }
 LANDED = set(COURSE_ORDER) - {
     "https", "long-lived-connections", "many-balancers", "beyond-one-data-centre",
-    "changing-the-fleet-safely",
 }  # fmt: skip
 
 
