@@ -73,3 +73,42 @@ def test_the_health_probe_says_what_the_healthy_knob_says(backend, ask):
     assert ask(b"health", timeout=0.3) == {"backend": "u1", "healthy": False}
     _, state = Http(backend["listen"]).json("GET", "/_lab/state")
     assert state["counters"]["health_checks"] == 2 and state["counters"]["served"] == 0
+
+
+def test_a_backend_on_port_0_skips_a_port_whose_udp_twin_is_taken():
+    """The kernel's pick for TCP can have its UDP twin in use by another process; the
+    backend then takes another port rather than fail to start (seen in the lab)."""
+    import argparse
+    import asyncio
+
+    from lab.backend.app import ToyBackend
+    from lab.backend.knobs import Knobs
+    from lab.backend.server import bind
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    busy = taken.getsockname()[1]
+    options = argparse.Namespace(host="127.0.0.1", port=0, udp_port=None, proxy_protocol=False)
+
+    async def start() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        pick = loop.create_server
+        picks: list[int] = []
+
+        async def kernel_picks_the_busy_port_first(factory, host, port, **kwargs):
+            picks.append(port)
+            return await pick(factory, host, busy if len(picks) == 1 else port, **kwargs)
+
+        loop.create_server = kernel_picks_the_busy_port_first  # type: ignore[method-assign]
+        server, datagrams = await bind(loop, ToyBackend("b1", Knobs()), options)
+        ports = server.sockets[0].getsockname()[1], datagrams.get_extra_info("sockname")[1]
+        server.close()
+        datagrams.close()
+        assert picks == [0, 0]  # one more pick of a free port
+        return ports
+
+    try:
+        tcp, udp = asyncio.run(start())
+    finally:
+        taken.close()
+    assert tcp == udp != busy

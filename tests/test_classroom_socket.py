@@ -240,7 +240,7 @@ def test_every_classroom_and_you_message_is_as_declared(app):
 
 
 def test_a_class_question_about_a_number_runs_its_experiment_and_judges_by_its_claims(app, lab):
-    """Lesson 8's mod-N question: Reveal adds b4, counts afresh and sends one request per
+    """The hashing lesson's mod-N question: Reveal adds b4, counts afresh and sends one request per
     client; the share of clients that moved decides which answer was right."""
     (index,) = [
         i

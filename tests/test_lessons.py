@@ -7,6 +7,7 @@ are fed good and bad input, hostile input included.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -59,27 +60,88 @@ def test_drafts_are_checked_but_kept_out_of_the_course(tmp_path):
     assert "1 to 12 backends" in catalog.errors["03-bad-draft.md"]  # checked all the same
 
 
+# The course's fixed order (issue 17): each slug's place, whichever lessons have landed.
+COURSE_ORDER = {
+    "why-load-balance": 1,
+    "how-a-load-balancer-works": 2,
+    "layer-4-and-layer-7": 3,
+    "round-robin": 4,
+    "weighted-round-robin": 5,
+    "least-connections": 6,
+    "power-of-two-choices": 7,
+    "least-response-time": 8,
+    "hashing": 9,
+    "health-checks": 10,
+    "retries": 11,
+    "sticky-sessions": 12,
+    "routing-rules": 13,
+    "https": 14,
+    "udp-flows": 15,
+    "overload-and-tail-latency": 16,
+    "changing-the-fleet-safely": 17,
+    "long-lived-connections": 18,
+    "many-balancers": 19,
+    "beyond-one-data-centre": 20,
+    "choosing-an-algorithm": 21,
+}
+LANDED = set(COURSE_ORDER) - {
+    "https", "long-lived-connections", "many-balancers", "beyond-one-data-centre",
+}  # fmt: skip
+
+
 def test_the_course_covers_the_topics_in_order():
+    placed = {lesson.slug: lesson.order for lesson in LESSONS if lesson.slug in COURSE_ORDER}
+    assert set(placed) >= LANDED
+    assert placed == {slug: COURSE_ORDER[slug] for slug in placed}
+    for lesson in LESSONS:  # the file name's number is the lesson's place
+        assert (
+            lesson.path is not None and lesson.path.name == f"{lesson.order:02d}-{lesson.slug}.md"
+        )
     slugs = [lesson.slug for lesson in LESSONS]
-    for slug in (
-        "why-load-balance",
-        "how-a-load-balancer-works",
-        "layer-4-and-layer-7",
-        "round-robin",
-        "weighted-round-robin",
-        "least-connections",
-        "least-response-time",
-        "hashing",
-        "power-of-two-choices",
-        "health-checks",
-        "sticky-sessions",
-        "routing-rules",
-        "choosing-an-algorithm",
-    ):
-        assert slug in slugs
     assert slugs[0] == "why-load-balance" and slugs[-1] == "choosing-an-algorithm"
+    assert slugs.index("power-of-two-choices") == slugs.index("least-connections") + 1
     orders = [lesson.order for lesson in LESSONS]
     assert orders == sorted(set(orders)), "each lesson has its own place in the course"
+
+
+def test_a_renamed_lesson_keeps_its_old_slugs_working(tmp_path):
+    (tmp_path / "01-first.md").write_text(lesson_text(), encoding="utf-8")
+    renamed = lesson_text("formerly: [old-name, older-name]\n").replace("order: 1", "order: 2")
+    (tmp_path / "02-new-name.md").write_text(renamed, encoding="utf-8")
+    catalog = Catalog(tmp_path)
+    assert catalog.get("new-name").formerly == ("old-name", "older-name")
+    assert catalog.renamed("old-name") == catalog.renamed("older-name") == "new-name"
+    assert catalog.get("old-name") is None  # an old slug is a link, not a second lesson
+    assert catalog.renamed("first") is None and catalog.renamed("nope") is None
+
+
+def test_an_old_slug_may_not_take_a_current_lessons_link(tmp_path):
+    (tmp_path / "01-first.md").write_text(lesson_text(), encoding="utf-8")
+    clash = lesson_text("formerly: [first]\n").replace("order: 1", "order: 2")
+    (tmp_path / "02-second.md").write_text(clash, encoding="utf-8")
+    catalog = Catalog(tmp_path)
+    assert [lesson.slug for lesson in catalog.lessons()] == ["first", "second"]
+    assert catalog.renamed("first") is None
+    assert "formerly 'first' is the slug of 01-first.md" in catalog.errors["02-second.md"]
+
+
+READ_WPM = 200  # words a minute, a careful reader of technical prose
+STEP_MINUTES = 0.5  # to press a button or answer a prediction and watch what it does
+
+
+def minutes(path: Path) -> float:
+    """About how long a learner takes over a lesson: its prose, and each thing it asks them
+    to do. The lab's own waits are short (the longest experiment takes seconds)."""
+    body = path.read_text(encoding="utf-8").split("---", 2)[2]
+    prose = re.sub(r"```.*?```", "", body, flags=re.S)
+    steps = re.findall(r"^```(?:do|predict|compare)$", body, flags=re.M)
+    return len(prose.split()) / READ_WPM + STEP_MINUTES * len(steps)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.slug for lesson in LESSONS])
+def test_each_lesson_reads_in_about_ten_minutes(lesson):
+    assert lesson.path is not None
+    assert 1 <= minutes(lesson.path) <= 12
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.slug for lesson in LESSONS])
@@ -136,6 +198,7 @@ def test_a_lesson_reads_its_settings_with_each_parts_own_schema():
         "connections": 1,  # one long-lived connection per client, as HTTP/2 and gRPC
         "spread": "client",  # with two balancers, each client keeps to one
         "tls": False, "sni_mix": {}, "resumption": True,  # plain HTTP unless the lesson says
+        "heavy_share": 0.0, "heavy_ms": 500.0,
     }  # fmt: skip
     document = setup.balancer_document({"b1": "127.0.0.1:1", "b2": "127.0.0.1:2"})
     assert document["algorithm"] == "least-connections" and document["mode"] == "tcp"
@@ -212,6 +275,9 @@ BAD_FRONT = [
     ("a list", "---\n- 1\n---\n", "front matter is a mapping"),
     ("unknown key", "---\ntitle: T\norder: 1\nsummary: S\nauthor: me\n---\n", "author"),
     ("no title", "---\norder: 1\nsummary: S\n---\n", "title must be one line"),
+    ("formerly text", "---\ntitle: T\norder: 1\nsummary: S\nformerly: old\n---\n", "a list"),
+    ("formerly bad", "---\ntitle: T\norder: 1\nsummary: S\nformerly: [Old One]\n---\n", "lower"),
+    ("formerly self", "---\ntitle: T\norder: 1\nsummary: S\nformerly: [bad]\n---\n", "own slug"),
     ("bad order", "---\ntitle: T\norder: first\nsummary: S\n---\n", "order must be"),
 ]
 
@@ -379,6 +445,8 @@ BAD_DIRECTIVES = [
         "```predict\nquestion: Q\nchoices: [{say: a, when: x < 1}, {say: b, when: x > 1}]\n```\n",
         "'x', which is not a measurement",
     ),
+    ("```expect\nsay: S\ncheck: [p99 > before.before.p99]\n```\n", "not a measurement"),
+    ("```expect\nsay: S\ncheck: [p99 > before.speed]\n```\n", "not a measurement"),
     (
         "```predict\nquestion: Q\nchoices: [{say: a, when: moved < 1}, {say: b}]\n```\n",
         "choices[1] ('b') needs when",
@@ -488,3 +556,8 @@ def test_the_commands_lessons_add_are_checked_like_every_other():
     ):
         with pytest.raises(CommandError, match=words):
             parse_command(bad)
+
+
+def test_a_check_may_read_the_last_windows_numbers():
+    (expect,) = directives("```expect\nsay: S\ncheck: [p99 > 5 * before.p99]\n```\n")
+    assert expect.checks[0].names == ["p99", "before.p99"]

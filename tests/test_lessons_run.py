@@ -156,3 +156,13 @@ def test_counting_afresh_while_traffic_runs_is_an_error_in_the_lesson(runner):
             runner.press(Do("Count afresh", ({"action": "reset"},)))
     finally:
         assert runner.command({"action": "pause"})["ok"]
+
+
+def test_a_check_may_compare_with_the_window_before_the_last_reset(runner):
+    assert runner.command({"action": "open_lesson", "slug": "round-robin"})["ok"]
+    runner.press(Do("Send 6", ({"action": "send", "count": 6},)))
+    runner.press(Do("Count afresh, send 3", ({"action": "reset"}, {"action": "send", "count": 3})))
+    numbers = runner.settle(None, 10)
+    assert (numbers["routed"], numbers["before.routed"]) == (3, 6)
+    assert numbers["before.completed"] == 6 and numbers["completed"] == 3
+    assert "before.before.routed" not in numbers

@@ -91,7 +91,7 @@ EVERYTHING = {
     "backends": FOUR,
     "health": {"enabled": True, "interval_ms": 1000, "timeout_ms": 300, "rise": 2, "fall": 3},
     "passive": {"max_fails": 3, "fail_timeout_s": 4.5, "on_5xx": True},
-    "retries": {"tries": 2, "non_idempotent": True},
+    "retries": {"tries": 2, "non_idempotent": True, "budget_percent": 20, "min_per_s": 0},
     "sticky": {"mode": "cookie", "cookie": "LAB"},
     "timeouts": {"connect_ms": 500, "client_header_ms": 2000, "idle_ms": 120_000,
                  "backend_response_ms": 30_000, "queue_ms": 250, "tunnel_idle_ms": 300_000},
@@ -179,6 +179,8 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     assert "retries 1\n    option redispatch" in haproxy
     assert "proxy_next_upstream error timeout non_idempotent;" in nginx
     assert "proxy_next_upstream_tries 2;" in nginx
+    budget = "retry budget (20% of requests + 0/s): no such setting here; Envoy's retry_budget"
+    assert f"\n# {budget}" in nginx and f"\n    # {budget}" in haproxy
     # X-Forwarded-For is configured, not given: the lab adds it, so the snippets say so
     assert "\nproxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n" in nginx
     assert "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n" in nginx
@@ -208,6 +210,7 @@ def test_health_retries_sticky_and_timeouts_read_as_the_peers_write_them():
     quiet = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
     assert "NGINX Plus" not in quiet["nginx"] and "check" not in quiet["haproxy"]
     assert "timeout" not in quiet["haproxy"] and "_timeout" not in quiet["nginx"]
+    assert "budget" not in quiet["haproxy"] and "budget" not in quiet["nginx"]
 
 
 def test_websockets_pass_as_nginx_and_haproxy_are_told_to_pass_them():

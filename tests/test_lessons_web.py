@@ -80,3 +80,17 @@ def test_an_unknown_lesson_is_not_found(client):
     answer = client.get("/api/lessons/nope")
     assert answer.status_code == 404 and "nope" in answer.get_json()["error"]
     assert client.get("/lessons/..%2Fsecrets").status_code == 404
+
+
+def test_a_lessons_old_slug_redirects_to_it(tmp_path):
+    renamed = FIRST.replace("summary:", "formerly: [opening]\nsummary:")
+    (tmp_path / "01-first.md").write_text(renamed, encoding="utf-8")
+    app = create_app({"TESTING": True, "ASYNC_MODE": "threading", "LESSONS": Catalog(tmp_path)})
+    client = app.test_client()
+    page = client.get("/lessons/opening?embed=1")
+    assert page.status_code == 301 and page.headers["Location"] == "/lessons/first?embed=1"
+    assert b'data-lesson="first"' in client.get(page.headers["Location"]).data
+    answer = client.get("/api/lessons/opening")
+    assert answer.status_code == 301 and answer.headers["Location"] == "/api/lessons/first"
+    assert client.get("/api/lessons/first").get_json()["title"] == "First"
+    assert client.get("/lessons/closing").status_code == 404

@@ -34,7 +34,8 @@ def test_https_on_the_page_terminated_then_passed_through(chromium, lab_url):
         expect(page.locator("#connection")).to_have_text("connected")
         box = page.locator("#balancer")
         sees = box.locator('[data-part="balancer-sees"]')
-        lock_in, lock_out = box.locator('[data-part="lock-in"]'), box.locator('[data-part="lock-out"]')
+        lock_in = box.locator('[data-part="lock-in"]')
+        lock_out = box.locator('[data-part="lock-out"]')
         expect(sees).to_have_text("sees: method, path, headers")
         expect(lock_in).to_be_hidden()
 
@@ -48,7 +49,7 @@ def test_https_on_the_page_terminated_then_passed_through(chromium, lab_url):
         expect(lock_out).to_be_hidden()
         command(page, action="send", count=8)
         names = wait_for(
-            lambda: logged_sni(page, layer_7=True), what="the SNI names of real handshakes in the log"
+            lambda: logged_sni(page, layer_7=True), what="the SNI of real handshakes in the log"
         )
         assert names <= {"shop.lab.test", "api.lab.test"}
 
@@ -61,7 +62,7 @@ def test_https_on_the_page_terminated_then_passed_through(chromium, lab_url):
         expect(page.get_by_label("HTTPS")).to_be_checked()
         command(page, action="send", count=8)
         names = wait_for(
-            lambda: logged_sni(page, layer_7=False), what="passed-through connections with their SNI"
+            lambda: logged_sni(page, layer_7=False), what="passed-through connections' SNI"
         )
         assert names <= {"shop.lab.test", "api.lab.test"}
 

@@ -95,12 +95,18 @@ def test_a_settings_change_is_checked_whole_and_names_the_bad_field():
         ({"clients": 2.5}, "clients"),
         ({"keep_alive": "off"}, "keep_alive"),
         ({"speed": 3}, "speed"),
+        ({"heavy_share": 1.5}, "heavy_share"),
+        ({"heavy_share": True}, "heavy_share"),
+        ({"heavy_ms": -1}, "heavy_ms"),
+        ({"heavy_ms": 10_001}, "heavy_ms"),
         ([1], "body"),
     ]:
         with pytest.raises(SettingError) as caught:
             settings.updated(changes)
         assert caught.value.field == field, changes
     assert settings == Settings(rate=5.0, clients=4)
+    heavy = settings.updated({"heavy_share": 0.1, "heavy_ms": 300})
+    assert (heavy.heavy_share, heavy.heavy_ms) == (0.1, 300.0)
 
 
 def test_targets_are_http_host_port_and_an_optional_prefix():

@@ -67,3 +67,25 @@ def test_values_past_either_end_are_kept_not_lost(ms):
     distribution = Distribution()
     distribution.add(ms)
     assert distribution.quantiles((0.5,)) == [round(ms, 2)]
+
+
+def pages(schedule: Schedule, count: int) -> list[str]:
+    return [f"{a.page.method} {a.page.path}" for a in schedule.burst(count, 0.0)]
+
+
+def test_a_heavy_share_of_the_requests_ask_for_the_expensive_report():
+    schedule = Schedule(random.Random(5), 4)
+    schedule.mix.set_heavy(0.25, 400)
+    seen = pages(schedule, 4000)
+    heavy = seen.count("GET /report?delay_ms=400")
+    assert 900 <= heavy <= 1100  # a quarter, give or take the dice
+    assert {"GET /", "POST /login"} <= set(seen)  # the rest is the usual mix
+    schedule.mix.set_heavy(0, 400)
+    assert "GET /report?delay_ms=400" not in pages(schedule, 1000)
+
+
+def test_with_no_heavy_share_a_seed_gives_the_pages_it_always_gave():
+    plain = Schedule(random.Random(9), 4)
+    unset = Schedule(random.Random(9), 4)
+    unset.mix.set_heavy(0.0, 900)
+    assert pages(plain, 300) == pages(unset, 300)

@@ -23,6 +23,7 @@ TRAFFIC = {
     "target": "http://127.0.0.1:8080/", "rate": 5.0, "clients": 4, "keep_alive": True,
     "paused": False, "protocol": "http", "udp_session": 5, "client_addresses": "bound",
     "tls": True, "sni_mix": {"shop.lab.test": 3}, "resumption": False,
+    "heavy_share": 0.0, "heavy_ms": 500.0,
     "latency_ms": {"p50": 1.0, "p95": 3.0},
     "counters": {"sent": 14, "completed": 13, "failed": 0, "in_flight": 1,
                  "status": {"2xx": 13, "4xx": 0, "5xx": 0}, "failures": {}},
@@ -82,6 +83,7 @@ def test_a_state_joins_the_controllers_backends_with_the_balancers_numbers():
     assert state["traffic"] == {"available": True, **{k: TRAFFIC[k] for k in (
         "target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
         "client_addresses", "tls", "sni_mix", "resumption",
+        "heavy_share", "heavy_ms", "client_addresses",
     )}}  # fmt: skip
     assert state["algorithm"] == "least-connections"
     assert "consistent-hash" in state["algorithms"]

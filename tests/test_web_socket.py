@@ -163,6 +163,7 @@ def test_a_browser_gets_the_whole_picture_when_it_connects(lab):
     assert state["traffic"] | {"target": ""} == {
         "available": True, "target": "", "rate": 5.0, "clients": 4,
         "keep_alive": True, "paused": True, "protocol": "http", "udp_session": 5,
+        "heavy_share": 0.0, "heavy_ms": 500.0,
         "client_addresses": "bound",  # on Linux each client binds its own 127.0.0.k+1
         "tls": False, "sni_mix": {}, "resumption": True,  # plain HTTP until set_tls
     }  # fmt: skip

@@ -16,6 +16,8 @@ from lab.backend.knobs import Knobs
 from lab.backend.tls import server_context
 from lab.lifecycle import report_ready, run_daemon
 
+PORT_TRIES = 5  # picks of a free port (port 0) before giving up on a UDP twin
+
 
 def knobs_from(options: argparse.Namespace) -> Knobs:
     """The starting knobs, from flags that argparse has already validated."""
@@ -31,23 +33,9 @@ async def serve(options: argparse.Namespace, stop: asyncio.Event) -> None:
     """Serve until `stop` is set."""
     backend = ToyBackend(options.name, knobs_from(options), rng=random.Random(options.seed))
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: HttpConnection(backend, options.proxy_protocol),
-        options.host,
-        options.port,
-        backlog=1024,
-    )
+    server, datagrams = await bind(loop, backend, options)
     host, port = server.sockets[0].getsockname()[:2]
     backend.listen = join_address(host, port)
-    # UDP on the same port number by default, so one backend address serves every mode.
-    udp_port = port if options.udp_port is None else options.udp_port
-    try:
-        datagrams, _ = await loop.create_datagram_endpoint(
-            lambda: DatagramService(backend), local_addr=(options.host, udp_port)
-        )
-    except OSError as exc:
-        server.close()
-        raise OSError(exc.errno, f"cannot bind UDP port {udp_port}: {exc.strerror}") from None
     udp = join_address(*datagrams.get_extra_info("sockname")[:2])
     tls_server = None
     if options.tls_port is not None:
@@ -93,6 +81,38 @@ async def _tls_listener(
         ) from None
     backend.tls.listen = join_address(*server.sockets[0].getsockname()[:2])
     return server
+
+
+async def bind(
+    loop: asyncio.AbstractEventLoop, backend: ToyBackend, options: argparse.Namespace
+) -> tuple[asyncio.Server, asyncio.DatagramTransport]:
+    """The TCP listener and, by default on the same port number, the UDP one.
+
+    With port 0 the kernel picks a TCP port whose UDP twin may already be taken (by
+    any process's UDP socket): then try another port, rather than fail to start.
+    """
+    tries = PORT_TRIES if options.port == 0 and options.udp_port is None else 1
+    for attempt in range(1, tries + 1):
+        server = await loop.create_server(
+            lambda: HttpConnection(backend, options.proxy_protocol),
+            options.host,
+            options.port,
+            backlog=1024,
+        )
+        port = server.sockets[0].getsockname()[1]
+        # UDP on the same port number by default, so one backend address serves every mode.
+        udp_port = port if options.udp_port is None else options.udp_port
+        try:
+            datagrams, _ = await loop.create_datagram_endpoint(
+                lambda: DatagramService(backend), local_addr=(options.host, udp_port)
+            )
+        except OSError as exc:
+            server.close()
+            if attempt < tries:
+                continue
+            raise OSError(exc.errno, f"cannot bind UDP port {udp_port}: {exc.strerror}") from None
+        return server, datagrams
+    raise AssertionError("unreachable")
 
 
 def run(options: argparse.Namespace) -> int:

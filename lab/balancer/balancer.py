@@ -24,6 +24,7 @@ from lab.balancer.flows import FlowTable, udp_state
 from lab.balancer.health import Health
 from lab.balancer.pool import Pool, Refusal
 from lab.balancer.queue import RequestQueue
+from lab.balancer.retry_budget import RetryBudget
 from lab.balancer.rules import DEFAULT_POOL, Rule, match
 from lab.balancer.settings import trusted_networks
 from lab.balancer.sticky import Sticky
@@ -59,6 +60,7 @@ class Balancer:
             lambda: self.backends.values(), self.events.publish, self.health_changed, clock
         )
         self.queue = RequestQueue(lambda: self.pools.values(), self.events.publish, clock)
+        self.retry_budget = RetryBudget(clock)
         self.sticky = Sticky(clock)
         # mode udp: the flow table and its counters (datagrams, drops, how flows ended).
         # The datagram shell (lab.balancer.udp_proxy) ends flows; `end_flows` is its hook
@@ -357,6 +359,7 @@ class Balancer:
         self.flows.configure(new.udp.idle_timeout_ms / 1000, new.udp.max_flows)
         self.health.use_settings(new)  # slow start applies to backends added just below
         self.queue.configure(new.max_queue, new.timeouts.queue_ms)
+        self.retry_budget.configure(new.retries.budget_percent, new.retries.min_per_s)
         if changes is None or fresh or "backends" in changes:
             self._sync_backends(new, fresh)
         structure = ("backends", "pools", "rules", "algorithm", "hash_key", "panic_threshold")
@@ -437,6 +440,7 @@ class Balancer:
             backend.reset_counters()
         self.errors.clear()
         self.udp_counts.clear()
+        self.retry_budget.reset()  # a fresh count: the retries it allows start from here too
 
 
 def _nothing() -> None:

@@ -43,6 +43,7 @@ COMPILED_MODULES = (
     "lab.balancer.queue",
     "lab.balancer.cookies",
     "lab.balancer.retries",
+    "lab.balancer.retry_budget",
     "lab.balancer.failover",
     "lab.balancer.hop_by_hop",
     "lab.balancer.request_target",

@@ -99,14 +99,17 @@ def failed_before_response(
         self.tried = [*self.tried, backend]
     self.backend = None
     body_lost = self.body_sent and self.replay is None
-    why_not = why_not_retry(
-        balancer.config.retries,
-        self.attempts,
-        self.method,
-        sent,
-        body_lost,
-        backend.name,
-        self.info.upgrade,
+    why_not = (
+        why_not_retry(
+            balancer.config.retries,
+            self.attempts,
+            self.method,
+            sent,
+            body_lost,
+            backend.name,
+            self.info.upgrade,
+        )
+        or balancer.retry_budget.allow()
     )
     if why_not:
         self.answer(502, f"{reason}; not retried: {why_not}")

@@ -183,6 +183,8 @@ class Exchange:
             )
         self.backend = backend = outcome.backend
         self.attempts += 1
+        if self.attempts == 1:
+            balancer.retry_budget.request()
         if balancer.sticky.cookie is not None:
             name = balancer.sticky.cookie
             if (self.info.cookies or {}).get(name) != backend.name:

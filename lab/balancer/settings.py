@@ -110,6 +110,11 @@ class RetrySettings:
     # Replay a request that a backend may have received, even POST or PATCH.
     # Off by default, as in nginx: a payment must not be taken twice.
     non_idempotent: bool = setting(False)
+    # A retry budget (lab.balancer.retry_budget): over the last 10 s, retries at most this
+    # % of the requests, plus min_per_s a second. 0 (the default) sets no budget, as in
+    # nginx and HAProxy; Linkerd's default is 20 % and 10 a second.
+    budget_percent: float = setting(0.0, 0, 100)
+    min_per_s: float = setting(10.0, 0, 10_000)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,14 @@ A lesson is `lessons/NN-slug.md`:
     summary: Each backend in turn, in a circle, whatever its load.
     settings: {...}          # see lab.lessons.settings
     draft: true              # optional: checked, but left out of the course for now
+    formerly: [old-slug]     # optional: slugs it had before; their links redirect here
     ---
     Markdown text, with `do`, `predict` and `expect` blocks (lab.lessons.directives).
 
 The slug (the deep link /lessons/<slug>) is the file name without its number.
+A lesson whose file is renamed declares its old slugs in `formerly`, so that a
+link someone saved keeps working (the page redirects it); an old slug may not be
+a current lesson's slug, nor another lesson's old one.
 The catalog re-reads a file when it changes, so an author sees an edit on reload.
 """
 
@@ -53,6 +57,7 @@ class Lesson:
     directives: tuple[Directive, ...]
     path: Path | None = None
     draft: bool = False
+    formerly: tuple[str, ...] = ()
 
     def listing(self) -> dict[str, Any]:
         return {
@@ -98,7 +103,7 @@ def parse_lesson(text: str, slug: str, path: Path | None = None) -> Lesson:
     if not SLUG.match(slug):
         raise LessonError(f"a slug is lower-case words joined by '-', got {slug!r}")
     front, body, first_line = split_front_matter(text)
-    unknown = sorted(set(front) - {"title", "order", "summary", "settings", "draft"})
+    unknown = sorted(set(front) - {"title", "order", "summary", "settings", "draft", "formerly"})
     if unknown:
         raise LessonError(f"unknown front matter key {unknown[0]!r}")
     title, summary, order = front.get("title"), front.get("summary"), front.get("order")
@@ -110,9 +115,26 @@ def parse_lesson(text: str, slug: str, path: Path | None = None) -> Lesson:
     draft = front.get("draft", False)
     if not isinstance(draft, bool):
         raise LessonError(f"draft must be true or false, got {draft!r}")
+    formerly = _formerly(front.get("formerly", []), slug)
     setup = parse_setup(front.get("settings"))
     html, directives = render_lesson(body, slug, tuple(setup.names), first_line)
-    return Lesson(slug, title.strip(), order, summary.strip(), setup, html, directives, path, draft)
+    return Lesson(
+        slug, title.strip(), order, summary.strip(), setup, html, directives, path, draft, formerly
+    )
+
+
+def _formerly(value: object, slug: str) -> tuple[str, ...]:
+    """The old slugs a lesson declares: a list of slugs, none of them its own."""
+    if not isinstance(value, list):
+        raise LessonError(f"formerly is a list of old slugs, e.g. [old-slug], got {value!r}")
+    for old in value:
+        if not isinstance(old, str) or not SLUG.match(old):
+            raise LessonError(
+                f"formerly: an old slug is lower-case words joined by '-', got {old!r}"
+            )
+        if old == slug:
+            raise LessonError(f"formerly: {old!r} is this lesson's own slug")
+    return tuple(dict.fromkeys(value))
 
 
 def read_lesson(path: Path) -> Lesson:
@@ -138,6 +160,7 @@ class Catalog:
         self.drafts = os.environ.get(DRAFTS) == "1" if drafts is None else drafts
         self.errors: dict[str, str] = {}  # file name -> why it was left out
         self._cache: dict[Path, tuple[tuple[int, int], Lesson | None, str]] = {}
+        self._renamed: dict[str, str] = {}  # old slug -> the lesson's slug now
         self._lock = threading.Lock()
 
     def lessons(self) -> list[Lesson]:
@@ -160,8 +183,15 @@ class Catalog:
                 if self.drafts or not lesson.draft:
                     found.append(lesson)
             self._cache = {p: v for p, v in self._cache.items() if p in paths}
+            self._renamed = _old_slugs(found, owners, errors)
             self.errors = errors
         return sorted(found, key=lambda lesson: (lesson.order, lesson.slug))
+
+    def renamed(self, slug: str) -> str | None:
+        """The slug now of the lesson that was once `slug`, or None."""
+        self.lessons()
+        with self._lock:
+            return self._renamed.get(slug)
 
     def _load(self, path: Path, errors: dict[str, str]) -> Lesson | None:
         try:
@@ -193,3 +223,22 @@ class Catalog:
         before = lessons[at - 1] if at > 0 else None
         after = lessons[at + 1] if at + 1 < len(lessons) else None
         return before, after
+
+
+def _old_slugs(lessons: list[Lesson], owners: dict[str, str], errors: dict[str, str]) -> dict:
+    """Old slug -> new slug; a clash (an old slug in use now, or claimed twice) is an
+    error for the lesson that declares it, and that old link stays unknown."""
+    renamed: dict[str, str] = {}
+    claimed: dict[str, str] = {}
+    for lesson in lessons:
+        name = lesson.path.name if lesson.path else lesson.slug
+        for old in lesson.formerly:
+            if old in owners:
+                errors[name] = f"{name}: formerly {old!r} is the slug of {owners[old]}"
+            elif old in claimed:
+                errors[name] = f"{name}: formerly {old!r} is claimed by {claimed[old]} too"
+                renamed.pop(old, None)
+            else:
+                claimed[old] = name
+                renamed[old] = lesson.slug
+    return renamed

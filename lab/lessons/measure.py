@@ -47,6 +47,10 @@ Every number comes from a process of the lab, read when the check runs:
 During a comparison, `left.` or `right.` in front of any name reads that side
 (`right.p95 < left.p95 / 3`); without one, a name reads the left side (the lab).
 
+`before.` in front of any name reads it as it was when the last counting window
+closed, just before the counters were zeroed: `p99 > 5 * before.p99` compares
+this run with the one before it (the same traffic at a lower rate, say).
+
 All of them count from the last counter reset (opening a lesson resets too).
 """
 
@@ -100,6 +104,7 @@ SCALARS = (
 )
 TOLD = ("proxy_protocol", "forwarded_for")  # the ways a backend is told the client (clients.py)
 SIDES = ("left", "right")  # a comparison's sides, as a name's first part
+BEFORE = "before"  # the last window's numbers, as a name's first part
 FAMILY_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?P<part>b[1-9][0-9]?|max|min))?$")
 BACKEND_ONLY = ("moved_to",)  # families with only per-backend members
 NAMED_NAME = re.compile(r"^(?P<family>[a-z_]+)\.(?P<part>[a-z0-9_]+)$")
@@ -110,6 +115,8 @@ def known(name: str) -> bool:
     not checked here: a lesson's own settings and steps decide which exist)."""
     side, _, rest = name.partition(".")
     if side in SIDES and rest:
+        return known(rest)
+    if side == BEFORE and rest and not rest.startswith(f"{BEFORE}."):
         return known(rest)
     if name in SCALARS:
         return True

@@ -25,7 +25,7 @@ from typing import Any
 from lab.lessons.catalog import Lesson
 from lab.lessons.claims import Claim, ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Do, Expect, Predict
-from lab.lessons.measure import measure, routes
+from lab.lessons.measure import BEFORE, measure, routes
 from lab.web.api import ApiError, JsonApi
 from lab.web.compare import traffic_side
 from lab.web.relay import REQUEST, LineReader
@@ -114,6 +114,8 @@ class Runner:
         self.windows: list[int] = [0]  # where each counting window begins in tap.events
         self._backends: dict[tuple[str, str], JsonApi] = {}
         self.right: Side | None = None  # a comparison's right side, followed once one opens
+        # Every measurement as the last counting window closed (read as before.NAME).
+        self.closed: dict[str, float] = {}
 
     @property
     def traffic(self) -> JsonApi:
@@ -138,6 +140,15 @@ class Runner:
             right.close()
             self.right = right = None
         return right
+
+    def close_window(self) -> None:
+        """Keep the numbers of the window about to end, for checks that compare with them
+        (`p99 > 5 * before.p99`); called just before the counters are zeroed."""
+        try:
+            numbers = self.measurements()
+        except (ApiError, LessonRunError, OSError):
+            numbers = {}  # a lab in the middle of a change: nothing to compare with
+        self.closed = {k: v for k, v in numbers.items() if not k.startswith(f"{BEFORE}.")}
 
     def mark_window(self) -> None:
         """A counting window begins now (the counters were just zeroed), on each side."""
@@ -299,15 +310,17 @@ class Runner:
         """Every measurement; during a comparison each side's too, as left.NAME and right.NAME."""
         traffic = self.traffic.get("/state")
         left = self._measure(self.controller, self.balancer, traffic_side(traffic, 0), self)
+        before = {f"{BEFORE}.{name}": value for name, value in self.closed.items()}
         right = self.followed_right()
         if right is None:
-            return left
+            return {**left, **before}
         side = self.controller.right
         numbers = self._measure(side, right.balancer, traffic_side(traffic, 1), right)
         return {
             **left,
             **{f"left.{name}": value for name, value in left.items()},
             **{f"right.{name}": value for name, value in numbers.items()},
+            **before,
         }
 
     def _measure(self, lab: Any, balancer: JsonApi, traffic: dict | None, events: Any) -> dict:
@@ -389,6 +402,7 @@ class Runner:
                 "point; pause the traffic first (and resume it after)"
             )
         self._wait(self.quiet, QUIET_WAIT_S, "every answer before counting afresh")
+        self.close_window()
 
     def _start_window(self, data: dict) -> None:
         if not self.traffic.get("/state")["paused"]:

@@ -195,7 +195,9 @@ def _traffic(value: Any) -> dict[str, Any]:
         value = {}
     if not isinstance(value, dict):
         raise LessonError(
-            "expected a mapping of rate, clients, keep_alive, paused, protocol, udp_session", where
+            "expected a mapping of rate, clients, keep_alive, paused, protocol, udp_session, "
+            "heavy_share, heavy_ms",
+            where,
         )
     try:
         settings = TrafficSettings(**LESSON_TRAFFIC).updated(value)

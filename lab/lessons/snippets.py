@@ -188,6 +188,7 @@ def _nginx_proxying(config: dict) -> list[str]:
         if retries.get("non_idempotent") and mode != "tcp":
             lines.append("proxy_next_upstream error timeout non_idempotent;")
         lines.append(f"proxy_next_upstream_tries {tries};  # a failed try goes to another server")
+        lines += budget_note(retries, "")
     if mode != "tcp":  # the lab adds it; nginx only when told (and not at Layer 4)
         lines.append(f"proxy_set_header X-Forwarded-For {FORWARDED_FOR};")
         lines += nginx_tunnels(config)  # with the note that a location must repeat them
@@ -329,6 +330,18 @@ def _haproxy_backend(config: dict, pool: Pool) -> list[str]:
     return lines
 
 
+def budget_note(retries: dict, indent: str) -> list[str]:
+    """The lab's retry budget, which neither nginx nor HAProxy has: say where it lives."""
+    percent = retries.get("budget_percent", 0)
+    if not percent:
+        return []
+    minimum = retries.get("min_per_s", 10)
+    return [
+        f"{indent}# retry budget ({percent:g}% of requests + {minimum:g}/s): no such setting "
+        "here; Envoy's retry_budget, Linkerd's retryRatio",
+    ]
+
+
 def _haproxy_proxying(config: dict) -> list[str]:
     """Retries (HAProxy counts them after the first try) and timeouts that are not the lab's."""
     mode = config.get("mode", "http")
@@ -336,6 +349,7 @@ def _haproxy_proxying(config: dict) -> list[str]:
     lines = [f"    retries {tries - 1}"]
     if tries > 1:
         lines.append("    option redispatch  # a retry goes to another server")
+        lines += budget_note(config.get("retries") or {}, "    ")
     timeouts = config.get("timeouts") or {}
     for key, name in HAPROXY_TIMEOUTS.items():
         value = timeouts.get(key, DEFAULT_TIMEOUTS[key])

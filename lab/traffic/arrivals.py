@@ -73,14 +73,32 @@ PATH_MIX: tuple[Page, ...] = (
 )
 
 
+HEAVY_PATH = "/report"  # the expensive page of a mix with heavy requests
+
+
+def heavy_page(extra_ms: float) -> Page:
+    """A report that takes the backend `extra_ms` longer than any other page."""
+    return Page("GET", f"{HEAVY_PATH}?delay_ms={extra_ms:g}", 0)
+
+
 class PathMix:
-    """Picks pages by weight with the caller's rng."""
+    """Picks pages by weight with the caller's rng; `heavy_share` of them are a heavy
+    report instead. With no heavy share the rng is drawn exactly as before, so a seed
+    gives the same pages whether the setting exists or not."""
 
     def __init__(self, rng: random.Random, pages: tuple[Page, ...] = PATH_MIX) -> None:
         self.rng = rng
         self.pages = pages
         self._cumulative = list(itertools.accumulate(page.weight for page in pages))
+        self.heavy_share = 0.0
+        self.heavy = heavy_page(0)
+
+    def set_heavy(self, share: float, extra_ms: float) -> None:
+        self.heavy_share = share
+        self.heavy = heavy_page(extra_ms)
 
     def pick(self) -> Page:
+        if self.heavy_share and self.rng.random() < self.heavy_share:
+            return self.heavy
         point = self.rng.random() * self._cumulative[-1]
         return self.pages[bisect.bisect_right(self._cumulative, point)]

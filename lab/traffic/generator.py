@@ -81,6 +81,7 @@ class TrafficGenerator:
         self.bind_source = bind_source
         self.proxy = proxy  # "v1"/"v2": clients name their address in a PROXY header
         self.schedule = Schedule(rng, settings.clients)
+        self.schedule.mix.set_heavy(settings.heavy_share, settings.heavy_ms)
         self._timer: asyncio.TimerHandle | None = None
         self._ticker = self.loop.call_later(TICK_S, self._tick)
         self._resize(settings.clients)
@@ -116,6 +117,8 @@ class TrafficGenerator:
                 for client in side.clients:
                     client.protocol = new.protocol
                     client.datagrams.set_session(new.udp_session)
+        if "heavy_share" in diff or "heavy_ms" in diff:
+            self.schedule.mix.set_heavy(new.heavy_share, new.heavy_ms)
         if "clients" in diff:
             self._resize(new.clients)
         if "connections" in diff:
@@ -160,6 +163,8 @@ class TrafficGenerator:
             "tls": settings.tls,
             "sni_mix": dict(settings.sni_mix),
             "resumption": settings.resumption,
+            "heavy_share": settings.heavy_share,
+            "heavy_ms": settings.heavy_ms,
             "counters": self.stats.as_json(),
             "latency_ms": self.stats.percentiles(now),
             "client_list": [

@@ -23,6 +23,7 @@ MAX_CLIENTS = 64  # client k sends from 127.0.0.(k+1): 64 fits well inside 127/8
 MAX_SEND = 1000
 MAX_SESSION = 1000  # datagrams on one source port before a fresh one
 MAX_CONNECTIONS = 6  # per client, as browsers allow per host
+MAX_HEAVY_MS = 10_000.0  # a heavy request stays under the clients' 10 s timeout
 PROTOCOLS = ("http", "udp")
 # With two balancers on the same backends (--split): how the clients' requests are shared
 # out. "client": each client always to the same balancer, as DNS does (a resolver caches one
@@ -85,6 +86,10 @@ class Settings:
     tls: bool = False
     sni_mix: dict[str, int] = dataclasses.field(default_factory=dict)
     resumption: bool = True
+    # Requests of different cost: this share (0-1) asks for /report, which takes the
+    # backend heavy_ms longer than any other page (the toy backend's ?delay_ms).
+    heavy_share: float = 0.0
+    heavy_ms: float = 500.0
 
     def updated(self, changes: Any) -> Settings:
         """A copy with `changes` (a partial mapping) applied; SettingError if any of it is bad."""
@@ -187,6 +192,22 @@ def _mix_from_text(field: str, text: str) -> dict[str, Any]:
     return mix
 
 
+def share(field: str, value: Any) -> float:
+    """A fraction of the requests: a number from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise SettingError(field, f"{field} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def milliseconds(field: str, value: Any) -> float:
+    """How much longer a heavy request takes: 0 to MAX_HEAVY_MS."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingError(field, f"{field} must be a number of ms, got {value!r}")
+    if not 0 <= value <= MAX_HEAVY_MS:
+        raise SettingError(field, f"{field} must be 0-{MAX_HEAVY_MS:g} ms, got {value!r}")
+    return float(value)
+
+
 client_count = whole(1, MAX_CLIENTS)
 send_count = whole(1, MAX_SEND)
 session_length = whole(0, MAX_SESSION)
@@ -204,6 +225,8 @@ _CHECKS = {
     "tls": flag,
     "sni_mix": parse_sni_mix,
     "resumption": flag,
+    "heavy_share": share,
+    "heavy_ms": milliseconds,
 }
 
 

@@ -248,6 +248,12 @@ def state(with_compare: bool = True) -> Schema:
                     "udp_session": whole(
                         "udp: datagrams from one source port before a fresh one (0: never)", 0
                     ),
+                    "heavy_share": number(
+                        "the share (0-1) of requests that ask for /report, the expensive page",
+                        0,
+                        1,
+                    ),
+                    "heavy_ms": number("how much longer /report takes a backend, in ms", 0),
                     "client_addresses": text(
                         "how each client's own address reaches the balancer: bound (each "
                         "sends from it), proxy-v1 or proxy-v2 (named in a PROXY header, where "

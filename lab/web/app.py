@@ -126,7 +126,8 @@ Browser -> server, event `check` {slug, index}: a lesson's `expect` worked out n
 with the CI runner's measurements (lab.web.lesson_checks documents the answer).
 
 HTTP: `/` the page; `/lessons/<slug>` the page with that lesson open (an unknown
-slug: a 404 page that links back to the lab and lists the lessons);
+slug: a 404 page that links back to the lab and lists the lessons; a slug a lesson
+had before, declared in its `formerly`: 301 to its slug now, as is `/api/lessons/<old>`);
 `/api/lessons` the course (slug, order, title, summary, in order);
 `/api/lessons/<slug>` one lesson: its HTML (no raw HTML from the lesson ever
 gets through), its directives, its settings and its neighbours.
@@ -139,7 +140,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify, redirect, render_template, request
+from flask import Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_socketio import SocketIO, emit
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -275,12 +276,20 @@ def _take_token(offered: str):
 def lesson_page(slug: str):
     """Render the lab page with one lesson open (or a page that leads back)."""
     lesson = _lessons().get(slug)
+    if lesson is None and (now := _lessons().renamed(slug)):
+        return _moved(url_for("lesson_page", slug=now))
     if lesson is None:
         known = [item.listing() for item in _lessons().lessons()]
         page = _page(render_template("no_lesson.html", slug=slug, lessons=known))
         page.status_code = 404
         return page
     return _page(render_template("index.html", lesson=slug, lesson_title=lesson.title))
+
+
+def _moved(to: str):
+    """A lesson's old slug: its links go on working, to the lesson it became."""
+    query = request.query_string.decode("latin-1")
+    return redirect(f"{to}?{query}" if query else to, code=301)
 
 
 def _page(html: str):
@@ -301,6 +310,8 @@ def lesson_detail(slug: str):
     """One lesson: rendered HTML, directives, settings and its neighbours."""
     lessons = _lessons()
     lesson = lessons.get(slug)
+    if lesson is None and (now := lessons.renamed(slug)):
+        return _moved(url_for("lesson_detail", slug=now))
     if lesson is None:
         return jsonify({"error": f"no lesson {slug!r}"}), 404
     before, after = lessons.neighbours(slug)

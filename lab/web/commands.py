@@ -20,7 +20,7 @@ from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.balancer.config import MAX_WEIGHT, MODES
 from lab.recording import service as recording
 from lab.recording.record import MAX_SECONDS as MAX_RECORD_S
-from lab.traffic.settings import MAX_CLIENTS, MAX_RATE, MAX_SEND, MAX_SESSION
+from lab.traffic.settings import MAX_CLIENTS, MAX_HEAVY_MS, MAX_RATE, MAX_SEND, MAX_SESSION
 from lab.web import actions, class_actions, compare, https, lesson_setup
 from lab.web.fields import CommandError, Field
 
@@ -136,8 +136,9 @@ COMMANDS: dict[str, Action] = {
     ),
     "set_traffic": Action(
         "change the traffic: requests per second, clients, keep-alive, (udp) datagrams per "
-        "source port, 0 for one port throughout, or (https) the SNI mix and TLS session "
-        "resumption (at least one)", TRAFFIC,
+        "source port, 0 for one port throughout, (https) the SNI mix and TLS session "
+        "resumption, or the share of heavy requests (/report) and how much longer they take "
+        "(at least one)", TRAFFIC,
         actions.set_traffic,
         {
             "rate": Field("number", False, 0, MAX_RATE),
@@ -146,6 +147,8 @@ COMMANDS: dict[str, Action] = {
             "udp_session": Field("int", False, 0, MAX_SESSION),
             "sni_mix": Field("text", False),
             "resumption": Field("bool", False),
+            "heavy_share": Field("number", False, 0, 1),
+            "heavy_ms": Field("number", False, 0, MAX_HEAVY_MS),
         },
     ),
     "send": Action(

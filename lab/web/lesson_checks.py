@@ -47,6 +47,7 @@ class LiveChecks:
         that no decision counted before the reset lands in the new window."""
         if isinstance(data, dict) and data.get("action") in STARTS_A_WINDOW:
             self._catch_up()
+            self.runner.close_window()
 
     def _catch_up(self) -> None:
         with contextlib.suppress(LessonRunError, ApiError):

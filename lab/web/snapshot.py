@@ -20,7 +20,7 @@ PER_BACKEND = ("active", "total", "failures", "ewma_ms", "healthy", "state", "re
 NOT_RUNNING = {"killed": "killed", "exited": "down"}
 TRAFFIC_SETTINGS = (
     "target", "rate", "clients", "keep_alive", "paused", "protocol", "udp_session",
-    "client_addresses",
+    "heavy_share", "heavy_ms", "client_addresses",
 )  # fmt: skip
 # HTTPS (lab.traffic.tls), with the values of a generator that predates them.
 TRAFFIC_TLS = {"tls": False, "sni_mix": {}, "resumption": True}
