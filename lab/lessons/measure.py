@@ -12,6 +12,8 @@ Every number comes from a process of the lab, read when the check runs:
     backends               how many backends the balancer has
     sent, completed, failed, status.2xx, status.4xx, status.5xx   the traffic generator's
     p50_ms, p95_ms         the traffic generator's response times (what clients waited)
+    handshakes, resumed    HTTPS: TLS handshakes the clients made, and those that resumed a
+                           session (no key exchange)
     decisions, retries     route events seen (retries: the ones that were a retry)
     backends_used          how many backends the route events went to
     clients                how many client addresses the route events came from
@@ -101,6 +103,8 @@ SCALARS = (
     "backend_clients.proxy_protocol",
     "backend_clients.forwarded_for",
     "backends_per_client",
+    "handshakes",
+    "resumed",
 )
 TOLD = ("proxy_protocol", "forwarded_for")  # the ways a backend is told the client (clients.py)
 SIDES = ("left", "right")  # a comparison's sides, as a name's first part
@@ -228,6 +232,9 @@ def _traffic(metrics: dict[str, float], traffic: dict[str, Any]) -> None:
         metrics[key] = counters[key]
     for key in ("2xx", "4xx", "5xx"):
         metrics[f"status.{key}"] = counters["status"].get(key, 0)
+    tls = counters.get("tls") or {}
+    for key in ("handshakes", "resumed"):
+        metrics[key] = tls.get(key, 0)
     for key in ("p50", "p95"):
         value = traffic["latency_ms"].get(key)
         if value is not None:  # no answers yet: a check that reads it says so
