@@ -65,6 +65,12 @@ def test_https_on_the_page_terminated_then_passed_through(chromium, lab_url):
             lambda: logged_sni(page, layer_7=False), what="passed-through connections' SNI"
         )
         assert names <= {"shop.lab.test", "api.lab.test"}
+        # A rule on the server name, as the cards word it.
+        pools = [{"name": "default", "backends": ["b1"]}, {"name": "api", "backends": ["b2", "b3"]}]
+        rules = [{"name": "api", "sni": "api.lab.test", "pool": "api"}]
+        command(page, action="configure", settings={"pools": pools, "rules": rules})
+        expect(page.get_by_text("rule api (SNI api.lab.test)").first).to_be_visible()
+        command(page, action="configure", settings={"pools": [], "rules": []})
 
         # And off again: no padlock, plain TCP.
         page.get_by_label("HTTPS").uncheck()

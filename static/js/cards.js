@@ -179,11 +179,27 @@ export function poolOf(state) {
   return pools;
 }
 
+// A rule's conditions, in the order the balancer's reasons name them; `sni` is the TLS
+// server name (HTTPS passed through at Layer 4, or terminated at Layer 7).
+const CONDITION_WORDS = [
+  ["path_prefix", (v) => `path ${v}…`],
+  ["host", (v) => `host ${v}`],
+  ["sni", (v) => `SNI ${v}`],
+  ["header", (v) => `header ${v}`],
+  ["cookie", (v) => `cookie ${v}`],
+  ["method", (v) => `method ${v}`],
+];
+
+function ruleWords(rule) {
+  const words = CONDITION_WORDS.filter(([key]) => rule[key] != null).map(([key, say]) => say(rule[key]));
+  return words.length ? words.join(" and ") : "any request";
+}
+
 /** Pool name -> the words for what sends requests there ("rule api: path /api…"). */
 export function rulesFeeding(state) {
   const feeds = new Map();
   for (const rule of state.rules || []) {
-    const what = rule.path_prefix != null ? `path ${rule.path_prefix}…` : rule.header != null ? `header ${rule.header}` : rule.host != null ? `host ${rule.host}` : rule.cookie != null ? `cookie ${rule.cookie}` : rule.method != null ? `method ${rule.method}` : "any request";
+    const what = ruleWords(rule);
     const said = `rule ${rule.name} (${what})`;
     feeds.set(rule.pool, feeds.has(rule.pool) ? `${feeds.get(rule.pool)}, ${said}` : said);
   }
