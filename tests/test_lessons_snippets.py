@@ -21,7 +21,8 @@ import pytest
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.lessons.catalog import Catalog
 from lab.lessons.snippet_check import haproxy_config, nginx_config
-from lab.lessons.snippets import for_nginx_version, from_state, snippets
+from lab.lessons.snippet_nginx import for_nginx_version
+from lab.lessons.snippets import from_state, snippets
 
 LESSONS = Catalog(drafts=True).lessons()  # drafts too: their settings must read as config
 NGINX = shutil.which("nginx")
