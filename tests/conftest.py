@@ -373,3 +373,18 @@ def lab_url():
     yield match.group(1)
     process.terminate()
     assert process.wait(10) == 0
+
+
+@pytest.fixture
+def start_traffic():
+    """`start(supervisor, target, *flags)` runs `lb-lab traffic`; returns its control API client."""
+    controls: list[Http] = []
+
+    def start(supervisor: Supervisor, target: str, *flags: str) -> Http:
+        child = supervisor.start("traffic", ["traffic", "--target", target, *flags])
+        controls.append(Http(child.addresses["control"]))
+        return controls[-1]
+
+    yield start
+    for control in controls:
+        control.close()

@@ -13,7 +13,8 @@ import pytest
 
 from lab.lessons.catalog import Catalog
 from lab.lessons.directives import Do
-from lab.lessons.runner import LessonRunError, Runner
+from lab.lessons.errors import LessonRunError
+from lab.lessons.runner import Runner
 from lab.web.app import create_app, socketio
 from lab.web.controller import LabController, LabSettings
 

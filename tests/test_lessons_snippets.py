@@ -7,6 +7,8 @@ use directives newer than the installed nginx (Debian 12's is 1.22; `sticky`
 needs 1.29.6, `least_time` 1.31.0): those lines say so, and `nginx -t` checks
 the snippet with them commented out (for_nginx_version), which is all an
 older nginx can check; test_version_marked_lines_* checks what they say.
+Pools and routing rules have their own file (test_lessons_snippets_rules.py),
+as has HTTPS (test_lessons_snippets_tls.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import pytest
 from lab.balancer.algorithms import ALGORITHM_NAMES
 from lab.lessons.catalog import Catalog
 from lab.lessons.snippet_check import haproxy_config, nginx_config
-from lab.lessons.snippets import for_nginx_version, from_state, snippets
+from lab.lessons.snippet_nginx import for_nginx_version
+from lab.lessons.snippets import from_state, snippets
 
 LESSONS = Catalog(drafts=True).lessons()  # drafts too: their settings must read as config
 NGINX = shutil.which("nginx")
@@ -268,81 +271,6 @@ def test_proxy_headers_read_as_nginx_proxy_protocol_and_haproxy_accept_proxy():
     assert ruled["haproxy"].count("frontend ") == 1 and "accept-proxy" in ruled["haproxy"]
     off = snippets({"mode": "http", "algorithm": "round-robin", "backends": BACKENDS})
     assert "proxy_protocol" not in off["nginx"] and "accept-proxy" not in off["haproxy"]
-
-
-def test_pools_and_rules_read_as_upstreams_a_map_acls_and_use_backend():
-    nginx, haproxy = snippets(EVERYTHING).values()
-    for pool in ("lab_api", "lab_static", "lab_canary"):
-        assert f"upstream {pool} {{" in nginx and f"backend {pool}\n" in haproxy
-    assert "upstream lab_api {\n    hash $http_x_user consistent;" in nginx
-    assert "backend lab_canary\n    mode http\n    balance random(1)" in haproxy
-    assert "proxy_pass http://$lab_pool;" in nginx
-    assert "# (location blocks would take the longest prefix instead)" in nginx
-    for line in (
-        "acl canary req.hdr(x-canary) -m str 1",
-        "acl beta_cookie req.cook(beta) -m str yes",
-        "acl beta_method method GET",
-        "acl debug req.hdr(x-debug) -m found",
-        "acl admin_path_prefix path_beg /admin",
-        "acl admin_host req.hdr(host),field(1,:) -m str -i admin.example",
-        "acl rule8 path_beg /static",
-        "use_backend lab_canary if beta_cookie beta_method",
-        "use_backend lab_api if admin_path_prefix admin_host",
-        "default_backend lab",
-    ):
-        assert f"    {line}\n" in haproxy, line
-    uses = [line.split()[1] for line in haproxy.splitlines() if "use_backend" in line]
-    assert uses == ["lab_canary"] * 4 + ["lab_api"] * 2 + ["lab_static"] * 2 + ["lab_api"]
-
-
-REQUESTS = [
-    {"path": "/", "headers": {}, "cookies": {}},
-    {"path": "/api/items", "headers": {"x-canary": "1"}, "cookies": {}},
-    {"path": "/api/items", "headers": {"x-canary": "2"}, "cookies": {}},
-    {"path": "/api/v2/x", "headers": {}, "cookies": {}},
-    {"path": "/static/app.js", "headers": {}, "cookies": {"beta": "yes"}},
-    {"path": "/static/app.js", "method": "POST", "headers": {}, "cookies": {"beta": "yes"}},
-    {"path": "/static/app.js", "method": "POST", "headers": {}, "cookies": {"beta": "no"}},
-    {"path": "/", "headers": {"x-debug": "on"}, "cookies": {}},
-    {"path": "/", "headers": {}, "cookies": {"tester": "1"}},
-    {"path": "/admin/x", "headers": {"host": "admin.example:8080"}, "cookies": {}},
-    {"path": "/admin/x", "headers": {"host": "shop.example"}, "cookies": {}},
-    {"path": "/login", "method": "POST", "headers": {}, "cookies": {}},
-]
-
-
-@pytest.mark.parametrize("request_", REQUESTS, ids=[str(i) for i in range(len(REQUESTS))])
-def test_the_nginx_map_picks_the_pool_the_balancers_rules_pick(request_):
-    from lab.balancer.algorithms import RequestInfo
-    from lab.balancer.rules import match, parse_rules
-
-    rules = parse_rules(RULES, {"default", "api", "static", "canary"})
-    method = request_.get("method", "GET")
-    headers = {"host": "127.0.0.1:8080", **request_["headers"]}
-    info = RequestInfo("127.0.0.2", method, request_["path"], headers, request_["cookies"])
-    rule = match(rules, info)
-    wanted = "lab" if rule is None else f"lab_{rule.pool}"
-
-    nginx = snippets(EVERYTHING)["nginx"]
-    head, _, body = nginx.partition('map "')
-    key_names, _, body = body.partition('" $lab_pool {')
-    values = {
-        "$request_uri": request_["path"],
-        "$host": headers["host"].split(":")[0].lower(),
-        "$request_method": method,
-    }
-    for name, value in request_["headers"].items():
-        values["$http_" + name.replace("-", "_")] = value
-    for name, value in request_["cookies"].items():
-        values["$cookie_" + name] = value
-    key = "|".join(values.get(name, "") for name in key_names.split("|"))
-    chosen = "lab"
-    for line in body.split("}")[0].strip().splitlines():
-        pattern, upstream = line.split(";")[0].strip().rsplit(" ", 1)
-        if pattern.startswith('"~') and re.search(pattern.strip('"')[1:], key):
-            chosen = upstream
-            break
-    assert chosen == wanted, (key, wanted)
 
 
 def test_version_marked_lines_are_commented_out_only_for_an_older_nginx():

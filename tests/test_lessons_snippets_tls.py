@@ -18,7 +18,8 @@ from test_lessons_snippets import (
 
 from lab.certificates import make_certificates
 from lab.lessons.snippet_check import haproxy_config, nginx_config
-from lab.lessons.snippets import for_nginx_version, from_state, snippets
+from lab.lessons.snippet_nginx import for_nginx_version
+from lab.lessons.snippets import from_state, snippets
 
 NGINX = shutil.which("nginx")
 HAPROXY = shutil.which("haproxy")

@@ -9,7 +9,8 @@ import statistics
 import pytest
 
 from lab.traffic.arrivals import PATH_MIX, PathMix, PoissonArrivals
-from lab.traffic.clients import Client, Connection, Job
+from lab.traffic.clients import Client
+from lab.traffic.connection import Connection, Job
 from lab.traffic.cookies import CookieJar
 from lab.traffic.settings import SettingError, Settings, parse_target
 from lab.traffic.stats import TrafficStats

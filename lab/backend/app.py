@@ -46,8 +46,8 @@ from urllib.parse import parse_qs
 from lab.backend import control
 from lab.backend.clients import ClientsSeen
 from lab.backend.concurrency import ConcurrencyLimit
-from lab.backend.connection import Request
 from lab.backend.knobs import KnobError, Knobs, milliseconds
+from lab.backend.request import Request
 from lab.backend.responses import TEXT, Framer, echo_body, json_body, pattern_bytes
 from lab.backend.tls import TlsSeen
 

@@ -4,7 +4,8 @@ An asyncio Protocol (not streams) fed by httptools. Each complete request goes
 to the app's `answer(request)`, which returns response bytes at once (the
 common case: no task, no await) or an awaitable of them when a knob makes the
 request wait. Pipelined requests queue behind a waiting one, so responses
-always leave in the order the requests came.
+always leave in the order the requests came. What a request is, as the app
+sees it, is lab.backend.request.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from typing import Protocol
 
 import httptools
 
 from lab.backend import websocket
-from lab.backend.responses import CLOSE, CONTINUE, KEEP_ALIVE, Framer, json_body
-from lab.backend.tls import Handshake, TlsSeen, handshake
+from lab.backend.request import EMPTY_SHA256, App, Request
+from lab.backend.responses import CLOSE, CONTINUE, json_body
+from lab.backend.tls import Handshake, handshake
 from lab.http_api import BODY_LIMIT, BODY_TOO_LARGE, error_body
 from lab.proxy_protocol import (
     LOOPBACK,
@@ -35,7 +35,6 @@ from lab.proxy_protocol import (
     TrustedSources,
 )
 
-EMPTY_SHA256 = hashlib.sha256().hexdigest()
 # Request line plus headers. Above the APIs' HEAD_LIMIT (16 KiB) on purpose: a backend takes
 # whatever head the balancer forwards, which is up to that limit plus the headers it adds.
 MAX_HEAD_BYTES = 64 * 1024
@@ -44,43 +43,6 @@ MAX_PIPELINE = 64  # queued requests on one connection before we stop reading fr
 # Without --proxy-protocol a PROXY header is still read if one comes first, but only from
 # loopback (the lab's balancer): anyone else could claim to be any client.
 HEADER_TRUSTED = TrustedSources(LOOPBACK)
-
-
-@dataclass(slots=True)
-class Request:
-    """One parsed request, as the app sees it."""
-
-    method: str
-    target: str  # as sent: path and query
-    path: str
-    query: str
-    version: str  # "1.1" or "1.0"
-    keep_alive: bool
-    client: str
-    body_length: int = 0
-    body_sha256: str = EMPTY_SHA256
-    body: bytes | None = None  # only for /_lab/ requests
-    forwarded_for: str | None = None
-    peer: str = ""  # the TCP peer; differs from `client` when a PROXY header named the client
-    proxy_client: str | None = None  # the client a PROXY header named, if one did
-    problem: tuple[int, str] | None = None  # (status, reason) when the bytes were not valid HTTP
-    websocket_key: bytes | None = None  # a WebSocket handshake to GET /ws (lab.backend.websocket)
-    tls: str | None = None  # on the TLS port: the handshake as the echo's JSON (lab.backend.tls)
-
-    @property
-    def connection_header(self) -> bytes:
-        if not self.keep_alive:
-            return CLOSE
-        return KEEP_ALIVE if self.version == "1.0" else b""
-
-
-class App(Protocol):
-    name: str
-    framer: Framer
-    connections: int
-    tls: TlsSeen
-
-    def answer(self, request: Request) -> bytes | Awaitable[bytes]: ...
 
 
 class Refused(Exception):

@@ -23,7 +23,7 @@ from lab.http_api import ApiError, parse_json
 
 if TYPE_CHECKING:
     from lab.backend.app import ToyBackend
-    from lab.backend.connection import Request
+    from lab.backend.request import Request
 
 ALLOWED = {"/_lab/state": ("GET", "HEAD"), "/_lab/knobs": ("PUT",), "/_lab/reset": ("POST",)}
 

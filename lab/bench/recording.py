@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab.bench.browser import BrowserError, chromium, find_chromium
-from lab.bench.web import LabProcess, WebBenchError
+from lab.bench.served_lab import LabProcess, WebBenchError
 from lab.recording.export import export
 from lab.recording.format import MAX_BYTES, Recorder, RecordingError, made, read
 from lab.recording.record import follow

@@ -42,13 +42,8 @@ from lab.bench.crowd import Crowd
 from lab.bench.procs import alive, descendants, machine_busy_s
 from lab.bench.redis_server import RedisError, RedisServer
 from lab.bench.runner import cpu_seconds, stderr_line
-from lab.bench.web import (
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    LabProcess,
-    WebBenchError,
-    balancer_totals,
-)
+from lab.bench.served_lab import STOP_TIMEOUT_S, LabProcess, WebBenchError
+from lab.bench.web import START_TIMEOUT_S, balancer_totals
 
 WARMUP_S = 2.0
 # Each new viewer is sent a full state and joins mid-stream: measure once that has passed.

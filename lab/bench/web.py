@@ -1,6 +1,6 @@
 """`lb-lab bench --web`: the whole lab under load, with its page open in headless Chromium.
 
-It starts a real `lb-lab serve` on free ports, opens the page, turns the
+It starts a real `lb-lab serve` on free ports (lab.bench.served_lab), opens the page, turns the
 traffic up through the page's own `command` path, and measures what the issue
 asks of the web lab: frames per second, decision-to-screen delay, the web
 process's CPU, start-up time, and whether the page's counters end exactly at
@@ -14,11 +14,7 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,23 +35,18 @@ from lab.bench.browser import (
 )
 from lab.bench.procs import alive, cpu_by_role, descendants, machine_busy_s
 from lab.bench.runner import stderr_line
+from lab.bench.served_lab import STOP_TIMEOUT_S, LabProcess, WebBenchError
 from lab.bench.stats import percentile
-from lab.bench.tether import tethered
 from lab.bench.web_report import WebReport, format_web
 
 START_TIMEOUT_S = 20.0  # generous: the figure is measured, the timeout only stops a hung lab
 WARMUP_S = 2.0  # the generator ramps up and the page fills with dots before measuring
 SETTLE_TIMEOUT_S = 10.0
 POLL_S = 0.1
-STOP_TIMEOUT_S = 10.0
 
 
 # The right side's balancer admin address, from the page's state (a comparison's).
 RIGHT_ADMIN = 'document.querySelector("[data-lab]").lab.store.state.compare.right.balancer.admin'
-
-
-class WebBenchError(RuntimeError):
-    """The lab or the page did not do what the benchmark needs; the message says what."""
 
 
 @dataclass(frozen=True)
@@ -65,70 +56,6 @@ class WebPlan:
     backends: int
     chromium: str
     compare: tuple[str, str] | None = None  # a comparison: the rate is each side's
-
-
-class LabProcess:
-    """One `lb-lab serve` on free ports, tied to this process's life; its addresses as printed."""
-
-    def __init__(
-        self, backends: int, compare: tuple[str, str] | None = None, extra: tuple[str, ...] = ()
-    ) -> None:
-        argv = [sys.executable, "-m", "lab", "serve", "--port", "0", "--balancer-port", "0"]
-        argv += ["--backend-port", "0", "--backends", str(backends), *extra]
-        if compare:
-            argv += ["--compare", ",".join(compare)]
-        self.process = subprocess.Popen(
-            tethered(argv),  # the same pid once it execs; SIGTERMed if we die
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        self.output: list[str] = []
-        self.url = self.admin = self.traffic = ""
-        self.url_at = 0.0  # wall clock when it printed its URL
-        self.printed_url = threading.Event()
-        self.printed_all = threading.Event()  # the addresses of its parts, once they run
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_for(self, printed: threading.Event, what: str, timeout: float) -> None:
-        if not printed.wait(timeout) or self.process.poll() is not None:
-            output = "".join(self.output)[-2000:]
-            raise WebBenchError(f"lb-lab serve did not print {what}:\n{output}")
-
-    def _drain(self) -> None:
-        """Read what the lab prints, to the end, so that it never blocks on a full pipe."""
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if url := re.search(r"Load Balancing Lab: (http://\S+)", line):
-                self.url, self.url_at = url.group(1), time.time()
-                self.printed_url.set()
-            elif admin := re.search(r"\(admin (\S+)\)", line):
-                self.admin = admin.group(1)
-            elif traffic := re.search(r"control (\S+)", line):
-                self.traffic = traffic.group(1)
-            elif "Press Ctrl-C" in line:
-                self.printed_all.set()
-        self.printed_url.set()  # it exited: the waits see that
-        self.printed_all.set()
-
-    def balancer_state(self) -> dict:
-        return get_json(*split_address(self.admin), "/state")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def wait_until(condition: Callable[[], object], timeout: float) -> object:

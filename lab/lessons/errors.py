@@ -1,4 +1,4 @@
-"""The one error a lesson can raise: what is wrong, and where (file, line, field)."""
+"""The errors of lessons: one that cannot be used (file, line, field), one that cannot be run."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ class LessonError(ValueError):
         """The same error, placed inside `where` (a file, a line, a field)."""
         inner = f"{where}, {self.where}" if self.where else where
         return LessonError(self.message, inner)
+
+
+class LessonRunError(RuntimeError):
+    """An experiment that could not be carried out."""

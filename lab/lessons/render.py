@@ -14,7 +14,8 @@ from html import escape
 
 from markdown_it import MarkdownIt
 
-from lab.lessons.directives import KINDS, Backends, Directive, parse_directive
+from lab.lessons.directive_parser import Backends, parse_directive
+from lab.lessons.directives import KINDS, Directive
 from lab.lessons.errors import LessonError
 from lab.lessons.figures import parse_figure
 

@@ -8,16 +8,13 @@ the lab's real numbers (lab.lessons.measure). Commands go through the same
 the backends' and the traffic generator's own APIs, and the decisions from the
 balancer's event stream, read whole (the page's batches may sample).
 
-Waits are on conditions with a deadline, never on the clock alone.
+Waits are on conditions with a deadline, never on the clock alone. What a run
+reads from the lab and waits on is in lab.lessons.lab_reading, the event
+stream in lab.lessons.event_tap.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,55 +22,16 @@ from typing import Any
 from lab.lessons.catalog import Lesson
 from lab.lessons.claims import Claim, ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Do, Expect, Predict
-from lab.lessons.measure import BEFORE, measure, routes
+from lab.lessons.errors import LessonRunError
+from lab.lessons.event_tap import EventTap, Side
+from lab.lessons.lab_reading import LabReading
+from lab.lessons.measure import BEFORE, routes
 from lab.web.api import ApiError, JsonApi
-from lab.web.compare import traffic_side
-from lab.web.relay import REQUEST, LineReader
 
-POLL_S = 0.02
 PREDICT_WAIT_S = 10.0
 QUIET_WAIT_S = 20.0
 
 Command = Callable[[dict], dict]
-
-
-class EventTap:
-    """Every event of the balancer's GET /events, kept in order, read on a thread of its own."""
-
-    def __init__(self, admin_address: str) -> None:
-        host, _, port = admin_address.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=5.0)
-        self.sock.sendall(REQUEST)
-        self.events: list[dict] = []
-        self.error: Exception | None = None
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, name="event-tap", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        reader = LineReader()
-        self.sock.settimeout(None)
-        try:
-            while data := self.sock.recv(256 * 1024):
-                parsed = [json.loads(line) for line in reader.feed(data)]
-                with self._lock:
-                    self.events.extend(parsed)
-        except (OSError, ValueError) as exc:
-            self.error = exc
-
-    def since(self, start: int, end: int | None = None) -> list[dict]:
-        with self._lock:
-            return self.events[start:end]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self.events)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(5)
 
 
 @dataclass
@@ -102,7 +60,7 @@ class Run:
         )
 
 
-class Runner:
+class Runner(LabReading):
     """Carries out lessons against one running lab (a started LabController)."""
 
     def __init__(self, controller: Any, command: Command) -> None:
@@ -300,81 +258,6 @@ class Runner:
             shown.insert(0, f"routes = {list(claim.routes)}")
         return True, f"{claim.say!r} holds ({', '.join(dict.fromkeys(shown))})"
 
-    # -- reading the lab
-
-    def window(self, back: int = 0) -> list[dict]:
-        """The events of the current counting window (back=1: the one before it)."""
-        return _window(self.tap, self.windows, back)
-
-    def measurements(self) -> dict[str, float]:
-        """Every measurement; during a comparison each side's too, as left.NAME and right.NAME."""
-        traffic = self.traffic.get("/state")
-        left = self._measure(self.controller, self.balancer, traffic_side(traffic, 0), self)
-        before = {f"{BEFORE}.{name}": value for name, value in self.closed.items()}
-        right = self.followed_right()
-        if right is None:
-            return {**left, **before}
-        side = self.controller.right
-        numbers = self._measure(side, right.balancer, traffic_side(traffic, 1), right)
-        return {
-            **left,
-            **{f"left.{name}": value for name, value in left.items()},
-            **{f"right.{name}": value for name, value in numbers.items()},
-            **before,
-        }
-
-    def _measure(self, lab: Any, balancer: JsonApi, traffic: dict | None, events: Any) -> dict:
-        served = {}
-        clients = []
-        for name, record in list(lab.backends.items()):
-            if record.process == "running":
-                key = (name, record.address)
-                api = self._backends.get(key) or self._backends.setdefault(
-                    key, JsonApi(record.address, name, timeout=2.0)
-                )
-                try:
-                    state = api.get("/_lab/state")
-                except ApiError:
-                    continue
-                served[name] = state["counters"]["served"]
-                clients.append(state.get("clients", {}))
-        windows = [events.window(1), events.window()] if len(events.windows) > 1 else [
-            events.window()
-        ]  # fmt: skip
-        return measure(balancer.get("/state"), traffic, served, windows, clients)
-
-    def caught_up(self, balancer: dict | None = None) -> bool:
-        """Every decision the balancer counted is in the events read so far (on each side)."""
-        balancer = balancer or self.balancer.get("/state")
-        routed = sum(b["total"] for b in balancer["backends"])
-        if len(routes(self.window())) < routed:
-            return False
-        right = self.followed_right()
-        return right is None or right.caught_up()
-
-    def all_routed(self) -> bool:
-        """Every request in flight has been routed, and its decision seen (Layer 7)."""
-        balancer = self.balancer.get("/state")
-        if balancer["mode"] == "http":
-            in_flight = self.traffic.get("/state")["counters"]["in_flight"]
-            if sum(b["active"] for b in balancer["backends"]) < in_flight:
-                return False
-        return self.caught_up(balancer)
-
-    def quiet(self) -> bool:
-        """Every request answered, and every decision on the balancer seen in the events
-        (on both sides of a comparison)."""
-        traffic = self.traffic.get("/state")
-        if any(side["counters"]["in_flight"] for side in traffic.get("sides", [traffic])):
-            return False
-        balancer = self.balancer.get("/state")
-        if not self.caught_up(balancer):
-            return False
-        right = self.followed_right()
-        if right is not None and not idle(right.balancer.get("/state")):
-            return False
-        return idle(balancer)
-
     # -- helpers
 
     def _send(self, data: dict, start_window: bool = False) -> None:
@@ -411,57 +294,6 @@ class Runner:
                 "start the lesson paused and resume the traffic with a button"
             )
         self.mark_window()
-
-    def _wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            if self.tap.error is not None:
-                raise LessonRunError(f"the event stream broke: {self.tap.error}")
-            if time.monotonic() > deadline:
-                raise LessonRunError(f"waited {timeout:g} s for {what}")
-            time.sleep(POLL_S)
-
-
-class Side:
-    """A comparison's right side as the runner follows it: its balancer and its events."""
-
-    def __init__(self, lab: Any) -> None:
-        self.admin = lab.addresses["admin"]
-        self.tap = EventTap(self.admin)
-        self.balancer = JsonApi(self.admin, "the right side's balancer")
-        self.windows: list[int] = [0]
-
-    def window(self, back: int = 0) -> list[dict]:
-        return _window(self.tap, self.windows, back)
-
-    def caught_up(self) -> bool:
-        routed = sum(b["total"] for b in self.balancer.get("/state")["backends"])
-        return len(routes(self.window())) >= routed
-
-    def close(self) -> None:
-        self.tap.close()
-        self.balancer.close()
-
-
-def _window(tap: EventTap, starts: list[int], back: int) -> list[dict]:
-    at = len(starts) - 1 - back
-    if at < 0:
-        return []
-    end = starts[at + 1] if at + 1 < len(starts) else None
-    return tap.since(starts[at], end)
-
-
-def idle(balancer: dict) -> bool:
-    """No request in flight. At Layer 4 an open keep-alive connection (or a UDP flow, until
-    its idle timeout) stays active, and that is quiet too."""
-    return balancer["mode"] != "http" or not any(b["active"] for b in balancer["backends"])
-
-
-class LessonRunError(RuntimeError):
-    """An experiment that could not be carried out."""
 
 
 def _shown(value: float | None) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from lab.traffic.stats import TrafficStats
 
 if TYPE_CHECKING:
-    from lab.traffic.clients import Job
+    from lab.traffic.connection import Job
 
 REPLY_TIMEOUT_S = 3.0
 RECEIVE_BYTES = 65_536

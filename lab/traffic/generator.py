@@ -15,7 +15,8 @@ import sys
 
 from lab.address import can_bind
 from lab.lifecycle import report_ready, run_daemon
-from lab.traffic.clients import Client, Job, source_address
+from lab.traffic.clients import Client, source_address
+from lab.traffic.connection import Job
 from lab.traffic.control import ControlConnection
 from lab.traffic.schedule import Arrival, Schedule
 from lab.traffic.settings import SettingError, Settings, Target, is_loopback

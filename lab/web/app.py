@@ -1,4 +1,4 @@
-"""The web lab's Flask app: the page at `/` and the Socket.IO events. Same origin only.
+"""The web lab's Flask app and its Socket.IO events (the pages: lab.web.pages). Same origin only.
 
 Socket.IO contract (with the page, and later the lessons):
 
@@ -125,12 +125,7 @@ answer, at most ANSWER_RATE a second, and one connection answers as one viewer i
 Browser -> server, event `check` {slug, index}: a lesson's `expect` worked out now
 with the CI runner's measurements (lab.web.lesson_checks documents the answer).
 
-HTTP: `/` the page; `/lessons/<slug>` the page with that lesson open (an unknown
-slug: a 404 page that links back to the lab and lists the lessons; a slug a lesson
-had before, declared in its `formerly`: 301 to its slug now, as is `/api/lessons/<old>`);
-`/api/lessons` the course (slug, order, title, summary, in order);
-`/api/lessons/<slug>` one lesson: its HTML (no raw HTML from the lesson ever
-gets through), its directives, its settings and its neighbours.
+HTTP: the page, a lesson's page and the course's JSON API (lab.web.pages).
 """
 
 from __future__ import annotations
@@ -140,16 +135,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Flask, current_app, request
 from flask_socketio import SocketIO, emit
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lab.lessons.catalog import Catalog
-from lab.web import lab_ca, presenter, recordings
+from lab.web import lab_ca, pages, recordings
 from lab.web.access import Access
 from lab.web.audience import Audience
 from lab.web.bucket import Buckets
-from lab.web.classroom import TOKEN_PARAM, qr_svg
+from lab.web.classroom import qr_svg
 from lab.web.packets import UNREADABLE, LenientPacket
 from lab.web.room import VIEWER_ID, VIEWER_RULE
 
@@ -157,9 +152,6 @@ socketio = SocketIO()
 log = logging.getLogger(__name__)
 ANSWER_RATE, ANSWER_BURST = 5.0, 10.0  # a viewer's answers a second: a hand changing its mind
 ANSWER_FIELDS = {"round", "option", "viewer"}
-# The page runs only its own scripts: even if a lesson ever slipped markup through,
-# an inline script or handler in it would not run.
-PAGE_POLICY = "script-src 'self'; object-src 'none'; base-uri 'none'"
 
 
 def asset_root() -> Path:
@@ -237,10 +229,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # appends the browser's address to X-Forwarded-For: that is who is asking.
         inner = ProxyFix(inner, x_for=1)
     app.wsgi_app = own_names_only(inner, app.config["ACCESS"])  # Socket.IO's too
-    app.add_url_rule("/", "index", index)
-    app.add_url_rule("/lessons/<slug>", "lesson_page", lesson_page)
-    app.add_url_rule("/api/lessons", "lesson_list", lesson_list)
-    app.add_url_rule("/api/lessons/<slug>", "lesson_detail", lesson_detail)
+    app.add_url_rule("/", "index", pages.index)
+    app.add_url_rule("/lessons/<slug>", "lesson_page", pages.lesson_page)
+    app.add_url_rule("/api/lessons", "lesson_list", pages.lesson_list)
+    app.add_url_rule("/api/lessons/<slug>", "lesson_detail", pages.lesson_detail)
     app.register_blueprint(recordings.blueprint)  # the Record button's files
     app.register_blueprint(lab_ca.blueprint)  # the lab CA's certificate (HTTPS)
     controller = app.config["CONTROLLER"]
@@ -257,78 +249,6 @@ def report_viewers(app: Flask) -> None:
     audience = app.config["AUDIENCE"]
     lab = lambda: app.config["CONTROLLER"]  # noqa: E731 (set later by `lb-lab serve`)
     socketio.start_background_task(audience.report_forever, lab, socketio.sleep)
-
-
-def index():
-    """Render the lab page."""
-    return _page(render_template("index.html", lesson=""))
-
-
-def _take_token(offered: str):
-    token = current_app.config["ACCESS"].token
-    if not presenter.holds(offered, token):
-        return current_app.make_response(("that presenter link is not this lab's", 403))
-    response = redirect(request.path, code=303)
-    response.set_cookie(presenter.COOKIE, token, httponly=True, samesite="Strict")
-    return response
-
-
-def lesson_page(slug: str):
-    """Render the lab page with one lesson open (or a page that leads back)."""
-    lesson = _lessons().get(slug)
-    if lesson is None and (now := _lessons().renamed(slug)):
-        return _moved(url_for("lesson_page", slug=now))
-    if lesson is None:
-        known = [item.listing() for item in _lessons().lessons()]
-        page = _page(render_template("no_lesson.html", slug=slug, lessons=known))
-        page.status_code = 404
-        return page
-    return _page(render_template("index.html", lesson=slug, lesson_title=lesson.title))
-
-
-def _moved(to: str):
-    """A lesson's old slug: its links go on working, to the lesson it became."""
-    query = request.query_string.decode("latin-1")
-    return redirect(f"{to}?{query}" if query else to, code=301)
-
-
-def _page(html: str):
-    offered = request.args.get(TOKEN_PARAM)
-    if offered is not None:  # the presenter URL: keep the token in a cookie, drop it from the URL
-        return _take_token(offered)
-    response = current_app.make_response(html)
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
-    return response
-
-
-def lesson_list():
-    """List the course in order."""
-    return jsonify({"lessons": [lesson.listing() for lesson in _lessons().lessons()]})
-
-
-def lesson_detail(slug: str):
-    """One lesson: rendered HTML, directives, settings and its neighbours."""
-    lessons = _lessons()
-    lesson = lessons.get(slug)
-    if lesson is None and (now := lessons.renamed(slug)):
-        return _moved(url_for("lesson_detail", slug=now))
-    if lesson is None:
-        return jsonify({"error": f"no lesson {slug!r}"}), 404
-    before, after = lessons.neighbours(slug)
-    return jsonify(
-        {
-            **lesson.listing(),
-            "html": lesson.html,
-            "directives": [d.public() for d in lesson.directives],
-            "settings": lesson.setup.as_json(),
-            "previous": before.listing() if before else None,
-            "next": after.listing() if after else None,
-        }
-    )
-
-
-def _lessons() -> Catalog:
-    return current_app.config["LESSONS"]
 
 
 def _controller():

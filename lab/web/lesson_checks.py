@@ -22,8 +22,9 @@ from typing import Any
 
 from lab.lessons.claims import ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Expect, Predict
+from lab.lessons.errors import LessonRunError
 from lab.lessons.measure import routes
-from lab.lessons.runner import QUIET_WAIT_S, LessonRunError, Runner
+from lab.lessons.runner import QUIET_WAIT_S, Runner
 from lab.web.api import ApiError
 from lab.web.fields import CommandError
 

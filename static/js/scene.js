@@ -1,7 +1,8 @@
 // The scene: clients on the left, the balancer in the middle, backend cards on the right.
 // Every drawn request is a dot on one canvas, moved by one requestAnimationFrame loop
 // (the page calls frame()). The DOM (balancer box, cards) is only measured, on layout changes
-// (scene_layout.js). It is built on one lab's root element; the page feeds it events.
+// (scene_layout.js) and painted by scene_paint.js. It is built on one lab's root element;
+// the page feeds it events.
 //
 // The canvas is redrawn at every frame while anything moves, so each frame must be cheap
 // for the browser's compositor too, which in a browser without a GPU blends it in software:
@@ -18,25 +19,19 @@
 // Health checks: each probe the balancer really made (a `check` event) is a small ring
 // from the balancer to the backend and back, crossed out when the check failed.
 
-import { backendColour, backendLabel, INK, FAILED_INK } from "./palette.js";
-import { DOT_R, drawDot, drawClient, ease, along, polyline, label, drawCross, drawQueue, drawProbe, drawRing } from "./draw.js";
 import { measureScene, clientPoint } from "./scene_layout.js";
+import { MARK_MS, PROBE_MS, drawFlight, drawConnections, drawClients, drawProbes, drawQueues, drawMarks } from "./scene_paint.js";
 import { UdpFlows } from "./flows.js";
 
 const IN_MS = 1000; // client -> backend at 1x
 const OUT_MS = 750; // backend -> client at 1x
 const DWELL_MS = 160; // a visible stay at the backend, even for a 1 ms answer
 const HOLD_MS = 700; // reduced motion: how long a dot stays where it landed
-const MARK_MS = 1100; // a "refused" cross at a backend
 const CLOSE_MS = 600; // a closed L4 connection fading out
-const PROBE_MS = 700; // a health check's round trip, drawn (the real one takes a millisecond)
-const PROBE_R = 6;
 const MAX_PROBES = 36; // drawn at once: a dozen backends at slow motion
 const STALE_MS = 60000; // a request whose end never came (its events were dropped)
 export const MAX_DOTS = 150; // drawn at once; more are counted, not drawn
 const MAX_CLIENTS_DRAWN = 64; // the traffic generator's maximum: every client is drawn
-const SLOW_MS = 100; // a request that takes this long is drawn large: it costs its backend more
-const SPRITE_PAD = 3; // room around a sprite's circle for its ring
 
 export class Scene {
   constructor(root) {
@@ -242,15 +237,15 @@ export class Scene {
     const ctx = this.ctx;
     ctx.fillStyle = this.background;
     ctx.fillRect(0, 0, this.width, this.height);
-    this.drawClients();
-    this.drawConnections();
+    drawClients(this);
+    drawConnections(this);
     this.udp.draw(ctx);
     for (const flight of this.flights.values()) {
-      if (flight.kind === "request" || flight.phase === "in") this.drawFlight(flight);
+      if (flight.kind === "request" || flight.phase === "in") drawFlight(this, flight);
     }
-    this.drawQueues();
-    this.drawMarks();
-    this.drawProbes();
+    drawQueues(this);
+    drawMarks(this);
+    drawProbes(this);
     if (this.delays) this.recordDelays();
   }
 
@@ -290,136 +285,5 @@ export class Scene {
     this.marks = this.marks.filter((mark) => mark.age < MARK_MS);
     for (const probe of this.probes) probe.age += ms;
     if (this.probes.length) this.probes = this.probes.filter((probe) => probe.age < PROBE_MS);
-  }
-
-  route(f) {
-    const { entry, exit } = this.layout;
-    const client = this.clientPoint(f.slot);
-    if (!f.backend) return [client, entry];
-    const through = [entry, exit, this.anchor(f.backend)];
-    return f.from === "client" ? [client, ...through] : through.slice(1);
-  }
-
-  position(f) {
-    if (f.phase === "out") {
-      const back = [...this.route({ ...f, from: "client" })].reverse();
-      return along(back, ease(f.progress));
-    }
-    const path = this.route(f);
-    if (f.phase === "wait" || f.phase === "hold") return path[path.length - 1];
-    return along(path, ease(f.progress));
-  }
-
-  drawFlight(f) {
-    const { x, y } = this.position(f);
-    const ctx = this.ctx;
-    const fade = f.phase === "hold" ? 1 - f.progress : 1;
-    ctx.globalAlpha = Math.max(fade, 0);
-    const showFailure = f.failed && f.phase !== "in";
-    if (showFailure) {
-      drawCross(ctx, x, y, DOT_R);
-      if (f.backend) label(ctx, backendLabel(f.backend), x + DOT_R + 8, y - DOT_R, INK, 13);
-    } else {
-      // A request's cost shows in its size: one that kept its backend busy long is big.
-      const slow = (f.ms ?? (f.phase === "wait" ? f.waited / (this.speed || 1) : 0)) >= SLOW_MS;
-      const r = slow ? DOT_R * 1.5 : DOT_R;
-      this.stamp(`dot:${f.backend || ""}:${r}`, r, x, y, drawDot, f.backend, r);
-    }
-    ctx.globalAlpha = 1;
-  }
-
-  /** Draw a sprite centred on x, y; `draw(ctx, centre, ...args)` makes it the first time. */
-  stamp(key, radius, x, y, draw, ...args) {
-    const half = radius + SPRITE_PAD;
-    let sprite = this.sprites.get(key);
-    if (!sprite) {
-      sprite = document.createElement("canvas");
-      sprite.width = sprite.height = Math.ceil(half * 2 * this.dpr);
-      const ctx = sprite.getContext("2d");
-      ctx.scale(this.dpr, this.dpr);
-      draw(ctx, half, ...args);
-      this.sprites.set(key, sprite);
-    }
-    this.ctx.drawImage(sprite, x - half, y - half, half * 2, half * 2);
-  }
-
-  drawConnections() {
-    const ctx = this.ctx;
-    for (const f of this.flights.values()) {
-      if (f.kind !== "connection" || f.phase === "in") continue;
-      const path = this.route({ ...f, from: "client" });
-      ctx.globalAlpha = f.phase === "closing" ? Math.max(1 - f.progress, 0) : 1;
-      ctx.lineWidth = 5;
-      ctx.strokeStyle = INK;
-      polyline(ctx, path);
-      ctx.lineWidth = 3;
-      ctx.strokeStyle = backendColour(f.backend);
-      if (f.phase === "closing") ctx.setLineDash([6, 6]);
-      polyline(ctx, path);
-      ctx.setLineDash([]);
-      const end = path[path.length - 1];
-      ctx.beginPath();
-      ctx.arc(end.x, end.y, 7, 0, Math.PI * 2);
-      ctx.fillStyle = backendColour(f.backend);
-      ctx.fill();
-      ctx.lineWidth = 2;
-      ctx.strokeStyle = INK;
-      ctx.stroke();
-      ctx.globalAlpha = 1;
-    }
-  }
-
-  drawClients() {
-    for (let slot = 0; slot < this.clients; slot += 1) {
-      const { x, y, r } = this.clientPoint(slot);
-      this.stamp(`client:${slot}:${r}`, r, x, y, drawClient, slot, r);
-      const to = this.moved.get(slot);
-      if (to) drawRing(this.ctx, x, y, r + 4, backendColour(to)); // moved there (hashing)
-    }
-  }
-
-  /** Health-check probes: out to the backend and back; reduced motion shows them at the card. */
-  drawProbes() {
-    const ctx = this.ctx;
-    const from = this.layout.exit;
-    for (const probe of this.probes) {
-      const to = this.anchor(probe.backend);
-      const t = probe.age / PROBE_MS;
-      const { x, y } = this.reduced ? to : along([from, to, from], t);
-      ctx.globalAlpha = this.reduced ? Math.max(1 - t, 0) : 1;
-      // The answer (or its absence) is known on the way back: a failed one is crossed out.
-      drawProbe(ctx, x, y, PROBE_R, probe.ok, t >= 0.5 || this.reduced);
-      ctx.globalAlpha = 1;
-    }
-  }
-
-  /** Requests waiting at a backend or at the balancer: a stack in front of it, with a count. */
-  drawQueues() {
-    const { vertical, box } = this.layout;
-    const gap = 12; // a queued dot's width and its space (draw.js)
-    for (const [name, count] of this.queues) {
-      if (!name) {
-        // The balancer's own queue piles up above its box, clear of the clients' lane.
-        const across = Math.floor((box.right - box.left) / gap);
-        drawQueue(this.ctx, { x: box.right - 8, y: box.top - 10, across }, count, "");
-        continue;
-      }
-      // Beside the card, in the room between it and the balancer (above it on a phone).
-      const at = this.anchor(name);
-      const room = vertical ? 4 * gap : at.x - box.right - 4;
-      const across = Math.max(1, Math.min(4, Math.floor(room / gap)));
-      drawQueue(this.ctx, { x: vertical ? at.x + 1.5 * gap : at.x + DOT_R - 4, y: at.y - DOT_R - 8, across }, count, name);
-    }
-  }
-
-  drawMarks() {
-    const ctx = this.ctx;
-    for (const mark of this.marks) {
-      const { x, y } = this.anchor(mark.backend);
-      ctx.globalAlpha = Math.max(1 - mark.age / MARK_MS, 0);
-      drawCross(ctx, x - 26, y, DOT_R + 2);
-      label(ctx, "refused", x - 26, y + DOT_R + 14, FAILED_INK, 13);
-      ctx.globalAlpha = 1;
-    }
   }
 }

@@ -1,0 +1,88 @@
+"""The balancer's event stream as a lesson run reads it: whole, in order, in counting windows.
+
+The runner (lab.lessons.runner) reads decisions from here, not from the
+page's batches (which may sample). An `EventTap` keeps every event of one
+balancer's GET /events; a `Side` follows a comparison's right side the same
+way; `window_of` cuts out one counting window (a reset starts the next).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from typing import Any
+
+from lab.lessons.measure import routes
+from lab.web.api import JsonApi
+from lab.web.relay import REQUEST, LineReader
+
+
+class EventTap:
+    """Every event of the balancer's GET /events, kept in order, read on a thread of its own."""
+
+    def __init__(self, admin_address: str) -> None:
+        host, _, port = admin_address.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=5.0)
+        self.sock.sendall(REQUEST)
+        self.events: list[dict] = []
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, name="event-tap", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        reader = LineReader()
+        self.sock.settimeout(None)
+        try:
+            while data := self.sock.recv(256 * 1024):
+                parsed = [json.loads(line) for line in reader.feed(data)]
+                with self._lock:
+                    self.events.extend(parsed)
+        except (OSError, ValueError) as exc:
+            self.error = exc
+
+    def since(self, start: int, end: int | None = None) -> list[dict]:
+        with self._lock:
+            return self.events[start:end]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.events)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(5)
+
+
+class Side:
+    """A comparison's right side as the runner follows it: its balancer and its events."""
+
+    def __init__(self, lab: Any) -> None:
+        self.admin = lab.addresses["admin"]
+        self.tap = EventTap(self.admin)
+        self.balancer = JsonApi(self.admin, "the right side's balancer")
+        self.windows: list[int] = [0]
+
+    def window(self, back: int = 0) -> list[dict]:
+        return window_of(self.tap, self.windows, back)
+
+    def caught_up(self) -> bool:
+        routed = sum(b["total"] for b in self.balancer.get("/state")["backends"])
+        return len(routes(self.window())) >= routed
+
+    def close(self) -> None:
+        self.tap.close()
+        self.balancer.close()
+
+
+def window_of(tap: EventTap, starts: list[int], back: int) -> list[dict]:
+    """The events of one counting window (back=0: the current one, 1: the one before)."""
+    at = len(starts) - 1 - back
+    if at < 0:
+        return []
+    end = starts[at + 1] if at + 1 < len(starts) else None
+    return tap.since(starts[at], end)
