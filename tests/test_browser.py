@@ -13,10 +13,9 @@ import sys
 
 import pytest
 from conftest import needs_chromium, watched_page
+from page_helpers import LAB
 
 ANY_PORTS = ["--balancer-port", "0", "--backend-port", "0"]
-# The page's one test hook: its root element's `lab` (static/js/page.js).
-LAB = 'document.querySelector("[data-lab]").lab'
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 from conftest import needs_chromium, watched_page
+from page_helpers import LAB
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
 websockets_sync = pytest.importorskip("websockets.sync.client")
 expect = sync_api.expect
 
-LAB = 'document.querySelector("[data-lab]").lab'
 # The scene's line for a flight, halfway from its client to the balancer (where no health
 # check probe passes), and what the canvas shows there: the scene's background, or not.
 PIXEL = f"""(id) => {{

@@ -13,12 +13,11 @@ import urllib.request
 
 import pytest
 from conftest import needs_chromium, watched_page
+from page_helpers import command
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
 expect = sync_api.expect
-
-LAB = 'document.querySelector("[data-lab]").lab'
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +47,6 @@ def balancer_totals(lab) -> dict[str, int]:
     with urllib.request.urlopen(f"http://{lab['admin']}/state", timeout=5) as answer:
         state = json.load(answer)
     return {b["name"]: b["total"] for b in state["backends"]}
-
-
-def command(page, **data) -> None:
-    answer = page.evaluate(f"(data) => {LAB}.command(data)", data)
-    assert answer["ok"], answer
 
 
 def default_lab(page, lab) -> None:

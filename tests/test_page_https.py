@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import needs_chromium, wait_for, watched_page
+from page_helpers import command
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
 expect = sync_api.expect
-
-LAB = 'document.querySelector("[data-lab]").lab'
-
-
-def command(page, **data) -> None:
-    answer = page.evaluate(f"(data) => {LAB}.command(data)", data)
-    assert answer["ok"], answer
 
 
 def logged_sni(page, layer_7: bool) -> set[str]:

@@ -11,12 +11,12 @@ import re
 
 import pytest
 from conftest import SCREENSHOTS, needs_chromium, watched_page
+from page_helpers import LAB
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
 expect = sync_api.expect
 
-LAB = 'document.querySelector("[data-lab]").lab'
 # A laptop, a projector, a laptop at 125% browser zoom (1366x768 seen as 1093x614), narrow
 # and a phone.
 SIZES = [(1366, 768), (1920, 1080), (1093, 614), (800, 900), (390, 844)]

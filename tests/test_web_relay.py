@@ -64,6 +64,20 @@ def test_heavy_traffic_is_sampled_but_every_drawn_request_gets_its_end():
     assert second["omitted"] == 0  # the same seven requests are not counted twice
 
 
+def test_every_client_routed_is_named_with_its_backend_however_the_routes_were_sampled():
+    builder = BatchBuilder(max_new_routes=2)
+    for n in range(12):  # 12 clients, two requests each: the second one's backend counts
+        client = f"127.0.0.{n + 2}"
+        builder.add({**route(f"a{n}"), "client": client, "backend": "b1"}, now=1.0)
+        builder.add({**route(f"b{n}"), "client": client, "backend": f"b{n % 3 + 1}"}, now=1.0)
+    batch = builder.take(COUNTERS, now=1.0)
+    assert len(batch["events"]) == 2 and batch["omitted"] == 22  # drawing is sampled...
+    # ...but who went where is whole: the page's "who moved" note needs every client.
+    assert batch["routed"] == {f"127.0.0.{n + 2}": f"b{n % 3 + 1}" for n in range(12)}
+    builder.add(done("a0"), now=1.1)
+    assert "routed" not in builder.take(COUNTERS, now=1.1)  # only routes name clients
+
+
 def test_a_retry_and_its_error_follow_a_drawn_request():
     builder = BatchBuilder(max_new_routes=1)
     builder.add(route("r1", "b2"), now=1.0)

@@ -356,6 +356,11 @@ def batch() -> Schema:
                 "events, sampled when traffic is heavy: every request is counted, not drawn",
             ),
             "omitted": whole("requests left out of events (sampling)", 0),
+            "routed": mapping(
+                text("the backend"),
+                "every client routed in this batch, drawn or not, and its latest backend "
+                "(at most 256 clients): who moved, exactly, whatever was sampled",
+            ),
             "latency": listing(latency_point(), "the seconds that ended since the last batch"),
             "latency_now": maybe(latency_point()),
             "counters": counters(),
@@ -365,7 +370,7 @@ def batch() -> Schema:
                 SIDES,
             ),
         },
-        optional=("side",),
+        optional=("side", "routed"),
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 BATCH_S = 0.05  # how often browsers get a batch
 MAX_DATAGRAMS = 60  # datagram events drawn per batch (UDP flows of drawn routes)
 MAX_NEW_ROUTES = 40  # new requests drawn per batch (800/s); more are counted, not drawn
+MAX_ROUTED_CLIENTS = 256  # clients named in a batch's `routed` (the lab has at most 64)
 HISTORY_S = 60  # seconds of latency history kept for the chart
 RECONNECT_S = 0.5
 REQUEST = b"GET /events HTTP/1.1\r\nHost: lab\r\nAccept: application/x-ndjson\r\n\r\n"
@@ -126,6 +127,10 @@ class BatchBuilder:
         self.arrivals = 0  # new requests in this batch, drawn or not
         self.shown: set[str] = set()  # requests drawn and not finished yet
         self.datagrams = 0  # datagram events in this batch
+        # Each client's backend by its latest route in this batch, drawn or not: the page's
+        # "who moved" note (static/js/moves.js) must see every client, and sampling would
+        # leave most of a burst out. Bounded: the lab's clients are at most 64.
+        self.routed: dict[str, str] = {}
         self.latency = LatencyHistory()
         self.last_counters: dict | None = None
 
@@ -144,6 +149,11 @@ class BatchBuilder:
             and "end" not in event
         ):
             self.latency.observe(float(ms), now)
+        if kind == "route":
+            client, backend = event.get("client"), event.get("backend")
+            if isinstance(client, str) and isinstance(backend, str):
+                if client in self.routed or len(self.routed) < MAX_ROUTED_CLIENTS:
+                    self.routed[client] = backend
         if kind not in ("route", "done", "error") or not isinstance(rid, str):
             self.events.append(event)  # config, dropped, health: rare and always shown
         elif rid in self.shown:
@@ -197,7 +207,10 @@ class BatchBuilder:
             "latency": points,
             "latency_now": self.latency.now(),
         }
+        if self.routed:
+            batch["routed"] = self.routed
         self.events, self.new_routes, self.omitted, self.datagrams = [], 0, 0, 0
+        self.routed = {}
         self.last_counters = counters
         return batch
 

@@ -1,8 +1,9 @@
 // Hashing moves: when a backend is added or removed under a hashing algorithm, which
 // clients now go to another backend than before, and what share of them moved.
 //
-// It follows the route events the page is sent (every one under lesson traffic): each
-// client's backend before the change, and after it. The scene rings the clients that moved
+// It follows each batch's `routed` (every client routed in it and its backend, exact even
+// when the batch's events are sampled), or, from a recording made before that existed, the
+// route events: each client's backend before the change, and after it. The scene rings the clients that moved
 // in their new backend's colour; a note says how many and where they went.
 
 const HASHING = new Set(["ip-hash", "consistent-hash"]);
@@ -23,22 +24,36 @@ export class Moves {
     this.after = new Map();
     this.change = "";
     this.dirty = false;
-    store.on("batch", (batch) => this.take(batch.events));
+    this.names = null; // the balancer's backends, as last told (a state, or a config event)
+    this.algorithm = "";
+    store.on("batch", (batch) => this.take(batch.events, batch.routed));
     store.on("state", ({ state, before }) => this.onState(state, before));
   }
 
   onState(state, before) {
-    if (!before) return;
-    const was = new Set(before.backends.map((b) => b.name));
-    const now = new Set(state.backends.map((b) => b.name));
+    this.algorithm = state.algorithm;
+    if (before) {
+      const lessonChanged = (before.lesson && before.lesson.slug) !== (state.lesson && state.lesson.slug);
+      if (lessonChanged || before.algorithm !== state.algorithm) {
+        this.forget();
+        this.names = null;
+      }
+    }
+    this.noteBackends(state.backends.map((b) => b.name));
+  }
+
+  /** The balancer's backends now: an addition or removal under hashing starts a "before".
+   *  Whichever says it first, a `state` or the balancer's `config` event in a batch, starts
+   *  it; the other then finds nothing new. */
+  noteBackends(list) {
+    const now = new Set(list);
+    const was = this.names;
+    this.names = now;
+    if (was === null) return;
     const added = [...now].filter((n) => !was.has(n));
     const removed = [...was].filter((n) => !now.has(n));
-    const lessonChanged = (before.lesson && before.lesson.slug) !== (state.lesson && state.lesson.slug);
-    if (lessonChanged || !HASHING.has(state.algorithm) || before.algorithm !== state.algorithm) {
-      if (lessonChanged || before.algorithm !== state.algorithm) this.forget();
-      return;
-    }
     if (!added.length && !removed.length) return;
+    if (!HASHING.has(this.algorithm)) return;
     this.before = new Map(this.latest);
     this.after = new Map();
     this.change = [added.length ? `${added.join(", ")} was added` : "", removed.length ? `${removed.join(", ")} was removed` : ""].filter(Boolean).join(" and ");
@@ -52,14 +67,22 @@ export class Moves {
     this.dirty = true;
   }
 
-  take(events) {
+  take(events, routed) {
     for (const event of events) {
-      if (event.type !== "route" || !event.client) continue;
-      this.latest.set(event.client, event.backend);
-      if (this.before) {
-        this.after.set(event.client, event.backend);
-        this.dirty = true;
+      if (event.type === "config" && event.changes && Array.isArray(event.changes.backends)) {
+        this.noteBackends(event.changes.backends.map((b) => b.name));
+      } else if (!routed && event.type === "route" && event.client) {
+        this.saw(event.client, event.backend);
       }
+    }
+    for (const [client, backend] of Object.entries(routed || {})) this.saw(client, backend);
+  }
+
+  saw(client, backend) {
+    this.latest.set(client, backend);
+    if (this.before) {
+      this.after.set(client, backend);
+      this.dirty = true;
     }
   }
 
