@@ -287,9 +287,7 @@ class TcpClientConnection(asyncio.Protocol):
         the connect in a second task with its own future, timer and callbacks: about
         16k instructions a connection more (callgrind), for the same bound."""
         task = self.loop.create_task(self.connect(backend))
-        self.connect_timer = self.loop.call_later(
-            self.balancer.config.timeouts.connect_ms / 1000, self.connect_late, task
-        )
+        self.connect_timer = self.loop.call_later(self.balancer.connect_s, self.connect_late, task)
 
     def connect_late(self, task: asyncio.Task) -> None:
         self.connect_timer = None
