@@ -100,3 +100,33 @@ def test_a_connection_every_backend_refused_is_closed_and_the_reason_says_so(lab
         "b3 refused the connection; trying another",
         "every backend refused the connection",
     ]
+
+
+def test_a_backend_that_never_accepts_times_out_and_the_next_one_serves(lab):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so a
+    # connect to it neither succeeds nor fails until timeouts.connect_ms says so.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(stuck.getsockname())
+        fillers.append(filler)
+    try:
+        host, port = stuck.getsockname()
+        lab.start_balancer("--mode", "tcp", "--backend", f"stuck={host}:{port}", backends=["b1"])
+        lab.configure(timeouts={"connect_ms": 300})
+        reader = lab.events()
+        status, headers, _ = Http(lab.listen).get()
+        assert status == 200 and headers["x-backend"] == "b1"
+        wait_for(lambda: reader.of("error"), what="the timeout's error event")
+        assert [e["reason"] for e in reader.of("error")] == [
+            "stuck did not accept the connection within 300 ms; trying another"
+        ]
+        assert lab.backend_state("stuck")["failures"] == 1
+    finally:
+        for filler in fillers:
+            filler.close()
+        stuck.close()

@@ -343,6 +343,7 @@ class Balancer:
         # is a frozen dataclass, and each step into it is a lookup.
         self.mode = new.mode
         self.client_header_s = new.timeouts.client_header_ms / 1000
+        self.connect_s = new.timeouts.connect_ms / 1000  # Layer 4, once per connection
         self.idle_s = new.timeouts.idle_ms / 1000
         self.backend_response_s = new.timeouts.backend_response_ms / 1000
         self.proxy_accept = new.proxy_protocol.accept  # read once per new connection

@@ -52,6 +52,7 @@ COMPILED_MODULES = (
     "lab.balancer.balancer",
     "lab.balancer.http_exchange",
     "lab.balancer.http_proxy",
+    "lab.balancer.tls_termination",
     "lab.balancer.client_hello",
     "lab.balancer.tcp_proxy",
     "lab.balancer.flows",

@@ -40,11 +40,16 @@ COMMON: Final = frozenset(
     b"user-agent accept accept-encoding accept-language cookie content-type referer origin "
     b"authorization cache-control pragma if-none-match if-modified-since range".split()
 )
+# What a closed connection's parser becomes (connection_lost); nothing feeds this one.
+SPENT_PARSER: Final = httptools.HttpRequestParser(object())
 TWO_HOSTS: Final = "two Host headers: a backend and the routing rules could each read another"
 
 
 class HttpClientConnection(asyncio.Protocol):
     """One client TCP connection; requests on it are handled strictly in order."""
+
+    # connection_lost deletes `parsing` (mypyc allows `del` only of attributes named here).
+    __deletable__ = ("parsing",)
 
     def __init__(self, balancer: Balancer) -> None:
         self.balancer = balancer
@@ -78,7 +83,8 @@ class HttpClientConnection(asyncio.Protocol):
         self.head_started = 0.0  # clock time the request head being read began
         self.idle_since = 0.0  # clock time the last answer finished (0: none yet)
         self.awaiting_proxy = False  # proxy_protocol.accept: a PROXY header comes first
-        self.proxy_reader = HeaderReader()
+        # Made only then: a Python-level object, about 1k instructions a connection.
+        self.proxy_reader: HeaderReader | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -94,6 +100,7 @@ class HttpClientConnection(asyncio.Protocol):
                 )
                 return
             self.awaiting_proxy = True
+            self.proxy_reader = HeaderReader()
         self.head_started = monotonic()  # the first request head is due from now
         self.wake_by(self.head_started + self.balancer.client_header_s)
 
@@ -168,6 +175,13 @@ class HttpClientConnection(asyncio.Protocol):
         for exchange in self.exchanges:
             exchange.abort()
         self.exchanges.clear()
+        # Break the two reference cycles through this connection, the parser (which holds
+        # its bound methods) and the last request parsed (which points back here), so that
+        # reference counting frees it now, not the cycle collector later: about 15k
+        # instructions a connection less (callgrind). No more bytes come.
+        self.parser = SPENT_PARSER
+        if hasattr(self, "parsing"):
+            del self.parsing
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -181,8 +195,10 @@ class HttpClientConnection(asyncio.Protocol):
 
     def proxy_header(self, data: bytes) -> bytes:
         """Read the PROXY header that starts the connection; returns the bytes after it."""
+        reader = self.proxy_reader
+        assert reader is not None  # made with awaiting_proxy
         try:
-            header, rest = self.proxy_reader.feed(data)
+            header, rest = reader.feed(data)
         except ProxyError as exc:
             self.refuse_proxy(f"{exc} (from {self.client_ip})")
             return b""

@@ -19,9 +19,9 @@ is bounded by timeouts.client_header_ms, as a slow request head is.
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from asyncio.sslproto import SSLProtocol as AsyncioSSLProtocol
+from json.encoder import encode_basestring_ascii
 from time import monotonic
 from typing import Final
 
@@ -64,7 +64,7 @@ class TlsSniffer(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client_ip = "unknown"
         self.awaiting_proxy = False
-        self.proxy_reader = HeaderReader()
+        self.proxy_reader: HeaderReader | None = None  # made only with proxy_protocol.accept
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.done = False  # answered, closed, or handed to the TLS layer
@@ -83,6 +83,7 @@ class TlsSniffer(asyncio.Protocol):
                 )
                 return
             self.awaiting_proxy = True
+            self.proxy_reader = HeaderReader()
         self.deadline = monotonic() + balancer.client_header_s
         self.timer = self.loop.call_later(balancer.client_header_s, self.too_slow)
 
@@ -105,8 +106,10 @@ class TlsSniffer(asyncio.Protocol):
 
     def proxy_header(self, data: bytes) -> bytes:
         """Read the PROXY header; the bytes after it, b"" until it is whole."""
+        reader = self.proxy_reader
+        assert reader is not None  # made with awaiting_proxy
         try:
-            header, rest = self.proxy_reader.feed(data)
+            header, rest = reader.feed(data)
         except ProxyError as exc:
             self.fail(f"{exc} (from {self.client_ip})", kind="proxy_protocol")
             return b""
@@ -208,8 +211,11 @@ class HandshakeGate(asyncio.Protocol):
             return
         sslobject = transport.get_extra_info("ssl_object")
         sni = sni_of(sslobject)
+        version = sslobject.version()
+        # The JSON text json.dumps gives, from its C escaper: json.dumps itself is Python.
         text = (
-            f',"tls":{{"sni":{json.dumps(sni)},"version":{json.dumps(sslobject.version())},'
+            f',"tls":{{"sni":{"null" if sni is None else encode_basestring_ascii(sni)},'
+            f'"version":{"null" if version is None else encode_basestring_ascii(version)},'
             f'"terminated":true,"resumed":{"true" if sslobject.session_reused else "false"}}}'
         )
         conn = self.conn
