@@ -151,9 +151,9 @@ class BatchBuilder:
             self.latency.observe(float(ms), now)
         if kind == "route":
             client, backend = event.get("client"), event.get("backend")
-            if isinstance(client, str) and isinstance(backend, str):
-                if client in self.routed or len(self.routed) < MAX_ROUTED_CLIENTS:
-                    self.routed[client] = backend
+            room = client in self.routed or len(self.routed) < MAX_ROUTED_CLIENTS
+            if isinstance(client, str) and isinstance(backend, str) and room:
+                self.routed[client] = backend
         if kind not in ("route", "done", "error") or not isinstance(rid, str):
             self.events.append(event)  # config, dropped, health: rare and always shown
         elif rid in self.shown:
