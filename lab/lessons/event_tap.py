@@ -12,11 +12,15 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from typing import Any
 
+from lab.lessons.errors import LessonRunError
 from lab.lessons.measure import routes
 from lab.web.api import JsonApi
 from lab.web.relay import REQUEST, LineReader
+
+SUBSCRIBE_TIMEOUT_S = 5.0
 
 
 class EventTap:
@@ -58,13 +62,29 @@ class EventTap:
         self._thread.join(5)
 
 
+def subscribed(admin_address: str, balancer: JsonApi) -> EventTap:
+    """An EventTap that the balancer has taken on: a decision made after this returns is in
+    it. (The balancer subscribes a reader when it has read its request; a burst sent in
+    between would be counted by the balancer and missing here, and a window would never
+    catch up.)"""
+    before = balancer.get("/state")["events"]["subscribers"]
+    tap = EventTap(admin_address)
+    deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
+    while balancer.get("/state")["events"]["subscribers"] <= before:
+        if time.monotonic() > deadline:
+            tap.close()
+            raise LessonRunError(f"the balancer at {admin_address} did not take the event reader")
+        time.sleep(0.01)
+    return tap
+
+
 class Side:
     """A comparison's right side as the runner follows it: its balancer and its events."""
 
     def __init__(self, lab: Any) -> None:
         self.admin = lab.addresses["admin"]
-        self.tap = EventTap(self.admin)
         self.balancer = JsonApi(self.admin, "the right side's balancer")
+        self.tap = subscribed(self.admin, self.balancer)
         self.windows: list[int] = [0]
 
     def window(self, back: int = 0) -> list[dict]:

@@ -23,7 +23,7 @@ from lab.lessons.catalog import Lesson
 from lab.lessons.claims import Claim, ClaimError
 from lab.lessons.directives import WINDOW_STARTS, Do, Expect, Predict
 from lab.lessons.errors import LessonRunError
-from lab.lessons.event_tap import EventTap, Side
+from lab.lessons.event_tap import Side, subscribed
 from lab.lessons.lab_reading import LabReading
 from lab.lessons.measure import BEFORE, routes
 from lab.web.api import ApiError, JsonApi
@@ -66,8 +66,8 @@ class Runner(LabReading):
     def __init__(self, controller: Any, command: Command) -> None:
         self.controller = controller
         self.command = command
-        self.tap = EventTap(controller.addresses["admin"])
         self.balancer = JsonApi(controller.addresses["admin"], "the balancer")
+        self.tap = subscribed(controller.addresses["admin"], self.balancer)
         self._traffic = JsonApi(controller.addresses["traffic"], "the traffic generator")
         self.windows: list[int] = [0]  # where each counting window begins in tap.events
         self._backends: dict[tuple[str, str], JsonApi] = {}
