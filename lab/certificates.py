@@ -30,6 +30,7 @@ import trustme
 NAMES = ("shop.lab.test", "api.lab.test", "localhost", "127.0.0.1")
 ORGANIZATION = "Load Balancing Lab"
 PRIVATE = 0o600
+OWNER = "owner"  # the pid of the lab that made a runtime folder (runtime_certificates)
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,43 @@ def make_certificates(folder: Path, names: tuple[str, ...] = NAMES) -> LabCertif
 
 
 def runtime_certificates(prefix: str = "lb-lab-tls-") -> LabCertificates:
-    """The lab's certificates in a new private temporary folder, removed at process exit."""
+    """The lab's certificates in a new private temporary folder, removed at process exit.
+
+    A lab killed with SIGKILL cannot remove its folder, so each folder names the process
+    that made it (`owner`), and a new lab first removes those whose owner is gone.
+    """
+    sweep_abandoned(Path(tempfile.gettempdir()), prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix))  # mode 0700: only its owner may look in
+    (folder / OWNER).write_text(str(os.getpid()))
     atexit.register(shutil.rmtree, folder, True)
     return make_certificates(folder)
+
+
+def sweep_abandoned(parent: Path, prefix: str) -> list[Path]:
+    """Remove the certificate folders in `parent` whose owning process no longer runs
+    (only this user's, only those that name an owner); returns what was removed."""
+    removed = []
+    for folder in parent.glob(f"{prefix}*"):
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            owner = int((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge: no owner named, or not readable
+        if not _running(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: running
+    return True
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import stat
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.certificates import NAMES, make_certificates
+from lab.certificates import NAMES, OWNER, make_certificates, sweep_abandoned
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,19 @@ def test_the_runtime_folder_is_private_and_gone_when_the_process_exits():
     folder, mode, existed = Path(out[0]), out[1], out[2]
     assert (mode, existed) == ("0o700", "True")
     assert not folder.exists()
+
+
+def test_a_folder_left_by_a_killed_lab_is_swept_and_a_living_one_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    left = tmp_path / "lb-lab-tls-left"
+    left.mkdir()
+    (left / OWNER).write_text(dead)  # its lab was SIGKILLed: no atexit ran
+    (left / "key.pem").write_text("a private key")
+    living = tmp_path / "lb-lab-tls-living"
+    living.mkdir()
+    (living / OWNER).write_text(str(os.getpid()))
+    unowned = tmp_path / "lb-lab-tls-unowned"  # names no owner: not ours to judge
+    unowned.mkdir()
+    assert sweep_abandoned(tmp_path, "lb-lab-tls-") == [left]
+    assert not left.exists() and living.exists() and unowned.exists()
