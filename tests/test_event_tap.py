@@ -11,16 +11,14 @@ from conftest import Http, wait_for
 
 from lab.lessons.event_tap import subscribed
 from lab.lessons.measure import routes
-from lab.web.api import JsonApi
 
 
 def test_a_burst_sent_the_moment_the_reader_is_set_up_is_all_in_it(lab):
     lab.start_balancer()
-    balancer = JsonApi(lab.admin_address, "the balancer")
     client = Http(lab.listen)
     try:
         for attempt in range(10):  # each time a new reader, and at once a burst
-            tap = subscribed(lab.admin_address, balancer)
+            tap = subscribed(lab.admin_address)
             try:
                 routed_before = sum(b["total"] for b in lab.state()["backends"])
                 for _ in range(5):
@@ -37,4 +35,3 @@ def test_a_burst_sent_the_moment_the_reader_is_set_up_is_all_in_it(lab):
                 tap.close()
     finally:
         client.close()
-        balancer.close()

@@ -12,7 +12,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
 from typing import Any
 
 from lab.lessons.errors import LessonRunError
@@ -32,6 +31,10 @@ class EventTap:
         self.sock.sendall(REQUEST)
         self.events: list[dict] = []
         self.error: Exception | None = None
+        # Set at the first bytes: the balancer writes the stream's head and takes the reader
+        # on in one step, so from then on every decision it makes is in this stream.
+        self.taken = threading.Event()
+        self.began = False  # the stream's first bytes came (taken may also mean it ended)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="event-tap", daemon=True)
         self._thread.start()
@@ -41,11 +44,14 @@ class EventTap:
         self.sock.settimeout(None)
         try:
             while data := self.sock.recv(256 * 1024):
+                self.began = True
+                self.taken.set()
                 parsed = [json.loads(line) for line in reader.feed(data)]
                 with self._lock:
                     self.events.extend(parsed)
         except (OSError, ValueError) as exc:
             self.error = exc
+        self.taken.set()  # ended: `began` and `error` say whether it ever started
 
     def since(self, start: int, end: int | None = None) -> list[dict]:
         with self._lock:
@@ -62,19 +68,14 @@ class EventTap:
         self._thread.join(5)
 
 
-def subscribed(admin_address: str, balancer: JsonApi) -> EventTap:
+def subscribed(admin_address: str) -> EventTap:
     """An EventTap that the balancer has taken on: a decision made after this returns is in
-    it. (The balancer subscribes a reader when it has read its request; a burst sent in
-    between would be counted by the balancer and missing here, and a window would never
-    catch up.)"""
-    before = balancer.get("/state")["events"]["subscribers"]
+    it. (A burst sent before the balancer has read the reader's request would be counted
+    by the balancer and missing here, and a counting window would never catch up.)"""
     tap = EventTap(admin_address)
-    deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
-    while balancer.get("/state")["events"]["subscribers"] <= before:
-        if time.monotonic() > deadline:
-            tap.close()
-            raise LessonRunError(f"the balancer at {admin_address} did not take the event reader")
-        time.sleep(0.01)
+    if not tap.taken.wait(SUBSCRIBE_TIMEOUT_S) or not tap.began:
+        tap.close()
+        raise LessonRunError(f"the balancer at {admin_address} did not take the event reader")
     return tap
 
 
@@ -84,7 +85,7 @@ class Side:
     def __init__(self, lab: Any) -> None:
         self.admin = lab.addresses["admin"]
         self.balancer = JsonApi(self.admin, "the right side's balancer")
-        self.tap = subscribed(self.admin, self.balancer)
+        self.tap = subscribed(self.admin)
         self.windows: list[int] = [0]
 
     def window(self, back: int = 0) -> list[dict]:

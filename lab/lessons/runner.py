@@ -67,7 +67,7 @@ class Runner(LabReading):
         self.controller = controller
         self.command = command
         self.balancer = JsonApi(controller.addresses["admin"], "the balancer")
-        self.tap = subscribed(controller.addresses["admin"], self.balancer)
+        self.tap = subscribed(controller.addresses["admin"])
         self._traffic = JsonApi(controller.addresses["traffic"], "the traffic generator")
         self.windows: list[int] = [0]  # where each counting window begins in tap.events
         self._backends: dict[tuple[str, str], JsonApi] = {}

@@ -27,24 +27,32 @@ export class Moves {
     this.names = null; // the balancer's backends, as last told (a state, or a config event)
     this.algorithm = "";
     store.on("batch", (batch) => this.take(batch.events, batch.routed));
-    store.on("state", ({ state, before }) => this.onState(state, before));
+    store.on("state", ({ state }) => this.onState(state));
   }
 
-  onState(state, before) {
+  onState(state) {
+    // Only the first picture comes from a state: after it, the balancer's own `config`
+    // events say what changed, in order with the routes around them (a state may come a
+    // little before or after its batch).
+    if (this.names !== null) return;
     this.algorithm = state.algorithm;
-    if (before) {
-      const lessonChanged = (before.lesson && before.lesson.slug) !== (state.lesson && state.lesson.slug);
-      if (lessonChanged || before.algorithm !== state.algorithm) {
-        this.forget();
-        this.names = null;
-      }
-    }
-    this.noteBackends(state.backends.map((b) => b.name));
+    this.names = new Set(state.backends.map((b) => b.name));
   }
 
-  /** The balancer's backends now: an addition or removal under hashing starts a "before".
-   *  Whichever says it first, a `state` or the balancer's `config` event in a batch, starts
-   *  it; the other then finds nothing new. */
+  /** A change of the balancer's settings, from its `config` event. */
+  onConfig(changes) {
+    if (changes.fresh || changes.algorithm !== undefined) {
+      // A lesson (or a reset of it) rebuilt the balancer, or the algorithm changed: what
+      // clients had before says nothing about what they get now.
+      this.forget();
+      if (changes.algorithm !== undefined) this.algorithm = changes.algorithm;
+      if (Array.isArray(changes.backends)) this.names = new Set(changes.backends.map((b) => b.name));
+      return;
+    }
+    if (Array.isArray(changes.backends)) this.noteBackends(changes.backends.map((b) => b.name));
+  }
+
+  /** The balancer's backends now: an addition or removal under hashing starts a "before". */
   noteBackends(list) {
     const now = new Set(list);
     const was = this.names;
@@ -69,8 +77,8 @@ export class Moves {
 
   take(events, routed) {
     for (const event of events) {
-      if (event.type === "config" && event.changes && Array.isArray(event.changes.backends)) {
-        this.noteBackends(event.changes.backends.map((b) => b.name));
+      if (event.type === "config" && event.changes) {
+        this.onConfig(event.changes);
       } else if (!routed && event.type === "route" && event.client) {
         this.saw(event.client, event.backend);
       }
