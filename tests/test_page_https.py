@@ -32,6 +32,10 @@ def test_https_on_the_page_terminated_then_passed_through(chromium, lab_url):
         lock_out = box.locator('[data-part="lock-out"]')
         expect(sees).to_have_text("sees: method, path, headers")
         expect(lock_in).to_be_hidden()
+        # The lab's CA, offered for download: what a client needs to trust the lab's HTTPS.
+        ca = page.locator('[data-part="ca-link"]')
+        pem = page.evaluate("(href) => fetch(href).then((r) => r.text())", ca.get_attribute("href"))
+        assert pem.startswith("-----BEGIN CERTIFICATE-----") and "PRIVATE KEY" not in pem
 
         # Layer 7 with HTTPS: the balancer decrypts; the hop to the backends stays plain.
         page.get_by_label("HTTPS").check()
