@@ -1,5 +1,5 @@
 """The tls settings checked as a config is applied: each bad file or combination is a
-ConfigError naming its field (lab.balancer.tls_context, config.check_tls)."""
+ConfigError naming its field (lab.balancer.tls_context, tls_config.check_tls)."""
 
 from __future__ import annotations
 

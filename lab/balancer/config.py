@@ -31,7 +31,7 @@ from lab.balancer.settings import (
     unique_name,
     whole_number,
 )
-from lab.balancer.tls_context import contexts_for
+from lab.balancer.tls_config import check_passthrough, check_tls
 
 MODES = ("http", "tcp", "udp")
 MAX_WEIGHT = 256  # HAProxy's ceiling; plenty for a lab
@@ -294,7 +294,7 @@ def check_whole(config: BalancerConfig) -> None:
     for i, rule in enumerate(config.rules):
         if rule.pool not in pool_names:
             raise ConfigError(f"rules[{i}].pool", f"no pool named {rule.pool!r}")
-    _check_passthrough(config)
+    check_passthrough(config)
     passthrough = config.tls.mode == "passthrough"
     if config.mode in ("tcp", "udp"):
         what = "bytes" if config.mode == "tcp" else "datagrams"
@@ -323,48 +323,6 @@ def check_whole(config: BalancerConfig) -> None:
             f"a {config.health.type} check cannot tell whether a UDP service answers: "
             'use "udp" (a probe datagram and its reply) or "" to follow the mode',
         )
-
-
-def check_tls(config: BalancerConfig) -> None:
-    """Termination needs Layer 7, and certificate files that load (see tls_context)."""
-    tls = config.tls
-    if tls.mode == "terminate":
-        if config.mode != "http":
-            raise ConfigError(
-                "tls.mode",
-                f"terminate needs Layer 7 (mode http), not mode {config.mode}: decrypting is "
-                'for a balancer that reads HTTP; at Layer 4 use "passthrough"',
-            )
-        contexts_for(tls)  # raises ConfigError naming the file's field
-    elif tls.upstream:
-        raise ConfigError(
-            "tls.upstream",
-            "re-encrypting to the backends needs tls.mode terminate: the balancer "
-            "encrypts again only what it decrypted",
-        )
-
-
-def _check_passthrough(config: BalancerConfig) -> None:
-    """TLS passthrough: Layer 4 TCP, rules on the server name only, a real no-SNI pool."""
-    tls = config.tls
-    if tls.no_sni_pool and tls.no_sni_pool not in {DEFAULT_POOL, *(p.name for p in config.pools)}:
-        raise ConfigError("tls.no_sni_pool", f"no pool named {tls.no_sni_pool!r}")
-    if tls.mode != "passthrough":
-        return
-    if config.mode != "tcp":
-        raise ConfigError(
-            "tls.mode",
-            'passthrough is Layer 4: it needs mode = "tcp" (the balancer pipes the encrypted '
-            'bytes; to decrypt and route on HTTP, use tls.mode = "terminate" with mode = "http")',
-        )
-    for i, rule in enumerate(config.rules):
-        sees = rule.layer_7_only()
-        if sees is not None:
-            raise ConfigError(
-                f"rules[{i}]",
-                f"encrypted: a Layer 4 balancer cannot see {sees}; in passthrough it reads "
-                "only the ClientHello's server name (use sni or host)",
-            )
 
 
 def load_toml(path: str) -> BalancerConfig:
