@@ -8,6 +8,7 @@ Runs `lb-lab traffic` as a real process (the start_traffic fixture, conftest.py)
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import Http, wait_for
@@ -22,10 +23,21 @@ class Counter(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keeps connections open, as the clients want
     seen: list[tuple[int, str]] = []
     connections: list[tuple[str, int]] = []  # each request's client address and port
+    busy: dict[str, int] = {}  # requests of each client address being answered now...
+    peak: dict[str, int] = {}  # ...and the most at once
+    lock = threading.Lock()
+    work_s = 0.0  # each answer's service time: overlapping requests then overlap here
 
     def do_GET(self) -> None:
         self.seen.append((self.server.server_address[1], self.client_address[0]))
         self.connections.append(self.client_address[:2])
+        client = self.client_address[0]
+        with self.lock:
+            self.busy[client] = self.busy.get(client, 0) + 1
+            self.peak[client] = max(self.peak.get(client, 0), self.busy[client])
+        time.sleep(self.work_s)
+        with self.lock:
+            self.busy[client] -= 1
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -79,25 +91,33 @@ def test_one_connection_per_client_carries_a_burst_in_turn(start_traffic):
     """`connections: 1`, as an HTTP/2 or gRPC client: a burst waits its turn on one connection."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Counter)
     Counter.seen, Counter.connections = [], []
+    Counter.work_s = 0.02  # long enough for a burst's requests to overlap, if they may
     threading.Thread(target=server.serve_forever, daemon=True).start()
     target = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with Supervisor() as supervisor:
             control = start_traffic(supervisor, target, "--rate", "0", "--clients", "2")
             assert control.json("PUT", "/config", {"connections": 1})[0] == 200
+            Counter.busy, Counter.peak = {}, {}
             control.json("POST", "/send", {"count": 12})
             settled(control, 12)
+            one_at_a_time = dict(Counter.peak)
             bad = control.json("PUT", "/config", {"connections": 7})
             assert bad[0] == 400 and "connections must be a whole number 1-6" in str(bad[1])
             assert control.json("PUT", "/config", {"connections": 6})[0] == 200
+            Counter.peak = {}
             control.json("POST", "/send", {"count": 12})
             settled(control, 24)
+            several = dict(Counter.peak)
     finally:
+        Counter.work_s = 0.0
         server.shutdown()
         server.server_close()
-    first, then = Counter.connections[:12], Counter.connections[12:]
-    assert len(set(first)) == 2  # one connection per client, for all six of its requests
-    assert len(set(then)) > 2  # as browsers: more connections for a burst
+    # One connection per client: its six requests took turns on it, never two at once (a
+    # connection the server closed may be replaced, which is no second one at a time).
+    assert one_at_a_time == {"127.0.0.2": 1, "127.0.0.3": 1}
+    assert max(several.values()) > 1  # as browsers: more connections for a burst
+    assert len(set(Counter.connections[12:])) > 2
 
 
 def test_spread_request_sends_each_clients_requests_to_both_balancers_in_turn(start_traffic):
