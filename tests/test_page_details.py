@@ -20,6 +20,25 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 expect = sync_api.expect
 
 
+# From the lesson's start: each batch's config changes and routed clients, and the
+# connection's changes; then what the who-moved note holds.
+TRACE = f"""() => {{
+  window.told = [];
+  {LAB}.store.on("batch", (b) => window.told.push({{
+    config: b.events.filter((e) => e.type === "config").map((e) => Object.keys(e.changes)),
+    routed: Object.keys(b.routed || {{}}).length,
+    routes: b.events.filter((e) => e.type === "route").length,
+  }}));
+  {LAB}.store.on("connection", (status) => window.told.push({{ connection: status }}));
+}}"""
+TOLD = f"""() => {{
+  const m = {LAB}.moves;
+  const sizes = {{ latest: m.latest.size, before: m.before && m.before.size, after: m.after.size }};
+  return JSON.stringify({{ batches: window.told.filter((b) => b.connection || b.config.length
+    || b.routed), moves: sizes, algorithm: m.algorithm }});
+}}"""
+
+
 def fresh(page, url: str) -> None:
     page.goto(url)
     expect(page.locator("#connection")).to_have_text("connected")
@@ -34,6 +53,7 @@ def test_adding_a_backend_under_ip_hash_shows_who_moved_as_the_lessons_measure_i
     with watched_page(chromium, "details-moves") as page:
         page.goto(f"{lab_url}lessons/hashing")
         expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        page.evaluate(TRACE)  # what the page was told, said if the note below goes wrong
         page.get_by_role("button", name="Send 64 requests (two from each client)").click()
         expect(page.locator(".directive-do .directive-status").first).to_have_text("done ✓")
         # The lesson's question adds b4, counts afresh and sends 32 once it is answered.
@@ -44,7 +64,10 @@ def test_adding_a_backend_under_ip_hash_shows_who_moved_as_the_lessons_measure_i
         note = page.locator('[data-part="moves"]')
         # The 32 routes reach the page in batches after the verdict: slow on a busy machine.
         expect(note).to_contain_text("b4 was added", timeout=20_000)
-        expect(note).to_have_attribute("data-seen", "32", timeout=20_000)
+        try:
+            expect(note).to_have_attribute("data-seen", "32", timeout=20_000)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nthe page was told: {page.evaluate(TOLD)}") from None
         moved = int(note.get_attribute("data-moved"))
         assert moved > 0
         # The lesson's own check measures `moved` on the server, the CI runner's way.

@@ -57,7 +57,7 @@ export class LabPage {
     });
     this.part("default-lab").addEventListener("click", () => this.defaultLab());
     this.wirePresenter();
-    root.lab = { store, scene: this.scene, maxDots: MAX_DOTS, command: (data) => store.command(data) };
+    root.lab = { store, scene: this.scene, moves: this.moves, maxDots: MAX_DOTS, command: (data) => store.command(data) };
   }
 
   async defaultLab() {
