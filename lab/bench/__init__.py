@@ -214,8 +214,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls",
         action="store_true",
-        help="HTTPS: lb-lab terminating TLS against nginx (keep-alive, and new handshakes), "
-        "and passing it through on the SNI against HAProxy (uses --duration, --rounds, "
+        help="HTTPS: lb-lab terminating TLS against nginx (keep-alive, full handshakes and "
+        "resumed ones), and passing it through on the SNI against HAProxy (keep-alive and "
+        "new connections) (uses --duration, --rounds, "
         "--connections, --backends, --json)",
     )
     parser.set_defaults(run=run)

@@ -1,25 +1,28 @@
 """`lb-lab bench --tls`: HTTPS through lb-lab against nginx and HAProxy, same backends.
 
-Three figures (issue 14), each a ratio of lb-lab's requests a second to its peer's,
-in rounds that alternate the two so that a noisy neighbour hurts both alike (the
-ratio is the median of the per-round ratios):
+Five figures (issue 14 asked for three), each a ratio of lb-lab's requests a second to
+its peer's, in rounds that alternate the two so that a noisy neighbour hurts both alike
+(the ratio is the median of the per-round ratios):
 
 - **terminate**: Layer 7 with TLS termination, keep-alive, `--connections`
   connections (64 by default), against nginx (one worker, `listen ... ssl`) with
   the same certificate and key; both speak plain HTTP to the toy backends.
-- **handshakes**: the same two, but every request on a new connection
-  (`Connection: close`) and no session resumption: full handshakes a second.
+- **handshakes**: the same two, every request on a new connection with a full
+  handshake: no session is ever offered (lab.bench.full_handshakes).
+- **resumed**: the same two, every request on a new connection whose client offers
+  its last session, as wrk does: the handshakes resume (no certificate, no signature).
 - **passthrough**: Layer 4 reading only the ClientHello's SNI, against HAProxy
   `mode tcp` with `req.ssl_sni` (nbthread 1); the toy backends terminate TLS
-  themselves, so both proxies only read a hello and pipe bytes.
+  themselves, so both proxies only read a hello and pipe bytes. Keep-alive.
+- **passthrough, new connections**: the same, a new connection (and hello) per request.
 
 Beside each ratio it reports each proxy's CPU time per thousand requests (from
-/proc), which the backends' own speed cannot hide.
+/proc), which the backends' own speed and the load tool's cannot hide.
 
 The load tool is wrk when it is installed (one thread, OpenSSL; it does not verify
-certificates, nor resume sessions across connections), else the built-in generator
-(Python's ssl, verifying against the lab CA, one session per connection). Every client
-asks for the name `localhost`, which the lab's certificate holds.
+certificates), else the built-in generator (Python's ssl, verifying against the lab CA;
+it never resumes, so then there is no **resumed** figure). Every client asks for the
+name `localhost`, which the lab's certificate holds.
 """
 
 from __future__ import annotations
@@ -37,14 +40,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.bench import loadgen, peers, tools
+from lab.bench import full_handshakes, loadgen, peers, tools
 from lab.bench.runner import cpu_seconds
 from lab.bench.stats import Sample
 from lab.certificates import LabCertificates, make_certificates
 from lab.supervisor import Supervisor
 
-TERMINATE, HANDSHAKES, PASSTHROUGH = "terminate", "handshakes", "passthrough"
-GOAL = 0.8  # of the peer's requests a second, for each figure
+TERMINATE, HANDSHAKES, RESUMED = "terminate", "handshakes", "resumed"
+PASSTHROUGH, PASSTHROUGH_NEW = "passthrough", "passthrough, new connections"
+# How a figure's clients connect: one keep-alive connection each, a new connection per
+# request offering the last session (wrk), or a new connection with a full handshake.
+KEEP_ALIVE, NEW_RESUMING, NEW_FULL = "keep-alive", "new, resuming", "new, full handshake"
+# The issue's goals, as a share of the peer's requests a second; the other two figures
+# are there to explain these.
+GOALS = {TERMINATE: 0.8, HANDSHAKES: 0.8, PASSTHROUGH: 0.8}
 # The name every client asks for: one the lab's certificate holds and that resolves without
 # help (wrk has no --resolve), to 127.0.0.1 (wrk tries the addresses in turn).
 SNI = "localhost"
@@ -56,6 +65,7 @@ class TlsFigure:
 
     name: str
     peer: str
+    tool: str = ""  # the load tool of its last round
     rates: dict[str, list[float]] = field(default_factory=dict)
     cpu_ms_per_1k: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -67,14 +77,35 @@ class TlsFigure:
             self.cpu_ms_per_1k.setdefault(who, []).append(cpu_s * 1e6 / sample.requests)
 
     def ratio(self) -> float | None:
+        """lb-lab's requests a second over its peer's (median of the rounds)."""
         ours, theirs = self.rates.get("lb-lab", []), self.rates.get(self.peer, [])
         pairs = [a / b for a, b in zip(ours, theirs, strict=False) if b]
         return statistics.median(pairs) if pairs else None
 
+    def cpu_ratio(self) -> float | None:
+        """The peer's CPU per request over lb-lab's (median of the rounds): the ratio of
+        rates the two would reach where the proxy, not the load tool, is the bottleneck."""
+        ours, theirs = self.cpu_ms_per_1k.get("lb-lab", []), self.cpu_ms_per_1k.get(self.peer, [])
+        pairs = [b / a for a, b in zip(ours, theirs, strict=False) if a]
+        return statistics.median(pairs) if pairs else None
+
+    def judged(self) -> float | None:
+        """What the goal is judged on: the lower of the two ratios. On two shared cores
+        a full handshake costs its client more than its server, so the load tool is the
+        bottleneck and both proxies' rates tie; their CPU per request still differs."""
+        known = [r for r in (self.ratio(), self.cpu_ratio()) if r is not None]
+        return min(known) if known else None
+
     def as_json(self) -> dict:
-        ratio = self.ratio()
+        ratio, cpu_ratio, judged, goal = (
+            self.ratio(),
+            self.cpu_ratio(),
+            self.judged(),
+            GOALS.get(self.name),
+        )
         return {
             "peer": self.peer,
+            "tool": self.tool,
             "req_per_s": {who: round(statistics.median(r)) for who, r in self.rates.items()},
             "per_round": {who: [round(x) for x in r] for who, r in self.rates.items()},
             "cpu_ms_per_1k_requests": {
@@ -82,20 +113,22 @@ class TlsFigure:
             },
             "errors": self.errors,
             "ratio": None if ratio is None else round(ratio, 3),
-            "goal": GOAL,
+            "cpu_ratio": None if cpu_ratio is None else round(cpu_ratio, 3),
+            "goal": goal,
+            "met": None if goal is None or judged is None else judged >= goal,
         }
 
     def text(self) -> str:
         data = self.as_json()
         rates = ", ".join(f"{who} {rate:,} req/s" for who, rate in data["req_per_s"].items())
         cpu = ", ".join(f"{who} {ms} ms" for who, ms in data["cpu_ms_per_1k_requests"].items())
-        ratio = data["ratio"]
-        verdict = "" if ratio is None else (" (meets" if ratio >= GOAL else " (misses")
-        verdict += f" the goal of >= {GOAL}x)" if verdict else ""
+        ratio, cpu_ratio, goal, met = data["ratio"], data["cpu_ratio"], data["goal"], data["met"]
+        verdict = "" if met is None else f"; {'meets' if met else 'misses'} the goal of >= {goal}x"
         shown = "-" if ratio is None else f"{ratio:.2f}x"
+        by_cpu = "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x"
         return (
-            f"  {self.name:11} {rates}: {shown}{verdict}\n"
-            f"  {'':11} CPU per 1,000 requests: {cpu}; errors {data['errors']}"
+            f"  {self.name} ({self.tool}): {rates}: {shown}\n"
+            f"    CPU per 1,000 requests: {cpu}: {by_cpu}{verdict}; errors {data['errors']}"
         )
 
 
@@ -112,9 +145,9 @@ def main(options: argparse.Namespace) -> int:
             if peers.installed("nginx"):
                 figures += run.terminate()
             else:
-                notes.append("nginx is not installed: terminate and handshakes skipped")
+                notes.append("nginx is not installed: terminate, handshakes and resumed skipped")
             if peers.installed("haproxy"):
-                figures.append(run.passthrough())
+                figures += run.passthrough()
             else:
                 notes.append("HAProxy is not installed: passthrough skipped")
     finally:
@@ -184,13 +217,15 @@ class _Runner:
         nginx = _start_nginx_tls(upstreams, self.certs)
         try:
             targets = {"lb-lab": (lb_pid, lb), "nginx": (_worker(nginx), nginx.listeners["https"])}
-            keep = self.rounds(TlsFigure(TERMINATE, "nginx"), targets, fresh=False)
-            fresh = self.rounds(TlsFigure(HANDSHAKES, "nginx"), targets, fresh=True)
+            figures = [self.rounds(TlsFigure(TERMINATE, "nginx"), targets, KEEP_ALIVE)]
+            figures.append(self.rounds(TlsFigure(HANDSHAKES, "nginx"), targets, NEW_FULL))
+            if self.tool == "wrk":  # the built-in generator never offers a session
+                figures.append(self.rounds(TlsFigure(RESUMED, "nginx"), targets, NEW_RESUMING))
         finally:
             nginx.stop()
-        return [keep, fresh]
+        return figures
 
-    def passthrough(self) -> TlsFigure:
+    def passthrough(self) -> list[TlsFigure]:
         upstreams = self.backends("p", tls=True)
         names = [u.name for u in upstreams]
         settings = {
@@ -206,17 +241,23 @@ class _Runner:
                 "lb-lab": (lb_pid, lb),
                 "haproxy": (_worker(haproxy), haproxy.listeners["tcp"]),
             }
-            return self.rounds(TlsFigure(PASSTHROUGH, "haproxy"), targets, fresh=False)
+            # New connections as wrk makes them (or the built-in generator): each a hello
+            # to read and a backend connection to open; the backends do the handshakes.
+            again = NEW_RESUMING if self.tool == "wrk" else NEW_FULL
+            return [
+                self.rounds(TlsFigure(PASSTHROUGH, "haproxy"), targets, KEEP_ALIVE),
+                self.rounds(TlsFigure(PASSTHROUGH_NEW, "haproxy"), targets, again),
+            ]
         finally:
             haproxy.stop()
 
-    def rounds(self, figure: TlsFigure, targets: dict, fresh: bool) -> TlsFigure:
+    def rounds(self, figure: TlsFigure, targets: dict, connecting: str) -> TlsFigure:
         order = list(targets)
         for round_ in range(self.options.rounds):
             for who in order if round_ % 2 == 0 else order[::-1]:
                 pid, (host, port) = targets[who]
                 before = cpu_seconds(pid)
-                sample = self.load(who, host, port, fresh)
+                sample = self.load(who, host, port, connecting)
                 after = cpu_seconds(pid)
                 used = None if before is None or after is None else after - before
                 figure.add(who, sample, used)
@@ -224,15 +265,19 @@ class _Runner:
                     f"round {round_ + 1}: {figure.name} {who}: "
                     f"{sample.requests / sample.seconds:,.0f} req/s, {sample.errors} errors"
                 )
+        figure.tool = sample.tool
         return figure
 
-    def load(self, who: str, host: str, port: int, fresh: bool) -> Sample:
+    def load(self, who: str, host: str, port: int, connecting: str) -> Sample:
         connections, duration = self.options.connections, self.options.duration
+        if connecting == NEW_FULL and full_handshakes.installed():
+            return full_handshakes.run(who, host, port, duration)
         if self.tool == "wrk":
-            headers = ("Connection: close",) if fresh else ()
+            headers = ("Connection: close",) if connecting == NEW_RESUMING else ()
             url = f"https://{SNI}:{port}/"
             return tools.run("wrk", who, url, connections, duration, headers=headers)
         context = ssl.create_default_context(cafile=str(self.certs.ca))
+        fresh = connecting != KEEP_ALIVE
         return loadgen.closed_loop(
             who, host, port, connections, duration, tls=context, server_hostname=SNI, fresh=fresh
         )
