@@ -7,6 +7,9 @@ The page puts its store, scene and `command` on its lab root element
 from __future__ import annotations
 
 LAB = 'document.querySelector("[data-lab]").lab'
+# What the lesson panel says once the lab has a lesson's settings (while it switches, it
+# says "Switching the lab to this lesson's settings…", and the lesson's buttons wait).
+LESSON_APPLIED = "The lab now has this lesson's settings"
 
 
 def command(page, **data) -> dict:

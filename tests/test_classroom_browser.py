@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import SCREENSHOTS, needs_chromium, watched_page
+from page_helpers import LESSON_APPLIED
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
@@ -249,7 +250,7 @@ def test_a_single_users_question_holds_the_traffic_only_while_it_is_open(chromiu
         watched_page(chromium, "classroom-single-user-other-tab") as other,
     ):
         page.goto(f"{lab_url}lessons/{LESSON}")
-        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
         other.goto(lab_url)
         assert page.evaluate(f"{lab}.command({{action: 'resume'}})") == {"ok": True}
         expect(other.locator("#pause")).to_have_text("Pause")

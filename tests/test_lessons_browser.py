@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import needs_chromium, watched_page
+from page_helpers import LESSON_APPLIED
 
 from lab.lessons.catalog import Catalog
 
@@ -81,7 +82,7 @@ def test_a_lesson_drives_the_lab_checks_predictions_and_remembers_progress(page,
     page.goto(f"{url}lessons/round-robin")
     expect(page.locator("#lesson-heading")).to_have_text("Round robin")
     expect(page.locator("#balancer-algorithm")).to_have_text("round-robin")  # switched
-    expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+    expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
     expect(page.locator("#config-nginx")).to_contain_text("upstream lab")
 
     page.get_by_role("button", name="Send 6 requests").click()
@@ -177,3 +178,32 @@ def test_a_hostile_lesson_cannot_run_script(page, serve, tmp_path):
     expect(page.locator(".predict-question")).to_have_text("<script>window.pwned = 7</script>")
     assert page.locator("#lesson-panel script, #lesson-panel img").count() == 0
     assert page.evaluate("window.pwned") is None
+
+
+# Each change of the lesson body's busy state, with what the status line said then.
+WATCH_BUSY = """
+addEventListener("DOMContentLoaded", () => {
+  window.busy = [];
+  const body = document.querySelector("#lesson-body");
+  new MutationObserver(() => window.busy.push([
+    body.inert, body.getAttribute("aria-busy"),
+    document.querySelector("#lesson-applied").textContent,
+  ])).observe(body, { attributes: true, attributeFilter: ["aria-busy"] });
+});
+"""
+
+
+def test_a_lessons_buttons_wait_while_the_lab_switches_to_it(page, serve):
+    url = serve()
+    page.add_init_script(WATCH_BUSY)
+    page.goto(f"{url}lessons/round-robin")
+    button = page.get_by_role("button", name="Send 6 requests")
+    # Pressed at once: the press waits for the lab, so all six meet the lesson's backends.
+    button.click()
+    expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
+    expect(page.locator(".directive-do .directive-status").first).to_have_text("done ✓")
+    busy, free = page.evaluate("window.busy")
+    assert busy == [True, "true", "Switching the lab to this lesson's settings…"]
+    assert free[:2] == [False, None]
+    for name in ("b1", "b2", "b3"):  # the lesson's round robin, from a fresh start
+        expect(routed(page, name)).to_have_text("2")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 from conftest import needs_chromium, watched_page
-from page_helpers import LAB, command
+from page_helpers import LAB, LESSON_APPLIED, command
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
@@ -52,7 +52,7 @@ def test_adding_a_backend_under_ip_hash_shows_who_moved_as_the_lessons_measure_i
 ):
     with watched_page(chromium, "details-moves") as page:
         page.goto(f"{lab_url}lessons/hashing")
-        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
         page.evaluate(TRACE)  # what the page was told, said if the note below goes wrong
         page.get_by_role("button", name="Send 64 requests (two from each client)").click()
         expect(page.locator(".directive-do .directive-status").first).to_have_text("done ✓")
@@ -220,7 +220,7 @@ def test_the_balancers_own_queue_is_stacked_with_its_count(chromium, tmp_path):
         with watched_page(chromium, "details-balancer-queue") as page:
             page.goto(f"{url.group(1)}lessons/queue")
             expect(page.locator(".card")).to_have_count(1)
-            expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+            expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
             command(page, action="send", count=6)
             line = page.locator("#balancer-queue")
             # b1 takes one at a time (max_conns 1): five wait in the balancer's queue.

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 from conftest import needs_chromium, watched_page
-from page_helpers import command
+from page_helpers import LESSON_APPLIED, command
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
@@ -61,7 +61,7 @@ def test_a_backend_at_its_limit_shows_its_queue_and_it_drains(chromium, lab):
     with watched_page(chromium, "page-queue") as page:
         page.goto(f"{lab['url']}lessons/why-load-balance")  # b1 alone, 2 at a time
         expect(page.locator(".card")).to_have_count(1)
-        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
         # Slow enough that all 30 are in flight before the first two are answered, even on a
         # busy machine, and the queue stays long enough to be seen.
         command(page, action="set_latency", name="b1", latency_ms=500)
@@ -85,7 +85,7 @@ def test_a_backend_at_its_limit_shows_its_queue_and_it_drains(chromium, lab):
 def test_an_expect_box_shows_the_measured_numbers_and_turns_when_the_lab_changes(chromium, lab):
     with watched_page(chromium, "page-live-check") as page:
         page.goto(f"{lab['url']}lessons/round-robin")
-        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
         page.get_by_role("button", name="Send 6 requests").click()
         status = page.locator(".directive-do .directive-status").first
         # Done once every answer is in: after the previous test's slow requests on a busy

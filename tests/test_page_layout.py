@@ -11,7 +11,7 @@ import re
 
 import pytest
 from conftest import SCREENSHOTS, needs_chromium, watched_page
-from page_helpers import LAB
+from page_helpers import LAB, LESSON_APPLIED
 
 pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install)")
@@ -186,7 +186,7 @@ def test_presenter_view_is_large_type_at_1920(chromium, lab_url):
         )
         assert lesson["x"] + lesson["width"] <= scene["x"]  # beside it, not over it
         assert lesson["width"] >= 400
-        expect(page.locator("#lesson-applied")).to_contain_text("this lesson's settings")
+        expect(page.locator("#lesson-applied")).to_contain_text(LESSON_APPLIED)
         expect(page.locator("#totals")).to_contain_text("routed 0")
         page.screenshot(path=str(SCREENSHOTS / "presenter-lesson-1920.png"))
         page.get_by_role("button", name="Leave presenter view").click()

@@ -103,7 +103,18 @@ export class LessonPanel {
   async applyLesson(slug, action) {
     const status = this.part("lesson-applied");
     status.textContent = "Switching the lab to this lesson's settings…";
-    const answer = await this.store.command({ action, slug });
+    // Until the lab is the lesson's, its buttons wait: a request sent now would meet the
+    // old settings, or be lost as the traffic restarts, and the lesson would not add up.
+    const body = this.part("lesson-body");
+    body.inert = true;
+    body.setAttribute("aria-busy", "true");
+    let answer;
+    try {
+      answer = await this.store.command({ action, slug });
+    } finally {
+      body.inert = false;
+      body.removeAttribute("aria-busy");
+    }
     status.textContent = answer.ok ? "The lab now has this lesson's settings. Change anything you like; Reset lesson puts them back." : "";
   }
 
