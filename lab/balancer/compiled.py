@@ -50,6 +50,8 @@ COMPILED_MODULES = (
     "lab.balancer.tunnel",
     "lab.balancer.upstream",
     "lab.balancer.balancer",
+    "lab.balancer.reconfigure",
+    "lab.balancer.snapshot",
     "lab.balancer.http_exchange",
     "lab.balancer.http_proxy",
     "lab.balancer.tls_termination",
