@@ -52,6 +52,8 @@ COMPILED_MODULES = (
     "lab.balancer.balancer",
     "lab.balancer.reconfigure",
     "lab.balancer.snapshot",
+    "lab.balancer.error_answers",
+    "lab.balancer.client_timeouts",
     "lab.balancer.http_exchange",
     "lab.balancer.http_proxy",
     "lab.balancer.tls_termination",
