@@ -58,6 +58,7 @@ COMPILED_MODULES = (
     "lab.balancer.http_proxy",
     "lab.balancer.tls_termination",
     "lab.balancer.client_hello",
+    "lab.balancer.passthrough",
     "lab.balancer.tcp_proxy",
     "lab.balancer.flows",
     "lab.balancer.udp_proxy",
