@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from lab.balancer import events, metrics
 from lab.balancer.balancer import Balancer
+from lab.balancer.snapshot import snapshot
 from lab.http_api import ApiConnection, ApiError, Request, Response, parse_json
 
 BACKEND_CHANGES = frozenset({"weight", "address", "backup", "max_conns", "draining"})
@@ -51,13 +52,13 @@ class AdminConnection(ApiConnection):
         if path == "/events" and method == "GET":
             return self.start_event_stream
         if path == "/state" and method == "GET":
-            return Response(200, balancer.state())
+            return Response(200, snapshot(balancer))
         if path == "/metrics" and method == "GET":
             return Response(200, text=metrics.render(balancer).encode(), content_type=METRICS_TYPE)
         if path == "/config" and method == "PUT":
             fresh = fresh_asked(request.query)
             changes = balancer.update(parse_json(request.body or b"null"), fresh)
-            return Response(200, {"ok": True, "changes": changes, "state": balancer.state()})
+            return Response(200, {"ok": True, "changes": changes, "state": snapshot(balancer)})
         if path == "/reset" and method == "POST":
             balancer.reset_counters()
             return Response(200, {"ok": True})

@@ -3,7 +3,8 @@
 The Layer 4 and Layer 7 front ends both route through `route()` and report
 through the `publish_*` helpers, so both modes tell the same story. Health
 (lab.balancer.health) and the request queue (lab.balancer.queue) change who may
-be chosen; this module only asks them.
+be chosen; this module only asks them. How a new config reaches the backends and
+pools is lab.balancer.reconfigure; what GET /state shows of it all, lab.balancer.snapshot.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ import ssl
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
 
-from lab.balancer import compiled
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.clock import Clock
 from lab.balancer.config import BalancerConfig, ConfigError, apply_update, format_address
 from lab.balancer.event_text import micros_text, millis_text, route_extras
 from lab.balancer.events import EventBus, JsonTexts
-from lab.balancer.flows import FlowTable, udp_state
+from lab.balancer.flows import FlowTable
 from lab.balancer.health import Health
 from lab.balancer.pool import Pool, Refusal
 from lab.balancer.queue import RequestQueue
+from lab.balancer.reconfigure import build_pools, sync_backends
 from lab.balancer.retry_budget import RetryBudget
-from lab.balancer.rules import DEFAULT_POOL, Rule, match
+from lab.balancer.rules import Rule, match
 from lab.balancer.settings import trusted_networks
 from lab.balancer.sticky import Sticky
 from lab.balancer.tls_context import contexts_for
@@ -270,55 +271,6 @@ class Balancer:
 
     # -- admin ---------------------------------------------------------------------------
 
-    def state(self) -> dict:
-        config = self.config
-        settings = config.as_json()
-        return {
-            "mode": config.mode,
-            "listen": self.listen_address,
-            "admin": self.admin_address,
-            "algorithm": self.default_pool.algorithm.name,
-            "hash_key": config.hash_key,
-            "build": compiled.describe(),  # compiled with mypyc, or pure Python and why
-            "backends": [b.snapshot() for b in self.backends.values()],
-            "pools": [
-                {
-                    "name": pool.name,
-                    "algorithm": pool.algorithm.name,
-                    "backends": [b.name for b in pool.members],
-                    "candidates": [b.name for b in pool.candidates],
-                    "panic": pool.panic,
-                    "note": pool.note,
-                    "queued": len(pool.queue),
-                }
-                for pool in self.pools.values()
-            ],
-            "rules": [rule.as_json() for rule in config.rules],
-            "settings": {
-                key: settings[key]
-                for key in (
-                    "health",
-                    "passive",
-                    "retries",
-                    "sticky",
-                    "timeouts",
-                    "proxy_protocol",
-                    "panic_threshold",
-                    "slow_start_s",
-                    "max_queue",
-                    "udp",
-                    "tls",
-                )
-            },  # fmt: skip
-            "udp": udp_state(self.flows, self.udp_counts),
-            "errors": dict(self.errors),
-            "events": {
-                "subscribers": len(self.events.subscribers),
-                "published": self.events.published,
-                "dropped": self.events.dropped,
-            },
-        }
-
     def update(self, update: object, fresh: bool = False) -> dict:
         """Apply a validated partial config; raises ConfigError before changing anything.
 
@@ -362,10 +314,10 @@ class Balancer:
         self.queue.configure(new.max_queue, new.timeouts.queue_ms)
         self.retry_budget.configure(new.retries.budget_percent, new.retries.min_per_s)
         if changes is None or fresh or "backends" in changes:
-            self._sync_backends(new, fresh)
+            sync_backends(self, new, fresh)
         structure = ("backends", "pools", "rules", "algorithm", "hash_key", "panic_threshold")
         if changes is None or fresh or any(key in changes for key in structure):
-            self._build_pools(new, fresh)
+            build_pools(self, new, fresh)
         if fresh:
             self.sticky.table.clear()
             self.end_flows()
@@ -379,62 +331,6 @@ class Balancer:
             or any(pool.algorithm.reads_headers for pool in self.pools.values())
         )
         self.health.configure(new)
-
-    def _sync_backends(self, new: BalancerConfig, fresh: bool = False) -> None:
-        old = self.backends
-        kept = {} if fresh else old  # fresh: every backend is new, as at start
-        backends: dict[str, Backend] = {}
-        for spec in new.backends:
-            backend = kept.get(spec.name)
-            if backend is None or (backend.host, backend.port) != (spec.host, spec.port):
-                backend = Backend(spec.name, spec.host, spec.port)
-                if kept:  # a backend added to a running balancer warms up, as one coming back
-                    self.health.back_in_service(backend)
-            backend.weight, backend.backup, backend.max_conns = (
-                spec.weight, spec.backup, spec.max_conns,
-            )  # fmt: skip
-            backends[spec.name] = backend
-        for name, backend in old.items():
-            if backends.get(name) is not backend:
-                self.upstreams.forget(backend)
-        self.backends = backends
-
-    def _build_pools(self, new: BalancerConfig, fresh: bool = False) -> None:
-        """Pools keep their algorithm object (and its turn order) when nothing about it changed,
-        unless `fresh`. A pool's waiting requests stay with the pool of that name."""
-        old = self.pools
-        specs = {pool.name: pool for pool in new.pools}
-        pools: dict[str, Pool] = {}
-        names = [DEFAULT_POOL] + [name for name in specs if name != DEFAULT_POOL]
-        for name in names:
-            spec = specs.get(name)
-            members = (
-                [self.backends[m] for m in spec.backends]
-                if spec is not None
-                else list(self.backends.values())
-            )
-            algorithm = (spec and spec.algorithm) or new.algorithm
-            hash_key = (spec and spec.hash_key) or new.hash_key
-            pool = old.get(name)
-            if (
-                pool is None
-                or fresh
-                or (pool.algorithm.name, pool.hash_key) != (algorithm, hash_key)
-            ):
-                queue = pool.queue if pool is not None else None
-                pool = Pool(name, members, algorithm, hash_key, self.rng)
-                if queue:
-                    pool.queue = queue
-            else:
-                pool.set_members(members)
-            pool.panic_threshold = new.panic_threshold
-            pool.refresh()
-            pools[name] = pool
-        for name, pool in old.items():
-            if name not in pools and pool.queue:
-                self.queue.refuse_all(pool, f"pool {name} was removed")
-        self.pools = pools
-        self.default_pool = pools[DEFAULT_POOL]
 
     def reset_counters(self) -> None:
         for backend in self.backends.values():

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Final
 
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
+from lab.balancer.client_timeouts import wake_by
 from lab.balancer.cookies import NO_CACHE, parse_cookies, without_cookie
+from lab.balancer.error_answers import write_error
 from lab.balancer.failover import failed_before_response
 from lab.balancer.hop_by_hop import (
     body_runs_to_close,
@@ -34,16 +36,6 @@ if TYPE_CHECKING:
 
 # Body bytes held while an upstream connects, before we stop reading.
 BUFFER_LIMIT: Final = 256 * 1024
-REASONS: Final = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-    499: "Client Closed Request",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
 CLOSE: Final = b"Connection: close\r\n"
 KEEP_ALIVE: Final = b"Connection: keep-alive\r\n"  # only HTTP/1.0 clients need telling
 
@@ -239,7 +231,7 @@ class Exchange:
         self.upstream_seen = now = monotonic()
         when = now + self.balancer.backend_response_s
         if when < self.client.timer_when:  # most often the timer already fires sooner
-            self.client.wake_by(when)
+            wake_by(self.client, when)
         conn.start(self)
         if self.content_lengths or self.chunked:  # keep the body for a retry, while small
             self.replay = list(self.body or ()) if self.buffered <= REPLAY_LIMIT else None
@@ -356,7 +348,7 @@ class Exchange:
             return
         self.finished = True
         close = not (self.keep_alive and self.request_complete)
-        self.client.write_error(status, reason, close)
+        write_error(self.client, status, reason, close)
         self.balancer.publish_error(self.id or self.balancer.next_id(), status, reason)
         self.client.exchange_finished(self, close=close)
 

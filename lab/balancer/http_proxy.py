@@ -6,7 +6,8 @@ stream the response back byte for byte -> publish events. Bodies are never
 buffered whole in either direction. This module reads requests off a client
 connection; http_exchange carries each one to a backend and back. A WebSocket
 handshake is routed like any request, and its backend's 101 turns both
-connections into a byte tunnel (lab.balancer.tunnel).
+connections into a byte tunnel (lab.balancer.tunnel). A connection's timeouts
+are lab.balancer.client_timeouts; the answers it writes itself, lab.balancer.error_answers.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Final
 import httptools
 
 from lab.balancer.balancer import Balancer
-from lab.balancer.failover import backend_timed_out
-from lab.balancer.http_exchange import REASONS, Exchange
+from lab.balancer.client_timeouts import wake_by
+from lab.balancer.error_answers import reject, write_error
+from lab.balancer.http_exchange import Exchange
 from lab.balancer.request_target import Reject, normalise, valid_host, validate
 from lab.balancer.tunnel import Upgrade, accept_upgrade
 from lab.proxy_protocol import HeaderReader, ProxyError
@@ -77,7 +79,8 @@ class HttpClientConnection(asyncio.Protocol):
         self.rejected: tuple[int, str] | None = None  # an answer owed once in-flight ones finish
         self.upgrade: Upgrade | None = None  # a WebSocket handshake, the last request here
         # Timeouts share one lazy timer per connection: the hot path only notes the time
-        # things happen, and the timer, when it fires, works out what is overdue.
+        # things happen, and the timer, when it fires, works out what is overdue
+        # (lab.balancer.client_timeouts).
         self.timer: asyncio.TimerHandle | None = None
         self.timer_when = math.inf  # clock time the timer fires (inf: no timer)
         self.head_started = 0.0  # clock time the request head being read began
@@ -102,7 +105,7 @@ class HttpClientConnection(asyncio.Protocol):
             self.awaiting_proxy = True
             self.proxy_reader = HeaderReader()
         self.head_started = monotonic()  # the first request head is due from now
-        self.wake_by(self.head_started + self.balancer.client_header_s)
+        wake_by(self, self.head_started + self.balancer.client_header_s)
 
     def tls_made(self, transport: asyncio.Transport, client_ip: str, tls: str, sni: str | None):
         """The handshake is done (lab.balancer.tls_termination): HTTP starts, decrypted."""
@@ -112,7 +115,7 @@ class HttpClientConnection(asyncio.Protocol):
         self.sni = sni
         self.set_client(client_ip)  # a PROXY header, if any, came before the hello
         self.head_started = monotonic()
-        self.wake_by(self.head_started + self.balancer.client_header_s)
+        wake_by(self, self.head_started + self.balancer.client_header_s)
 
     def set_client(self, ip: str) -> None:
         self.client_ip = ip
@@ -138,7 +141,7 @@ class HttpClientConnection(asyncio.Protocol):
                 self.head_started = now = monotonic()
                 when = now + self.balancer.client_header_s
                 if when < self.timer_when:  # most often the timer already fires sooner
-                    self.wake_by(when)
+                    wake_by(self, when)
             self.head_raw += len(data)
         try:
             self.parser.feed_data(data)
@@ -150,15 +153,15 @@ class HttpClientConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, Reject):
-                self.reject(cause.status, cause.reason)
+                reject(self, cause.status, cause.reason)
             else:
                 raise
         except httptools.HttpParserError as exc:
             if not self.done_reading:  # after Connection: close, what follows is ignored
-                self.reject(400, f"malformed request: {exc}")
+                reject(self, 400, f"malformed request: {exc}")
         else:
             if self.in_head and self.head_raw > HEAD_LIMIT:
-                self.reject(431, f"request head is over {HEAD_LIMIT // 1024} KiB")
+                reject(self, 431, f"request head is over {HEAD_LIMIT // 1024} KiB")
 
     def eof_received(self) -> bool:
         self.client_eof = True
@@ -320,7 +323,7 @@ class HttpClientConnection(asyncio.Protocol):
         if exchanges and exchanges[0] is exchange:
             exchanges.popleft()
         if self.rejected and not exchanges:
-            self.write_error(*self.rejected, close=True)
+            write_error(self, *self.rejected, close=True)
             self.close()
             return
         if close or self.closing or (self.client_eof and not exchanges):
@@ -330,7 +333,7 @@ class HttpClientConnection(asyncio.Protocol):
             self.idle_since = now = monotonic()
             when = now + self.balancer.idle_s
             if when < self.timer_when:
-                self.wake_by(when)
+                wake_by(self, when)
         if exchanges:
             nxt = exchanges[0]
             if nxt.headers_done and not nxt.finished:
@@ -346,37 +349,6 @@ class HttpClientConnection(asyncio.Protocol):
             self.timer.cancel()
         self.exchanges.clear()
 
-    def write_error(self, status: int, reason: str, close: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        body = f"{status} {REASONS.get(status, '')}: {reason}\n".encode()
-        head = (
-            f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nX-Balancer: lb-lab\r\n"
-            f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
-        ).encode()
-        self.transport.write(head + body)
-
-    def reject(self, status: int, reason: str) -> None:
-        """Refuse a bad request, then close: after a parse error the byte stream cannot be trusted.
-
-        Requests already complete and on their way to a backend are answered first,
-        as nginx does; anything after them is dropped.
-        """
-        self.balancer.publish_error(self.balancer.next_id(), status, reason)
-        owed = [e for e in self.exchanges if e.backend is not None and e.request_complete]
-        for exchange in self.exchanges:
-            if exchange not in owed:
-                exchange.abort()
-        self.exchanges = deque(owed)
-        if not owed:
-            self.write_error(status, reason, close=True)
-            self.close()
-            return
-        self.rejected = (status, reason)
-        self.pause_reading_for("rejected")
-
     def close(self) -> None:
         if not self.closing:
             self.closing = True
@@ -387,57 +359,6 @@ class HttpClientConnection(asyncio.Protocol):
             self.exchanges.clear()
             if self.transport is not None:
                 self.transport.close()
-
-    # -- timeouts --------------------------------------------------------------------------
-
-    def arm(self, delay: float) -> None:
-        self.timer = self.loop.call_later(delay, self.on_timer)
-        self.timer_when = monotonic() + delay
-
-    def wake_by(self, when: float) -> None:
-        """Make sure the timer fires no later than `when`. Most times it already does:
-        the hot path compares with `timer_when` itself and calls this only when not."""
-        if when < self.timer_when:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.arm(max(when - monotonic(), 0.0))
-
-    def on_timer(self) -> None:
-        """Close what is overdue: a slow request head (slowloris), an idle keep-alive
-        connection, or a backend that went silent. Otherwise sleep until the next deadline."""
-        self.timer = None
-        self.timer_when = math.inf
-        if self.closing:
-            return
-        timeouts = self.balancer.config.timeouts
-        now = monotonic()
-        deadlines = []
-        # A head is due while one is arriving, and on a new connection before the first.
-        if self.in_head and (self.head_raw or not (self.idle_since or self.exchanges)):
-            deadlines.append((self.head_started + timeouts.client_header_ms / 1000, "head"))
-        elif not self.exchanges:
-            deadlines.append((self.idle_since + timeouts.idle_ms / 1000, "idle"))
-        if self.exchanges and self.exchanges[0].upstream is not None:
-            deadline = self.exchanges[0].upstream_seen + timeouts.backend_response_ms / 1000
-            deadlines.append((deadline, "backend"))
-        if not deadlines:
-            self.arm(1.0)  # connecting, queued or sending a body: look again soon
-            return
-        deadline, what = min(deadlines)
-        if deadline > now:
-            self.arm(deadline - now)
-        elif what == "head":
-            self.reject(
-                408,
-                f"the request head took longer than {timeouts.client_header_ms} ms "
-                "(timeouts.client_header_ms; a slowloris client costs one connection)",
-            )
-        elif what == "idle":
-            self.close()  # as nginx does: an idle keep-alive connection just ends
-        else:
-            backend_timed_out(self.exchanges[0])
-            if not self.closing:
-                self.arm(0.05)
 
     def pause_reading_for(self, why: str) -> None:
         if not self.read_pauses and self.transport is not None and not self.closing:

@@ -7,7 +7,8 @@ the classic difference from Layer 7.
 With tls.mode = "passthrough" it reads one thing more before choosing: the TLS
 ClientHello, in the clear, for its server name (SNI). It never decrypts and holds
 no key: the hello goes on to the backend as it came, and so does everything after
-it, so the client's TLS session is with the backend itself.
+it, so the client's TLS session is with the backend itself. That step is
+lab.balancer.passthrough.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from time import perf_counter
 from lab.balancer.algorithms import Decision, RequestInfo
 from lab.balancer.backend import Backend
 from lab.balancer.balancer import Balancer
-from lab.balancer.client_hello import ClientHello, HelloReader, NotTls
+from lab.balancer.client_hello import ClientHello, HelloReader
 from lab.balancer.event_text import passthrough_tls
+from lab.balancer.passthrough import await_hello, read_hello, refuse_hello
 from lab.balancer.pool import Pool
-from lab.balancer.rules import Rule, match_sni
+from lab.balancer.rules import Rule
 from lab.proxy_protocol import HeaderReader, ProxyError, encode_v1, encode_v2
 
 
@@ -120,7 +122,7 @@ class TcpClientConnection(asyncio.Protocol):
             return
         if balancer.passthrough:
             self.header_deadline = self.loop.time() + balancer.client_header_s
-            self.await_hello()
+            await_hello(self)
             return
         self.transport.pause_reading()  # nothing to pipe to until the backend answers
         self.info = RequestInfo(self.client[0])
@@ -143,7 +145,7 @@ class TcpClientConnection(asyncio.Protocol):
         if header.source is not None and header.destination is not None:
             self.client, self.local = header.source, header.destination
         if self.balancer.passthrough:
-            self.await_hello()  # what follows the header starts the ClientHello
+            await_hello(self)  # what follows the header starts the ClientHello
             return rest
         self.transport.pause_reading()
         self.info = RequestInfo(self.client[0])
@@ -155,79 +157,6 @@ class TcpClientConnection(asyncio.Protocol):
             return
         self.awaiting_proxy = False
         self.balancer.publish_error(self.id, None, reason, kind="proxy_protocol")
-        self.finished = True
-        self.transport.close()
-
-    # -- TLS passthrough: the ClientHello ------------------------------------------------
-
-    def await_hello(self) -> None:
-        self.hello_reader = HelloReader()
-        self.header_timer = self.loop.call_at(self.header_deadline, self.hello_late)
-
-    def read_hello(self, data: bytes) -> None:
-        """Buffer the client's bytes until the hello is whole, then route on its name."""
-        reader = self.hello_reader
-        assert reader is not None
-        try:
-            hello = reader.feed(data)
-        except NotTls as exc:
-            self.refuse_hello(f"not a TLS ClientHello: {exc} (from {self.client[0]})")
-            return
-        if hello is None:
-            return
-        self.hello_reader = None
-        if self.header_timer is not None:
-            self.header_timer.cancel()
-        self.hello = hello
-        self.transport.pause_reading()
-        self.received += len(reader.buffer)
-        self.early.append(reader.buffer)  # the hello, and anything after it, go on untouched
-        self.info = RequestInfo(self.client[0], sni=hello.sni)
-        if self.choose_pool(hello):
-            self.route()
-
-    def choose_pool(self, hello: ClientHello) -> bool:
-        """The SNI name picks the pool (rules), or its absence does (tls.no_sni_pool)."""
-        balancer = self.balancer
-        name = hello.sni
-        if name is None:
-            if not balancer.no_sni_pool:
-                self.refuse_hello(
-                    f"the ClientHello from {self.client[0]} has no server name (SNI) and "
-                    "tls.no_sni_pool is not set: nothing to route by"
-                )
-                return False
-            self.pool = balancer.pools[balancer.no_sni_pool]
-            self.why_pool = f"no SNI in the ClientHello -> pool {self.pool.name} (tls.no_sni_pool)"
-            return True
-        if not balancer.rules:
-            return True
-        rule = match_sni(balancer.rules, name)
-        if rule is None:
-            self.why_pool = f"sni {name} matched no rule -> pool {self.pool.name}"
-            return True
-        self.rule = rule
-        self.pool = balancer.pools[rule.pool]
-        self.why_pool = f"sni {name} matched rule {rule.name} -> pool {rule.pool}"
-        if rule.host is not None:
-            self.why_pool += " (a host rule: at Layer 4 the host is the SNI name)"
-        return True
-
-    def hello_late(self) -> None:
-        reader = self.hello_reader
-        got = len(reader.buffer) if reader is not None else 0
-        self.refuse_hello(
-            f"no complete ClientHello within {self.balancer.config.timeouts.client_header_ms} ms "
-            f"(timeouts.client_header_ms; {got} bytes came)"
-        )
-
-    def refuse_hello(self, reason: str) -> None:
-        if self.finished:
-            return
-        self.hello_reader = None
-        if self.header_timer is not None:
-            self.header_timer.cancel()
-        self.balancer.publish_error(self.id, None, reason, kind="tls")
         self.finished = True
         self.transport.close()
 
@@ -350,7 +279,7 @@ class TcpClientConnection(asyncio.Protocol):
             if not data:
                 return
         if self.hello_reader is not None:
-            self.read_hello(data)
+            read_hello(self, data)
             return
         self.received += len(data)
         if self.upstream is None:
@@ -362,7 +291,7 @@ class TcpClientConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self.hello_reader is not None:
             got = len(self.hello_reader.buffer)
-            self.refuse_hello(f"the client closed after {got} bytes of an unfinished ClientHello")
+            refuse_hello(self, f"the client closed after {got} bytes of an unfinished ClientHello")
             return False
         self.client_eof = True  # half-close: pass it on, keep reading the backend's answer
         if self.upstream is not None and self.upstream.transport.can_write_eof():
