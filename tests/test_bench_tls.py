@@ -4,15 +4,16 @@ the proxy, is the bottleneck."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 
 import pytest
 from conftest import Lab, wait_for
 from tls_helpers import EchoBackend, make_pems
 
-from lab.bench import full_handshakes, tools
+from lab.bench import full_handshakes, loadgen, tools
 from lab.bench.stats import THROUGHPUT, Sample
-from lab.bench.tls import HANDSHAKES, RESUMED, TlsFigure
+from lab.bench.tls import HANDSHAKES, NEW_FULL, NEW_RESUMING, RESUMED, TlsFigure, _Runner
 from lab.supervisor import Supervisor
 
 # What `openssl s_time -new -www /` printed against lb-lab (OpenSSL 3.0).
@@ -57,6 +58,25 @@ def test_a_figure_without_a_goal_is_measured_not_judged():
     data = figure.as_json()
     assert (data["ratio"], data["goal"], data["met"]) == (0.5, None, None)
     assert "goal" not in figure.text()
+
+
+@pytest.mark.parametrize("openssl", [True, False])
+def test_full_handshakes_never_come_from_wrk(monkeypatch, tmp_path, openssl):
+    # wrk resumes its session on each new connection (the test below), so a full-handshake
+    # figure takes s_time, or else the built-in generator, whatever the load tool.
+    used: list[tuple[str, object]] = []
+    monkeypatch.setattr(full_handshakes, "installed", lambda: openssl)
+    monkeypatch.setattr(full_handshakes, "run", lambda *a, **k: used.append(("s_time", None)))
+    monkeypatch.setattr(tools, "run", lambda *a, **k: used.append(("wrk", k["headers"])))
+    monkeypatch.setattr(
+        loadgen, "closed_loop", lambda *a, **k: used.append(("builtin", k["fresh"]))
+    )
+    options = argparse.Namespace(connections=2, duration=1)
+    runner = _Runner(None, make_pems(tmp_path), options, "wrk", print)  # type: ignore[arg-type]
+    runner.load("lb-lab", "127.0.0.1", 1, NEW_FULL)
+    runner.load("lb-lab", "127.0.0.1", 1, NEW_RESUMING)
+    first = ("s_time", None) if openssl else ("builtin", True)
+    assert used == [first, ("wrk", ("Connection: close",))]
 
 
 @pytest.fixture

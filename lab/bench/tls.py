@@ -272,12 +272,12 @@ class _Runner:
         connections, duration = self.options.connections, self.options.duration
         if connecting == NEW_FULL and full_handshakes.installed():
             return full_handshakes.run(who, host, port, duration)
-        if self.tool == "wrk":
+        if self.tool == "wrk" and connecting != NEW_FULL:  # wrk would resume: never full
             headers = ("Connection: close",) if connecting == NEW_RESUMING else ()
             url = f"https://{SNI}:{port}/"
             return tools.run("wrk", who, url, connections, duration, headers=headers)
         context = ssl.create_default_context(cafile=str(self.certs.ca))
-        fresh = connecting != KEEP_ALIVE
+        fresh = connecting != KEEP_ALIVE  # the built-in generator never offers a session
         return loadgen.closed_loop(
             who, host, port, connections, duration, tls=context, server_hostname=SNI, fresh=fresh
         )
