@@ -31,8 +31,13 @@ class LabState:
 
     def counters(self) -> dict:
         """Exact counters now: the balancer's per backend, and the traffic generator's."""
+        # The traffic generator first: a request it counts as completed passed through the
+        # balancer, which counted it before answering, so a balancer read after it has every
+        # one (read the other way round, a batch could say "6 completed" with a backend's
+        # share of them still missing).
+        traffic = self.traffic_state(poll=True)
         balancer = self._read(self._poller("balancer", self.addresses["admin"], "the balancer"))
-        return snapshot.counters(balancer, self.traffic_state(poll=True))
+        return snapshot.counters(balancer, traffic)
 
     def _read(self, api: JsonApi) -> dict:
         """The balancer's /state, numbered in the order readings come back.
