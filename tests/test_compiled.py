@@ -128,6 +128,16 @@ def test_the_pure_python_switch_loads_every_module_from_source(tmp_path):
     assert pool_file.endswith("pool.py") and proxy_file.endswith("http_proxy.py")
 
 
+def test_the_switch_is_the_reason_given_even_where_nothing_was_compiled(tmp_path):
+    # A machine without a C compiler: the suite's pure balancer must still say why it is pure.
+    root = copy_of_the_package(tmp_path)
+    for copy in root.joinpath("lab").rglob(f"*{SUFFIX}"):
+        copy.unlink()
+    describe, pool_file, _ = import_in(root, **{compiled.PURE_ENV: "1"})
+    assert describe == "pure Python (LB_LAB_PURE_PYTHON is set)"
+    assert pool_file.endswith("pool.py")
+
+
 def test_without_compiled_copies_the_source_runs_and_says_why(tmp_path):
     root = copy_of_the_package(tmp_path)
     next(root.joinpath("lab", "balancer").glob(f"*{SUFFIX}")).unlink()

@@ -97,10 +97,10 @@ def choose() -> None:
     """Decide, before any listed module is imported, which copies run (see the docstring)."""
     global running_compiled, why_not
     built = {module: compiled_path(module) for module in COMPILED_MODULES}
-    if not all(built.values()):  # none, or a partial build: never mix the two
-        why_not = "not compiled at install: no working C compiler? see the README's Requirements"
-    elif os.environ.get(PURE_ENV):
+    if os.environ.get(PURE_ENV):  # asked for: the reason, whether or not a build exists
         why_not = f"{PURE_ENV} is set"
+    elif not all(built.values()):  # none, or a partial build: never mix the two
+        why_not = "not compiled at install: no working C compiler? see the README's Requirements"
     # In a source checkout an edit may be newer than its compiled copy. (An installed
     # wheel has no setup.py beside lab/ and its files all date from the install.)
     elif (ROOT / "setup.py").exists():
